@@ -1,0 +1,26 @@
+# Two commands for a fresh machine (see README):
+#   make        create .venv/, install everything, run the main job
+#   make test   run the whole test suite (also creates .venv/ if needed)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all test lab clean-venv
+all: $(STAMP)
+	$(BIN)/lgd workbook
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

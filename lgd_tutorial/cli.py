@@ -1,0 +1,52 @@
+"""The ``lgd`` command.
+
+Each subcommand lives in the module that does the work; this file only maps
+names to modules and imports the chosen one (so ``lgd --help`` stays fast).
+Every such module provides ``main(argv: list[str] | None) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "summary": ("lgd_tutorial.models.summary", "parameters per part and FLOPs of a registered model"),
+    "data": ("lgd_tutorial.data.cli", "generate the synthetic dataset, build Kinetics subsets"),
+    "prepare": ("lgd_tutorial.data.prepare", "download, validate and resize Kinetics at full scale"),
+    "train": ("lgd_tutorial.train", "train a model from a YAML recipe (also under torchrun)"),
+    "evaluate": ("lgd_tutorial.evaluate", "multi-clip x multi-crop evaluation of a checkpoint"),
+    "bench": ("lgd_tutorial.bench.cli", "model and data throughput benchmarks"),
+    "viz": ("lgd_tutorial.viz.cli", "render diffusion maps, kernel evidence and Grad-CAM figures"),
+    "exercises": ("lgd_tutorial.exercises.cli", "build student notebooks and grade submissions"),
+    "workbook": ("lgd_tutorial.workbook", "run every notebook headless (the main job)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lgd",
+        description="LGD networks: models, data, training, evaluation and visualisation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
