@@ -1,0 +1,14 @@
+"""LGD models: P3D building blocks, the LGD block, LGD-3D / LGD-2D, the kernelized classifier.
+
+``build_model(name, num_classes, **overrides)`` builds a registered network;
+``list_models()`` names them; ``inflate_from_2d`` loads ImageNet weights of a
+torchvision ResNet into an LGD-3D.
+"""
+
+from .classifier import KernelizedClassifier
+from .inflate import inflate_from_2d
+from .lgd import DIFFUSIONS, LGD2D, LGD3D, LGDBlock, LGDNet
+from .registry import build_model, list_models
+
+__all__ = ["DIFFUSIONS", "KernelizedClassifier", "LGD2D", "LGD3D", "LGDBlock", "LGDNet",
+           "build_model", "inflate_from_2d", "list_models"]

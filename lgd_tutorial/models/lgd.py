@@ -1,0 +1,253 @@
+"""The LGD block and the networks built from it (LGD-3D, LGD-2D).
+
+An LGD block keeps two representations (authors' release, PAPER.md):
+a *local* map x (N, C, T, H, W) and a *global* vector g (N, C). It updates
+both, with two diffusions between them:
+
+    g_new = ReLU( W_gx P(x) + W_gg g )                 local-to-global
+    x_new = ReLU( F(x) + S(x) + U(W_xg g_new) )        global-to-local
+
+P pools over (T, H, W); U broadcasts a C-vector to every (t, h, w); F is the
+residual branch (ending in BN), S the shortcut. Each W is two Linear layers
+with bias and a bottleneck of C // 16 (nothing between them); the weight of
+W_xg's last layer starts at zero, so at start the global-to-local term is the
+same constant (that layer's bias) at every position of every clip.
+
+Ablations (``diffusion=``):
+- "both": the equations above.
+- "local_to_global": the global path is computed as above but never added
+  back into the local path (x_new = ReLU(F(x) + S(x))).
+- "global_to_local": the global path does not read the local map
+  (g_new = ReLU(W_gg g), starting from g0 = P(stem output)), but is added to it.
+- "none": no global path and no LGD parameters: a plain P3D ResNet.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .classifier import KernelizedClassifier
+from .p3d import Bottleneck, BasicBlock, Shortcut, Spatial2D, Stem, p3d_unit
+
+DIFFUSIONS = ("both", "local_to_global", "global_to_local", "none")
+MIN_BOTTLENECK = 8
+
+
+def projection(in_features: int, out_features: int) -> nn.Sequential:
+    """Two Linear layers with bias and a bottleneck of C // 16 (at least 8), nothing between.
+
+    The floor of 8 only matters for the narrow teaching models (C < 128).
+    """
+    hidden = max(out_features // 16, MIN_BOTTLENECK)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.Linear(hidden, out_features))
+
+
+def pool(x: Tensor) -> Tensor:
+    """P: global average pool over (T, H, W): (N, C, T, H, W) -> (N, C)."""
+    return x.mean((2, 3, 4))
+
+
+def broadcast(g: Tensor) -> Tensor:
+    """U: a C-vector per clip as a view that broadcasts over (T, H, W): (N, C) -> (N, C, 1, 1, 1)."""
+    return g[:, :, None, None, None]
+
+
+class LGDBlock(nn.Module):
+    """One residual block with local and global diffusion.
+
+    ``forward(x, g)`` maps local (N, C_in, T, H, W) and global (N, C_in) (or None
+    when diffusion="none") to local (N, C, T, H', W') and global (N, C).
+
+    The ``tap_*`` modules are ``nn.Identity``: they change nothing, but give
+    forward hooks (and Grad-CAM) a module that returns exactly one tensor:
+    ``tap_local`` the block's local output (5D), ``tap_global`` its global
+    output (N, C), ``tap_global_to_local`` the broadcast term U(W_xg g_new) (5D).
+    """
+
+    def __init__(self, residual: nn.Module, shortcut: nn.Module, in_channels: int, out_channels: int,
+                 diffusion: str = "both"):
+        super().__init__()
+        if diffusion not in DIFFUSIONS:
+            raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
+        self.diffusion = diffusion
+        self.residual = residual
+        self.shortcut = shortcut
+        self.tap_local = nn.Identity()
+        if diffusion != "none":
+            self.tap_global = nn.Identity()
+            self.global_to_global = projection(in_channels, out_channels)        # W_gg
+        if diffusion in ("both", "local_to_global"):
+            self.local_to_global = projection(in_channels, out_channels)         # W_gx
+        if diffusion in ("both", "global_to_local"):
+            self.global_to_local = projection(out_channels, out_channels)        # W_xg
+            self.tap_global_to_local = nn.Identity()
+
+    def diffuse_local_to_global(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        """g_new = ReLU(W_gx P(x) + W_gg g); also returns W_gx P(x) (zeros if that path is off)."""
+        carried = self.global_to_global(g)
+        if hasattr(self, "local_to_global"):
+            from_local = self.local_to_global(pool(x))
+        else:
+            from_local = torch.zeros_like(carried)
+        return torch.relu(carried + from_local), from_local
+
+    def forward(self, x: Tensor, g: Tensor | None, taps: list | None = None):
+        residual = self.residual(x) + self.shortcut(x)              # F(x) + S(x)
+        if self.diffusion == "none":
+            out = self.tap_local(residual.relu_() if taps is None else torch.relu(residual))
+            if taps is not None:
+                taps.append({"local": out, "global": None, "residual": residual,
+                             "global_to_local": torch.zeros_like(out), "local_to_global": None})
+            return out, None
+        g_new, from_local = self.diffuse_local_to_global(x, g)
+        g_new = self.tap_global(g_new)
+        if hasattr(self, "global_to_local"):
+            term = self.tap_global_to_local(broadcast(self.global_to_local(g_new)).expand_as(residual))
+            out = residual + term                                  # a broadcast add, no copy of term
+        else:
+            term = None
+            out = residual if taps is None else residual.clone()
+        out = self.tap_local(out.relu_())
+        if taps is not None:
+            taps.append({"local": out, "global": g_new, "residual": residual,
+                         "global_to_local": torch.zeros_like(out) if term is None else term,
+                         "local_to_global": from_local})
+        return out, g_new
+
+
+class LGDNet(nn.Module):
+    """A ResNet of LGD blocks with a kernelized classifier; LGD-3D and LGD-2D are two settings of it.
+
+    Args:
+        block: "bottleneck" (ResNet-50/101) or "basic" (ResNet-18/34).
+        layers: residual blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50.
+        num_classes: K.
+        unit: "p3d" (P3D A/B/C cycling over the network: LGD-3D) or "2d"
+            (spatial convs only, each frame on its own: LGD-2D).
+        widths: planes per stage; stem_channels: stem output channels.
+        temporal_stride: the stem's temporal kernel and stride (4 in the release).
+        diffusion: "both" | "local_to_global" | "global_to_local" | "none".
+        kernel, dropout, global_weight: see ``KernelizedClassifier``.
+
+    Input clips are (N, 3, T, H, W), T a positive multiple of ``temporal_stride``.
+    """
+
+    def __init__(self, block: str, layers, num_classes: int, unit: str = "p3d",
+                 widths=(64, 128, 256, 512), stem_channels: int = 64, temporal_stride: int = 4,
+                 diffusion: str = "both", kernel: str = "linear", dropout: float = 0.5,
+                 global_weight: float = 1.0, arch: str = ""):
+        super().__init__()
+        if diffusion not in DIFFUSIONS:
+            raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
+        if block not in ("bottleneck", "basic"):
+            raise ValueError(f"block must be 'bottleneck' or 'basic', got {block!r}")
+        if unit not in ("p3d", "2d"):
+            raise ValueError(f"unit must be 'p3d' or '2d', got {unit!r}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.arch, self.diffusion, self.num_classes = arch, diffusion, num_classes
+        self.temporal_stride = temporal_stride
+        self.stem = Stem(stem_channels, temporal_stride)
+        branch = Bottleneck if block == "bottleneck" else BasicBlock
+        channels, index = stem_channels, 0
+        self.stage_names = []
+        for stage, (planes, depth) in enumerate(zip(widths, layers), start=1):
+            blocks = nn.ModuleList()
+            for j in range(depth):
+                stride = 2 if (stage > 1 and j == 0) else 1
+                out_channels = planes * branch.expansion
+                unit_builder = p3d_unit(index) if unit == "p3d" else Spatial2D
+                shortcut = (Shortcut(channels, out_channels, stride)
+                            if stride != 1 or channels != out_channels else nn.Identity())
+                blocks.append(LGDBlock(branch(channels, planes, stride, unit_builder), shortcut,
+                                       channels, out_channels, diffusion))
+                channels, index = out_channels, index + 1
+            setattr(self, f"layer{stage}", blocks)
+            self.stage_names.append(f"layer{stage}")
+        self.num_features = channels
+        self.classifier = KernelizedClassifier(channels, num_classes, kernel=kernel,
+                                               use_global=diffusion != "none",
+                                               global_weight=global_weight, dropout=dropout)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """All initialisation in one place (release: He init, BN to identity, W_xg's last weight zero)."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for block in self.blocks():
+            if hasattr(block, "global_to_local"):
+                nn.init.zeros_(block.global_to_local[-1].weight)
+
+    def named_lgd_blocks(self):
+        """Yield ("layer2.1", block) for every LGD block, in order."""
+        for stage in self.stage_names:
+            for j, block in enumerate(getattr(self, stage)):
+                yield f"{stage}.{j}", block
+
+    def blocks(self) -> list[LGDBlock]:
+        return [block for _, block in self.named_lgd_blocks()]
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise ValueError naming the expected shape (N, 3, T, H, W)."""
+        expected = f"expected a clip batch of shape (N, 3, T, H, W) with T a multiple of {self.temporal_stride}"
+        if x.dim() != 5:
+            raise ValueError(f"{expected}; got {x.dim()} dimensions {tuple(x.shape)}")
+        if x.shape[1] != 3:
+            raise ValueError(f"{expected}; got {x.shape[1]} channels in {tuple(x.shape)}")
+        frames = x.shape[2]
+        if frames < self.temporal_stride or frames % self.temporal_stride:
+            raise ValueError(f"{expected}; got T={frames} in {tuple(x.shape)}")
+
+    def forward_features(self, x: Tensor, return_taps: bool = False):
+        """Run the stem and every LGD block.
+
+        Returns (local (N, C, T', H', W'), global_ (N, C) or None); with
+        ``return_taps`` also a list with one dict per block: ``name``, ``local``,
+        ``global``, ``residual`` (F(x) + S(x)), ``global_to_local`` (the
+        broadcast term, zeros where off) and ``local_to_global`` (W_gx P(x)).
+        """
+        self.check_input(x)
+        local = self.stem(x)
+        global_ = pool(local) if self.diffusion != "none" else None      # g0 = P(stem output)
+        taps = [] if return_taps else None
+        for name, block in self.named_lgd_blocks():
+            local, global_ = block(local, global_, taps)
+            if taps is not None:
+                taps[-1]["name"] = name
+        return (local, global_, taps) if return_taps else (local, global_)
+
+    def forward_head(self, local: Tensor, global_: Tensor | None, return_evidence: bool = False,
+                     return_heads: bool = False):
+        """Classifier scores; see ``KernelizedClassifier.forward``."""
+        return self.classifier(local, global_, return_evidence=return_evidence, return_heads=return_heads)
+
+    def forward(self, x: Tensor, return_heads: bool = False):
+        """(N, 3, T, H, W) -> logits (N, K), or a dict of logits per head with ``return_heads``."""
+        local, global_ = self.forward_features(x)
+        return self.forward_head(local, global_, return_heads=return_heads)
+
+
+class LGD3D(LGDNet):
+    """LGD-3D: LGD blocks on a P3D ResNet (authors' release)."""
+
+    def __init__(self, block: str, layers, num_classes: int, **kwargs):
+        super().__init__(block, layers, num_classes, unit="p3d", **kwargs)
+
+
+class LGD2D(LGDNet):
+    """LGD-2D (reconstruction R): LGD blocks on a 2D ResNet with TSN-style input.
+
+    The input holds T segments, one frame each, as (N, 3, T, H, W). The local
+    path is a 2D ResNet applied to every frame (no temporal convs, stem stride
+    1 in time); the global path pools over all frames, so one vector per video
+    carries long-range temporal context back into every frame.
+    """
+
+    def __init__(self, block: str, layers, num_classes: int, **kwargs):
+        kwargs.setdefault("temporal_stride", 1)
+        super().__init__(block, layers, num_classes, unit="2d", **kwargs)

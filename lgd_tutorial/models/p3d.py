@@ -1,0 +1,176 @@
+"""Pseudo-3D (P3D) convolutions, the stem, and the residual branches.
+
+P3D replaces each 3x3 convolution of a 2D ResNet by a 1x3x3 *spatial*
+convolution and a 3x1x1 *temporal* convolution. Three ways to combine them
+(the type cycles A, B, C over the whole network; authors' release):
+
+    A (serial):               BN(T(S(x)))                 -> ReLU
+    B (parallel):             BN(S(x) + T(x))             -> ReLU
+    C (serial with residual): s = ReLU(BN(S(x)));  s + T(s) -> ReLU
+
+``S`` is the 1x3x3 spatial conv (it carries the spatial stride), ``T`` the
+3x1x1 temporal conv. In B both convs see the block input, so ``T`` takes the
+spatial stride too. Every builder here maps (N, C_in, T, H, W) to
+(N, C_out, T, H/s, W/s); ``activate=False`` drops the final ReLU (the last
+unit of a residual branch must end in BN, PAPER.md).
+
+``Spatial2D`` is the same interface with no temporal conv: a 2D ResNet
+applied to every frame (a (1, 3, 3) Conv3d is a 2D conv per frame). LGD-2D
+uses it.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def spatial_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
+    """1x3x3 convolution with spatial stride: a 2D 3x3 conv on every frame."""
+    return nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride=(1, stride, stride),
+                     padding=(0, 1, 1), bias=False)
+
+
+def temporal_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
+    """3x1x1 convolution over time (spatial stride only used by P3D-B)."""
+    return nn.Conv3d(in_channels, out_channels, (3, 1, 1), stride=(1, stride, stride),
+                     padding=(1, 0, 0), bias=False)
+
+
+def pointwise_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
+    """1x1x1 convolution (bottleneck reduce/expand, shortcut projection)."""
+    return nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False)
+
+
+class P3DA(nn.Module):
+    """P3D-A, serial: ReLU(BN(T(S(x))))."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, activate: bool = True):
+        super().__init__()
+        self.spatial = spatial_conv(in_channels, out_channels, stride)
+        self.temporal = temporal_conv(out_channels, out_channels)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.activate = activate
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn(self.temporal(self.spatial(x)))
+        return out.relu_() if self.activate else out
+
+
+class P3DB(nn.Module):
+    """P3D-B, parallel: ReLU(BN(S(x) + T(x))); T takes the spatial stride too."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, activate: bool = True):
+        super().__init__()
+        self.spatial = spatial_conv(in_channels, out_channels, stride)
+        self.temporal = temporal_conv(in_channels, out_channels, stride)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.activate = activate
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn(self.spatial(x) + self.temporal(x))
+        return out.relu_() if self.activate else out
+
+
+class P3DC(nn.Module):
+    """P3D-C, serial with a residual: s = ReLU(BN(S(x))); ReLU(s + T(s))."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, activate: bool = True):
+        super().__init__()
+        self.spatial = spatial_conv(in_channels, out_channels, stride)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.temporal = temporal_conv(out_channels, out_channels)
+        self.activate = activate
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.bn(self.spatial(x)).relu_()
+        out = s + self.temporal(s)
+        return out.relu_() if self.activate else out
+
+
+class Spatial2D(nn.Module):
+    """No temporal conv: ReLU(BN(S(x))), a 2D 3x3 conv applied to every frame."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, activate: bool = True):
+        super().__init__()
+        self.spatial = spatial_conv(in_channels, out_channels, stride)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.activate = activate
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn(self.spatial(x))
+        return out.relu_() if self.activate else out
+
+
+P3D_CYCLE = (P3DA, P3DB, P3DC)
+
+
+def p3d_unit(block_index: int):
+    """The P3D builder for the network's ``block_index``-th residual block (A, B, C, A, ...)."""
+    return P3D_CYCLE[block_index % len(P3D_CYCLE)]
+
+
+class Stem(nn.Module):
+    """Conv (t, 7, 7) with stride (t, 2, 2), BN, ReLU, then max-pool (1, 3, 3) stride (1, 2, 2).
+
+    The release uses t = 4 (a 16-frame clip keeps 4 temporal positions in every
+    stage). (N, 3, T, H, W) -> (N, C, T/t, H/4, W/4).
+    """
+
+    def __init__(self, out_channels: int = 64, temporal_stride: int = 4):
+        super().__init__()
+        self.temporal_stride = temporal_stride
+        self.conv = nn.Conv3d(3, out_channels, (temporal_stride, 7, 7), stride=(temporal_stride, 2, 2),
+                              padding=(0, 3, 3), bias=False)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.bn(self.conv(x)).relu_())
+
+
+class Bottleneck(nn.Module):
+    """Residual branch F of ResNet-50/101: 1x1x1 -> P3D unit -> 1x1x1, ending in BN.
+
+    (N, C_in, T, H, W) -> (N, 4 * planes, T, H/s, W/s). No final ReLU: the LGD
+    block adds the shortcut (and the global-to-local term) first.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int, unit):
+        super().__init__()
+        self.conv1 = pointwise_conv(in_channels, planes)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv2 = unit(planes, planes, stride)
+        self.conv3 = pointwise_conv(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn1(self.conv1(x)).relu_()
+        return self.bn3(self.conv3(self.conv2(out)))
+
+
+class BasicBlock(nn.Module):
+    """Residual branch F of ResNet-18/34: two P3D units, the second ending in BN."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, stride: int, unit):
+        super().__init__()
+        self.conv1 = unit(in_channels, planes, stride)
+        self.conv2 = unit(planes, planes, 1, activate=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class Shortcut(nn.Module):
+    """Projection shortcut S: 1x1x1 conv with spatial stride, then BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv = pointwise_conv(in_channels, out_channels, stride)
+        self.bn = nn.BatchNorm3d(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv(x))
