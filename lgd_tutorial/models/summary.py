@@ -1,0 +1,121 @@
+"""Parameters per part and FLOPs of a model, for a given clip size (``lgd summary``).
+
+FLOPs come from PyTorch's own counter (``torch.utils.flop_counter``), which
+counts a multiply-add as 2 FLOPs; papers often quote multiply-adds (= FLOPs / 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .classifier import KernelizedClassifier
+from .registry import build_model, list_models
+
+PARTS = ("backbone convs", "temporal convs", "batch norm", "LGD projections", "classifier")
+
+
+def _part_of(module: nn.Module, in_projection: bool) -> str | None:
+    if in_projection and isinstance(module, nn.Linear):
+        return "LGD projections"
+    if isinstance(module, nn.Conv3d):
+        temporal = module.kernel_size[0] > 1 and module.kernel_size[1:] == (1, 1)
+        return "temporal convs" if temporal else "backbone convs"
+    if isinstance(module, nn.BatchNorm3d):
+        return "batch norm"
+    return None
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per part (``PARTS``), plus ``total``."""
+    counts = dict.fromkeys(PARTS, 0)
+    projections = {id(m) for name, m in model.named_modules()
+                   if name.rsplit(".", 1)[-1] in ("local_to_global", "global_to_global", "global_to_local")
+                   for m in m.modules()}
+    for module in model.modules():
+        if isinstance(module, KernelizedClassifier):
+            counts["classifier"] += sum(p.numel() for p in module.parameters())
+            continue
+        part = _part_of(module, id(module) in projections)
+        if part is not None:
+            counts[part] += sum(p.numel() for p in module.parameters(recurse=False))
+    counts["total"] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+def count_flops(model: nn.Module, frames: int, size: int) -> int:
+    """FLOPs of one forward pass on one (3, frames, size, size) clip."""
+    clip = torch.zeros(1, 3, frames, size, size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(clip)
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def summarize(model_or_name: nn.Module | str, frames: int = 16, size: int = 224,
+              num_classes: int = 400, **overrides) -> dict:
+    """A model's parameters per part and FLOPs for a clip of ``frames`` x ``size`` x ``size``."""
+    if isinstance(model_or_name, str):
+        model = build_model(model_or_name, num_classes, **overrides)
+    else:
+        model = model_or_name
+    flops = count_flops(model, frames, size)
+    return {
+        "model": getattr(model, "arch", type(model).__name__),
+        "diffusion": getattr(model, "diffusion", None),
+        "clip": [3, frames, size, size],
+        "num_classes": getattr(model, "num_classes", num_classes),
+        "params": parameter_breakdown(model),
+        "gflops": flops / 1e9,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    params = summary["params"]
+    lines = [f"{summary['model']}  (diffusion={summary['diffusion']}, clip {'x'.join(map(str, summary['clip'][1:]))}, "
+             f"{summary['num_classes']} classes)"]
+    for part in PARTS:
+        share = 100 * params[part] / max(params["total"], 1)
+        lines.append(f"  {part:<16} {params[part] / 1e6:9.3f} M  ({share:4.1f}%)")
+    lines.append(f"  {'total':<16} {params['total'] / 1e6:9.3f} M")
+    lines.append(f"  FLOPs            {summary['gflops']:9.2f} G  ({summary['gflops'] / 2:.2f} G multiply-adds)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lgd summary",
+                                     description="Parameters per part and FLOPs of a registered model.")
+    parser.add_argument("model", nargs="?", help=f"one of: {', '.join(list_models())}")
+    parser.add_argument("--all", action="store_true", help="summarise every registered model")
+    parser.add_argument("--frames", type=int, default=None, help="clip length T (default: 16, 8 for *_tiny)")
+    parser.add_argument("--size", type=int, default=None, help="crop size (default: 224, 112 for *_tiny)")
+    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument("--diffusion", default=None, help="override the diffusion setting")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.model):
+        parser.error("name one MODEL or pass --all")
+    names = list_models() if args.all else [args.model]
+    if args.model and args.model not in list_models():
+        parser.error(f"unknown model {args.model!r}; choose from: {', '.join(list_models())}")
+    overrides = {"diffusion": args.diffusion} if args.diffusion else {}
+    results = []
+    for name in names:
+        tiny = name.endswith("_tiny")
+        frames = args.frames or (8 if tiny else 16)
+        size = args.size or (112 if tiny else 224)
+        try:
+            results.append(summarize(name, frames, size, args.num_classes, **overrides))
+        except ValueError as error:
+            parser.error(str(error))
+    if args.json:
+        print(json.dumps(results if args.all else results[0], indent=2))
+    else:
+        print("\n\n".join(format_summary(r) for r in results))
+    return 0

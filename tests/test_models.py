@@ -1,0 +1,182 @@
+"""Behaviour of the LGD networks, the LGD block and its ablation switch."""
+
+import pytest
+import torch
+
+from lgd_tutorial.models import DIFFUSIONS, build_model, list_models
+from lgd_tutorial.models.lgd import LGDBlock
+
+LGD_PARAMETER_NAMES = ("local_to_global", "global_to_global", "global_to_local")
+
+
+def small_clip(model, n=2, size=32):
+    torch.manual_seed(0)
+    return torch.randn(n, 3, 2 * model.temporal_stride, size, size)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_runs_forward_and_backward(name):
+    model = build_model(name, num_classes=7)
+    x = small_clip(model)
+    heads = model(x, return_heads=True)
+    assert heads["logits"].shape == (2, 7)
+    assert heads["local_logits"].shape == (2, 7)
+    assert torch.isfinite(heads["logits"]).all()
+    heads["logits"].sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.arch == name
+
+
+def test_release_heads_are_both_present_with_diffusion_and_only_local_without():
+    assert set(build_model("lgd3d_tiny", 3)(torch.randn(1, 3, 4, 32, 32), return_heads=True)) == {
+        "logits", "local_logits", "global_logits"}
+    assert set(build_model("p3d_tiny", 3)(torch.randn(1, 3, 4, 32, 32), return_heads=True)) == {
+        "logits", "local_logits"}
+
+
+def test_p3d_units_cycle_a_b_c_over_the_whole_network():
+    model = build_model("lgd3d_r50", 10)
+    kinds = [type(block.residual.conv2).__name__ for block in model.blocks()]
+    assert len(kinds) == 16
+    assert kinds == [("P3DA", "P3DB", "P3DC")[i % 3] for i in range(16)]
+
+
+def test_a_16_frame_clip_keeps_4_temporal_positions_in_every_stage():
+    model = build_model("lgd3d_r50", 10).eval()
+    with torch.no_grad():
+        _, _, taps = model.forward_features(torch.randn(1, 3, 16, 64, 64), return_taps=True)
+    assert {tap["local"].shape[2] for tap in taps} == {4}
+    assert [tuple(taps[i]["local"].shape[1:]) for i in (2, 6, 12, 15)] == [
+        (256, 4, 16, 16), (512, 4, 8, 8), (1024, 4, 4, 4), (2048, 4, 2, 2)]
+
+
+def test_taps_describe_every_block_with_the_documented_shapes():
+    model = build_model("lgd3d_tiny", 5).eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        local, global_, taps = model.forward_features(x, return_taps=True)
+    assert [tap["name"] for tap in taps] == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+    for tap in taps:
+        n, c = tap["global"].shape
+        assert tap["local"].shape[:2] == (n, c) and tap["local"].dim() == 5
+        assert tap["residual"].shape == tap["local"].shape
+        assert tap["global_to_local"].shape == tap["local"].shape
+        assert tap["local_to_global"].shape == (n, c)
+        # x_new = ReLU(F(x) + S(x) + U(W_xg g_new))
+        torch.testing.assert_close(tap["local"], torch.relu(tap["residual"] + tap["global_to_local"]))
+    assert torch.equal(taps[-1]["local"], local) and torch.equal(taps[-1]["global"], global_)
+
+
+def test_tap_modules_return_single_tensors_to_forward_hooks():
+    model = build_model("lgd3d_tiny", 5).eval()
+    seen = {}
+    block = model.layer3[0]
+    for name in ("tap_local", "tap_global", "tap_global_to_local"):
+        getattr(block, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 64, 64))
+    assert seen["tap_local"].dim() == 5 and seen["tap_global_to_local"].dim() == 5
+    assert seen["tap_global"].shape == (1, 64)
+
+
+def test_no_diffusion_means_no_lgd_parameters_at_all():
+    names = [n for n, _ in build_model("lgd3d_r50", 10, diffusion="none").named_parameters()]
+    assert not [n for n in names if any(p in n for p in LGD_PARAMETER_NAMES)]
+    assert not [n for n in names if "global_head" in n]
+    assert [n for n, _ in build_model("p3d_r50", 10).named_parameters()] == names
+
+
+@pytest.mark.parametrize("diffusion,expected", [
+    ("both", {"local_to_global", "global_to_global", "global_to_local"}),
+    ("local_to_global", {"local_to_global", "global_to_global"}),
+    ("global_to_local", {"global_to_global", "global_to_local"}),
+    ("none", set()),
+])
+def test_ablation_switch_keeps_only_the_projections_it_needs(diffusion, expected):
+    model = build_model("lgd3d_tiny", 4, diffusion=diffusion)
+    present = {p for p in LGD_PARAMETER_NAMES if any(hasattr(b, p) for b in model.blocks())}
+    assert present == expected
+
+
+def test_zero_initialised_projection_makes_global_to_local_term_a_constant():
+    """At start W_xg's last weight is 0, so the term is its bias: the same at every position and clip."""
+    model = build_model("lgd3d_tiny", 4).eval()
+    with torch.no_grad():
+        _, _, taps = model.forward_features(torch.randn(3, 3, 8, 48, 48), return_taps=True)
+    for tap, block in zip(taps, model.blocks()):
+        bias = block.global_to_local[-1].bias
+        expected = bias[None, :, None, None, None].expand_as(tap["global_to_local"])
+        torch.testing.assert_close(tap["global_to_local"], expected)
+
+
+def test_without_global_to_local_the_global_path_cannot_change_local_features():
+    torch.manual_seed(0)
+    model = build_model("lgd3d_tiny", 4, diffusion="local_to_global").eval()
+    x = torch.randn(2, 3, 8, 48, 48)
+    with torch.no_grad():
+        before, _ = model.forward_features(x)
+        for block in model.blocks():
+            torch.nn.init.normal_(block.global_to_global[0].weight)
+        after, _ = model.forward_features(x)
+    torch.testing.assert_close(before, after)
+
+
+def test_global_path_reads_the_local_map_only_when_local_to_global_is_on():
+    torch.manual_seed(0)
+    for diffusion, reads_local in (("both", True), ("global_to_local", False)):
+        model = build_model("lgd3d_tiny", 4, diffusion=diffusion).eval()
+        block = model.layer2[0]
+        x, g = torch.randn(2, 16, 4, 16, 16), torch.randn(2, 16)
+        with torch.no_grad():
+            g1 = block(x, g)[1]
+            g2 = block(x * 3 + 1, g)[1]
+        assert (not torch.allclose(g1, g2)) == reads_local, diffusion
+
+
+def test_lgd2d_runs_the_2d_network_on_every_frame_and_pools_globally_over_all_frames():
+    model = build_model("lgd2d_tiny", 4, diffusion="none").eval()
+    clip = torch.randn(1, 3, 5, 64, 64)
+    with torch.no_grad():
+        local, _ = model.forward_features(clip)
+        single, _ = model.forward_features(clip[:, :, 2:3])
+    assert local.shape[2] == 5
+    torch.testing.assert_close(local[:, :, 2:3], single)   # frames do not see each other locally
+    assert not any(isinstance(m, torch.nn.Conv3d) and m.kernel_size[0] > 1 for m in model.modules())
+
+
+@pytest.mark.parametrize("shape,fragment", [
+    ((3, 8, 32, 32), "4 dimensions"),
+    ((1, 1, 8, 32, 32), "1 channels"),
+    ((1, 3, 1, 32, 32), "T=1"),
+    ((1, 3, 5, 32, 32), "T=5"),
+])
+def test_bad_input_is_rejected_naming_the_expected_shape(shape, fragment):
+    model = build_model("lgd3d_tiny", 4)
+    with pytest.raises(ValueError, match=r"\(N, 3, T, H, W\)") as error:
+        model(torch.randn(*shape))
+    assert fragment in str(error.value)
+    assert "multiple of 2" in str(error.value)
+
+
+def test_bad_settings_are_rejected_by_name():
+    with pytest.raises(ValueError, match="diffusion"):
+        build_model("lgd3d_tiny", 4, diffusion="sideways")
+    with pytest.raises(ValueError, match="kernel"):
+        build_model("lgd3d_tiny", 4, kernel="poly")
+    with pytest.raises(ValueError, match="unknown model 'lgd9d'"):
+        build_model("lgd9d", 4)
+
+
+def test_every_diffusion_setting_builds_an_lgd_block():
+    for diffusion in DIFFUSIONS:
+        assert all(isinstance(b, LGDBlock) for b in build_model("lgd3d_tiny", 2, diffusion=diffusion).blocks())
+
+
+def test_channels_last_3d_gives_the_same_logits():
+    model = build_model("lgd3d_tiny", 4).eval()
+    x = torch.randn(2, 3, 8, 48, 48)
+    with torch.no_grad():
+        expected = model(x)
+        got = model.to(memory_format=torch.channels_last_3d)(x.to(memory_format=torch.channels_last_3d))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
