@@ -13,14 +13,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("lgd_tutorial.models.summary", "parameters per part and FLOPs of a registered model"),
-    "data": ("lgd_tutorial.data.cli", "generate the synthetic dataset, build Kinetics subsets"),
-    "prepare": ("lgd_tutorial.data.prepare", "download, validate and resize Kinetics at full scale"),
-    "train": ("lgd_tutorial.train", "train a model from a YAML recipe (also under torchrun)"),
-    "evaluate": ("lgd_tutorial.evaluate", "multi-clip x multi-crop evaluation of a checkpoint"),
-    "bench": ("lgd_tutorial.bench.cli", "model and data throughput benchmarks"),
-    "viz": ("lgd_tutorial.viz.cli", "render diffusion maps, kernel evidence and Grad-CAM figures"),
-    "exercises": ("lgd_tutorial.exercises.cli", "build student notebooks and grade submissions"),
-    "workbook": ("lgd_tutorial.workbook", "run every notebook headless (the main job)"),
+    "workbook": ("lgd_tutorial.workbook", "the main job: build every registered model and print its summary"),
 }
 
 
