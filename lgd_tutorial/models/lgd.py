@@ -104,7 +104,9 @@ class LGDBlock(nn.Module):
         g_new = self.tap_global(g_new)
         if hasattr(self, "global_to_local"):
             term = self.tap_global_to_local(broadcast(self.global_to_local(g_new)).expand_as(residual))
-            out = residual + term                                  # a broadcast add, no copy of term
+            # A broadcast add (term is a view, never materialised); in place when
+            # the residual need not be kept for the taps.
+            out = residual.add(term) if taps is not None else residual.add_(term)
         else:
             term = None
             out = residual if taps is None else residual.clone()
