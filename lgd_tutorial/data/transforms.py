@@ -1,0 +1,192 @@
+"""Clip transforms on tensors.
+
+A clip moves through the pipeline as a float tensor (C, T, H, W) in [0, 1]
+(``to_tensor`` converts the decoder's uint8 (T, H, W, 3)). Random transforms
+take a ``random.Random`` so a dataset can make every sample reproducible
+from (seed, epoch, index), whatever worker loads it.
+
+Training:  ShortSideScale(jitter) -> RandomCrop or RandomResizedCrop -> HorizontalFlip -> Normalize
+Testing:   ShortSideScale(fixed)  -> CenterCrop, or ThreeCrop (views, C, T, H, W) -> Normalize
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_tensor(frames: np.ndarray) -> Tensor:
+    """uint8 (T, H, W, 3) -> float (C, T, H, W) in [0, 1]."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3), got {frames.shape}")
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div_(255)
+
+
+def _check(clip: Tensor) -> None:
+    if clip.dim() != 4:
+        raise ValueError(f"expected a clip (C, T, H, W), got shape {tuple(clip.shape)}")
+
+
+def resize(clip: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of every frame of (C, T, H, W) to (h, w)."""
+    _check(clip)
+    if tuple(clip.shape[-2:]) == tuple(size):
+        return clip
+    out = F.interpolate(clip.transpose(0, 1), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out.transpose(0, 1)
+
+
+class ShortSideScale:
+    """Scale so the short side is ``size``, or a random size in ``[min, max]`` (scale jitter)."""
+
+    def __init__(self, size: int | tuple[int, int]):
+        self.range = (size, size) if isinstance(size, int) else tuple(size)
+        if not 1 <= self.range[0] <= self.range[1]:
+            raise ValueError(f"short side must be a positive size or an increasing range, got {size}")
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        _check(clip)
+        lo, hi = self.range
+        short = lo if lo == hi else (rng or random).randint(lo, hi)
+        h, w = clip.shape[-2:]
+        if h <= w:
+            size = (short, max(1, round(w * short / h)))
+        else:
+            size = (max(1, round(h * short / w)), short)
+        return resize(clip, size)
+
+
+def crop(clip: Tensor, top: int, left: int, height: int, width: int) -> Tensor:
+    return clip[..., top: top + height, left: left + width]
+
+
+def _pad_to(clip: Tensor, size: int) -> Tensor:
+    """Zero-pad a clip smaller than ``size`` (only for very small videos)."""
+    h, w = clip.shape[-2:]
+    if h >= size and w >= size:
+        return clip
+    return F.pad(clip, (0, max(0, size - w), 0, max(0, size - h)))
+
+
+class RandomCrop:
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        _check(clip)
+        clip = _pad_to(clip, self.size)
+        rng = rng or random
+        h, w = clip.shape[-2:]
+        return crop(clip, rng.randint(0, h - self.size), rng.randint(0, w - self.size), self.size, self.size)
+
+
+class RandomResizedCrop:
+    """A random area (``scale`` of the frame) and aspect ratio, resized to size x size; same box for every frame."""
+
+    def __init__(self, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.size, self.scale, self.ratio = size, scale, ratio
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        _check(clip)
+        rng = rng or random
+        h, w = clip.shape[-2:]
+        for _ in range(10):
+            area = h * w * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                top, left = rng.randint(0, h - ch), rng.randint(0, w - cw)
+                return resize(crop(clip, top, left, ch, cw), (self.size, self.size))
+        side = min(h, w)                                   # fallback: the central square
+        return resize(crop(clip, (h - side) // 2, (w - side) // 2, side, side), (self.size, self.size))
+
+
+class HorizontalFlip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        return clip.flip(-1) if (rng or random).random() < self.p else clip
+
+
+class CenterCrop:
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, clip: Tensor, rng=None) -> Tensor:
+        _check(clip)
+        clip = _pad_to(clip, self.size)
+        h, w = clip.shape[-2:]
+        return crop(clip, (h - self.size) // 2, (w - self.size) // 2, self.size, self.size)
+
+
+class ThreeCrop:
+    """Three size x size crops along the long side (start, centre, end): (3, C, T, size, size)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, clip: Tensor, rng=None) -> Tensor:
+        _check(clip)
+        clip = _pad_to(clip, self.size)
+        h, w = clip.shape[-2:]
+        s = self.size
+        if w >= h:
+            boxes = [((h - s) // 2, left) for left in (0, (w - s) // 2, w - s)]
+        else:
+            boxes = [(top, (w - s) // 2) for top in (0, (h - s) // 2, h - s)]
+        return torch.stack([crop(clip, t, l, s, s) for t, l in boxes])
+
+
+class Normalize:
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.mean = torch.tensor(mean).view(-1, 1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1, 1)
+
+    def __call__(self, clip: Tensor, rng=None) -> Tensor:
+        if clip.shape[-4] != len(self.mean):
+            raise ValueError(f"expected {len(self.mean)} channels at dim -4, got shape {tuple(clip.shape)}")
+        return (clip - self.mean) / self.std
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        for t in self.transforms:
+            clip = t(clip, rng)
+        return clip
+
+    def __repr__(self) -> str:
+        return "Compose(" + ", ".join(type(t).__name__ for t in self.transforms) + ")"
+
+
+def train_transform(crop_size: int = 112, scale=(128, 160), resized_crop: bool = False,
+                    flip: bool = True, normalize: bool = True) -> Compose:
+    """Scale jitter + random crop (or random-resized crop) + flip + ImageNet normalisation."""
+    steps = [RandomResizedCrop(crop_size, scale=(0.25, 1.0))] if resized_crop else [ShortSideScale(scale), RandomCrop(crop_size)]
+    if flip:
+        steps.append(HorizontalFlip())
+    if normalize:
+        steps.append(Normalize())
+    return Compose(steps)
+
+
+def test_transform(crop_size: int = 112, short_side: int = 128, crops: int = 1,
+                   normalize: bool = True) -> Compose:
+    """Fixed short side, then a centre crop (crops=1) or three crops (crops=3: a views dimension)."""
+    if crops not in (1, 3):
+        raise ValueError(f"crops must be 1 or 3, got {crops}")
+    steps = [ShortSideScale(short_side), CenterCrop(crop_size) if crops == 1 else ThreeCrop(crop_size)]
+    if normalize:
+        steps.append(Normalize())
+    return Compose(steps)
