@@ -13,6 +13,8 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("lgd_tutorial.models.summary", "parameters per part and FLOPs of a registered model"),
+    "data": ("lgd_tutorial.data.cli", "the synthetic dataset, manifests, data throughput (lgd data synth|manifest|bench)"),
+    "prepare": ("lgd_tutorial.data.prepare", "Kinetics at full scale: download, validate, resize, subset"),
     "workbook": ("lgd_tutorial.workbook", "the main job: build every registered model and print its summary"),
 }
 

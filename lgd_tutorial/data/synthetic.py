@@ -68,8 +68,12 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return (110 + 30 * smooth / (smooth.std() + 1e-6))[..., None].repeat(3, axis=2).astype(np.float32)
 
 
-def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 24) -> np.ndarray:
-    """Frames (T, size, size, 3) uint8 of one video of class ``label`` (an index into CLASSES)."""
+def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 24, with_info: bool = False):
+    """Frames (T, size, size, 3) uint8 of one video of class ``label`` (an index into CLASSES).
+
+    ``with_info=True`` also returns what was drawn: beacon side and colour, object
+    colour and its top-left (y, x) per frame before camera jitter.
+    """
     name = CLASSES[label]
     toward, same = name.startswith("toward"), "same" in name
     side = SIDES[rng.integers(4)]
@@ -89,6 +93,7 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
     distractors = [(rng.uniform(band, size - obj), rng.uniform(band, size - obj), int(rng.integers(3)))
                    for _ in range(2)]
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    track = []
     for t in range(frames):
         img = background.copy()
         if side == "left":
@@ -111,11 +116,15 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
             y = d if side == "top" else size - d - obj
             x = across
         y, x = int(round(y)), int(round(x))
+        track.append((y, x))
         img[y: y + obj, x: x + obj] = PALETTE[object_colour]
         img += rng.normal(0, 8, img.shape).astype(np.float32)          # sensor noise
         dy, dx = rng.integers(0, 5, size=2)                              # camera jitter: +-2 px
         img = np.pad(img, ((2, 2), (2, 2), (0, 0)), mode="edge")[dy: dy + size, dx: dx + size]
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
+    if with_info:
+        return out, {"side": side, "beacon_colour": beacon_colour, "object_colour": object_colour,
+                     "track": track, "object_size": obj, "band": band}
     return out
 
 

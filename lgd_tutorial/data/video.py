@@ -91,11 +91,14 @@ def _choose_stream(streams) -> int:
     for i, s in enumerate(streams):
         if s.disposition & 0x400:                       # AV_DISPOSITION_ATTACHED_PIC: cover art
             continue
+        if s.codec_context is None:                     # a codec FFmpeg has no decoder for
+            continue
         area = (s.codec_context.width or 0) * (s.codec_context.height or 0)
         if area > best_area:
             best, best_area = i, area
     if best is None:
-        raise ValueError("no video stream")
+        codecs = ", ".join(str(getattr(s, "codec_tag", "?")) for s in streams)
+        raise ValueError(f"no decodable video stream (unknown codec: {codecs})")
     return best
 
 
@@ -152,6 +155,20 @@ def rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
     """Turn (T, H, W, 3) frames counter-clockwise by ``rotation`` degrees (a multiple of 90)."""
     k = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(frames, k=k, axes=(1, 2))) if k else frames
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"decord: {type(e).__name__}: {text[0] if text else ''}"
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased bilinear resize of uint8 (T, H, W, 3) frames to (width, height)."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 class Video:
@@ -211,24 +228,36 @@ class DecordVideo(Video):
         path = Path(path)
         info = info or probe(path)
         super().__init__(path, short_side, info)
-        w, h = scaled_size(*info.display_size, short_side)
-        kwargs = {"width": w, "height": h} if short_side else {}
+        self._size = scaled_size(*info.display_size, short_side) if short_side else None
+        self._resize_after = False          # True when decord's own resizing failed (it does for some small sizes)
+        self._reader = self._open(self._size)
+        self._length = len(self._reader)
+        if self._length <= 0:
+            raise VideoDecodeError(path, "decord: no frames")
+
+    def _open(self, size):
+        import decord
+        kwargs = {"width": size[0], "height": size[1]} if size else {}
         try:
-            self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
-            self._length = len(self._reader)
-            if self._length <= 0:
-                raise RuntimeError("no frames")
+            return decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1, **kwargs)
         except _decord_errors() as e:
-            raise VideoDecodeError(path, f"decord: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            raise VideoDecodeError(self.path, _reason(e)) from e
 
     def __len__(self) -> int:
         return self._length
 
     def _read(self, indices):
         try:
-            return self._reader.get_batch(indices).asnumpy()
+            frames = self._reader.get_batch(indices).asnumpy()
         except _decord_errors() as e:
-            raise VideoDecodeError(self.path, f"decord: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            if self._size is None or self._resize_after or "size must exactly match" not in str(e):
+                raise VideoDecodeError(self.path, _reason(e)) from e
+            self._resize_after = True
+            self._reader = self._open(None)
+            return self._read(indices)
+        if self._resize_after:
+            frames = resize_frames(frames, self._size)
+        return frames
 
     def close(self) -> None:
         self._reader = None
