@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lgd_tutorial.data.cli", "the synthetic dataset, manifests, data throughput (lgd data synth|manifest|bench)"),
     "prepare": ("lgd_tutorial.data.prepare", "Kinetics at full scale: download, validate, resize, subset"),
     "workbook": ("lgd_tutorial.workbook", "the main job: build every registered model and print its summary"),
+    "viz": ("lgd_tutorial.viz.demo", "render visualisation figures (diffusion maps, Grad-CAM); --demo needs no data"),
 }
 
 
