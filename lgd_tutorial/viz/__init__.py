@@ -1,41 +1,43 @@
 """Visualisation toolkit for LGD networks: taps, diffusion maps, kernel evidence, video Grad-CAM,
 figures and animations, notebook explorers and training plots.
 
-The explorers (``widgets``) import ipywidgets only when used.
+Submodules: ``taps``, ``diffusion``, ``evidence``, ``gradcam``, ``render``,
+``widgets``, ``plots``, ``demo``. Names are imported from them on first use,
+so ``import lgd_tutorial.viz`` (and ``lgd viz --help``) stays cheap.
 """
 
-from .diffusion import (AblationResult, DiffusionMaps, ablate_global_path, cut_global_path, diffusion_maps,
-                        global_cosine, global_to_local_ratio)
-from .evidence import (class_evidence, clip_to_frames, colorize, evidence_overlay, normalize_maps, overlay,
-                       upsample)
-from .demo import render_demo, synthetic_clip
-from .gradcam import (ClipGradCAM, FrameGradCAM, check_cam_method, gradcam_per_block, make_video_cam,
-                      video_gradcam)
-from .plots import (confusion_matrix, per_class_accuracy, plot_ablation, plot_confusion, plot_learning_curves,
-                    plot_per_class_accuracy, read_metrics)
-from .render import (diffusion_grid, diffusion_rows, export_animation, figure_grid, figure_to_png, gradcam_strip,
-                     rgb_to_png, save_figure)
-from .taps import TapRecord, TapRecorder, collect_taps, evaluating, lgd_blocks, resolve_block, tap_layers
+from __future__ import annotations
 
-__all__ = [
-    "AblationResult", "DiffusionMaps", "ablate_global_path", "cut_global_path", "diffusion_maps",
-    "global_cosine", "global_to_local_ratio",
-    "class_evidence", "clip_to_frames", "colorize", "evidence_overlay", "normalize_maps", "overlay", "upsample",
-    "ClipGradCAM", "FrameGradCAM", "check_cam_method", "gradcam_per_block", "make_video_cam", "video_gradcam",
-    "confusion_matrix", "per_class_accuracy", "plot_ablation", "plot_confusion", "plot_learning_curves",
-    "plot_per_class_accuracy", "read_metrics",
-    "diffusion_grid", "diffusion_rows", "export_animation", "figure_grid", "figure_to_png", "gradcam_strip",
-    "rgb_to_png", "save_figure",
-    "render_demo", "synthetic_clip",
-    "OverlayExplorer", "diffusion_explorer", "evidence_explorer", "gradcam_explorer",
-    "TapRecord", "TapRecorder", "collect_taps", "evaluating", "lgd_blocks", "resolve_block", "tap_layers",
-]
+import importlib
+
+_EXPORTS = {
+    "taps": ["TapRecord", "TapRecorder", "collect_taps", "evaluating", "lgd_blocks", "resolve_block",
+             "tap_layers"],
+    "diffusion": ["AblationResult", "DiffusionMaps", "ablate_global_path", "cut_global_path", "diffusion_maps",
+                  "global_cosine", "global_to_local_ratio"],
+    "evidence": ["class_evidence", "clip_to_frames", "colorize", "evidence_overlay", "normalize_maps", "overlay",
+                 "upsample"],
+    "gradcam": ["ClipGradCAM", "FrameGradCAM", "check_cam_method", "gradcam_per_block", "make_video_cam",
+                "video_gradcam"],
+    "render": ["diffusion_grid", "diffusion_rows", "export_animation", "figure_grid", "figure_to_png",
+               "gradcam_strip", "rgb_to_png", "save_figure"],
+    "widgets": ["OverlayExplorer", "diffusion_explorer", "evidence_explorer", "gradcam_explorer"],
+    "plots": ["confusion_matrix", "per_class_accuracy", "plot_ablation", "plot_confusion", "plot_learning_curves",
+              "plot_per_class_accuracy", "read_metrics"],
+    "demo": ["render_demo", "synthetic_clip"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name):
-    # The explorers need ipywidgets; import them on first use.
-    if name in ("OverlayExplorer", "diffusion_explorer", "evidence_explorer", "gradcam_explorer"):
-        from . import widgets
-
-        return getattr(widgets, name)
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

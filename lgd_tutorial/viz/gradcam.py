@@ -98,6 +98,11 @@ class ClipGradCAM(GradCAM):
         cams = np.maximum(np.concatenate(cam_per_target_layer, axis=1), 0).mean(axis=1)
         return _scale(cams, self.normalize)
 
+    def __del__(self):
+        # The package's __del__ assumes __init__ completed; a refused argument stops it earlier.
+        if hasattr(self, "activations_and_grads"):
+            super().__del__()
+
     def forward_augmentation_smoothing(self, *args, **kwargs):
         raise ValueError("aug_smooth uses 2D test-time augmentation and does not apply to video clips")
 
