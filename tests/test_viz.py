@@ -82,6 +82,16 @@ def test_model_without_global_to_local_diffusion_gives_zero_maps():
     assert all(c is not None for c in maps.cosine)
 
 
+def test_model_without_a_global_path_has_nothing_to_cut_or_draw():
+    model, x = build_model("p3d_tiny", num_classes=K).eval(), clip(1)
+    with cut_global_path(model) as cut:
+        assert cut == []
+    maps = diffusion_maps(model, x)
+    assert all(torch.count_nonzero(r) == 0 for r in maps.ratio) and maps.cosine == [None] * 4
+    with pytest.raises(ValueError, match="global path"):
+        diffusion_grid(model, x, kind="cosine")
+
+
 def test_cosine_of_a_map_equal_to_its_global_vector_is_one():
     from lgd_tutorial.viz import global_cosine
 
@@ -159,7 +169,9 @@ def test_video_gradcam_shape_and_per_frame_normalisation(method):
                          target_layers=tap_layers(model, "local", ["layer3.0"]))
     assert maps.shape == (2, *SHAPE)
     assert np.allclose(maps.max(axis=(2, 3)), 1.0)
+    model.train()
     clip_maps = video_gradcam(model, x, 2, normalize="clip", method=method)
+    assert model.training                                 # the previous mode is restored
     assert np.allclose(clip_maps.max(axis=(1, 2, 3)), 1.0)
 
 

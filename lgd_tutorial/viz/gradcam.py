@@ -34,7 +34,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from .evidence import normalize_maps
-from .taps import lgd_blocks, tap_layers
+from .taps import evaluating, lgd_blocks, tap_layers
 
 NORMALIZATIONS = ("clip", "frame", None)
 REFUSED = {"scorecam": ScoreCAM, "ablationcam": AblationCAM}
@@ -172,13 +172,15 @@ def video_gradcam(model: nn.Module, clip: Tensor, classes=None, *, normalize, ta
     """Grad-CAM maps (N, T, H, W) for ``clip`` (N, 3, T, H, W).
 
     ``classes``: None (each clip's predicted class), an int, or one int per clip.
-    ``target_layers`` default to the last block's ``tap_local``. The model is
-    left in eval mode (the package sets it) and its hooks are removed afterwards.
+    ``target_layers`` default to the last block's ``tap_local``. The model runs
+    in eval mode (the package sets it); its previous mode is restored and the
+    hooks are removed afterwards.
     """
     if clip.dim() != 5:
         raise ValueError(f"expected a clip batch (N, 3, T, H, W), got {tuple(clip.shape)}")
     layers = tap_layers(model, "local", [-1]) if target_layers is None else list(target_layers)
-    with make_video_cam(method, model, layers, normalize=normalize, output_size=output_size) as cam:
+    with evaluating(model), make_video_cam(method, model, layers, normalize=normalize,
+                                           output_size=output_size) as cam:
         return cam(clip, _targets(classes, clip.shape[0]))
 
 
@@ -187,11 +189,8 @@ def gradcam_per_block(model: nn.Module, clip: Tensor, classes=None, *, normalize
     """{block name: (N, T, H, W)}: one Grad-CAM per block's tap (all blocks by default), same class each."""
     names = [name for name, _ in lgd_blocks(model)] if blocks is None else list(blocks)
     if classes is None:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
+        with torch.no_grad(), evaluating(model):
             classes = model(clip).argmax(-1).tolist()
-            model.train(was_training)
     out = {}
     for name in names:
         out[name] = video_gradcam(model, clip, classes, normalize=normalize, method=method,

@@ -113,6 +113,8 @@ def diffusion_grid(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
     if clip.dim() == 4:
         clip = clip[None]
     rows = diffusion_rows(model, clip, kind, normalize, reference)
+    if not rows:
+        raise ValueError(f"no block of this model has a {kind} map (it has no global path)")
     frames = clip_to_frames(clip) if mean == "imagenet" else clip_to_frames(clip, mean=None)
     if title is None:
         what = "global-to-local term / local activation" if kind == "ratio" else "cosine(local, global)"
