@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("lgd_tutorial.models.summary", "parameters per part and FLOPs of a registered model"),
     "data": ("lgd_tutorial.data.cli", "the synthetic dataset, manifests, data throughput (lgd data synth|manifest|bench)"),
     "prepare": ("lgd_tutorial.data.prepare", "Kinetics at full scale: download, validate, resize, subset"),
+    "train": ("lgd_tutorial.train", "train a model from a recipe (alone or under torchrun)"),
+    "evaluate": ("lgd_tutorial.evaluate", "multi-clip x multi-crop evaluation of a checkpoint"),
     "workbook": ("lgd_tutorial.workbook", "the main job: build every registered model and print its summary"),
     "viz": ("lgd_tutorial.viz.demo", "render visualisation figures (diffusion maps, Grad-CAM); --demo needs no data"),
 }

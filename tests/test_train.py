@@ -1,0 +1,271 @@
+"""Training and evaluation: configs, schedule, overfitting, exact resume, checkpoints, signals, DDP."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lgd_tutorial import train as T
+from lgd_tutorial.config import CONFIG_DIR, ConfigError, from_dict, load_config
+from lgd_tutorial.data import synthetic
+from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
+from lgd_tutorial.evaluate import main as evaluate_main
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("synth"), seed=2, videos_per_class=2, val_per_class=1,
+                              size=64, frames=16, workers=1, progress=False)
+
+
+def small(synth, out, **sections):
+    """A config for the teaching model on 8 synthetic clips, seconds per epoch."""
+    base = {"data": {"root": str(synth), "synthetic_seed": 2, "synthetic_videos_per_class": 2,
+                     "synthetic_val_per_class": 1, "num_frames": 4, "stride": 2, "crop_size": 32,
+                     "scale": [32, 40], "test_short_side": 32, "batch_size": 4},
+            "model": {"arch": "lgd3d_tiny", "num_classes": 4, "dropout": 0.0},
+            "optim": {"epochs": 2, "lr": 0.05, "lr_batch": 4, "warmup_epochs": 0.5},
+            "run": {"out_dir": str(out), "progress": False, "log_every": 1}}
+    for section, values in sections.items():
+        base[section].update(values)
+    return base
+
+
+# --------------------------------------------------------------------------- configs
+
+def test_every_recipe_loads():
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    assert {"tiny_synthetic_cpu", "k400_subset_gpu", "k400_full", "k600_full", "ucf101_finetune",
+            "hmdb51_finetune"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.model.num_classes > 0
+
+
+@pytest.mark.parametrize("override,message", [
+    (["optim.lrr=0.1"], "unknown key 'optim.lrr'"),
+    (["training.lr=0.1"], "unknown key 'training.lr'"),
+    (["optim.lr=abc"], "bad value for optim.lr"),
+    (["optim.lr=-1"], "bad value for optim.lr"),
+    (["data.batch_size=2.5"], "bad value for data.batch_size"),
+    (["model.diffusion=sideways"], "bad value for model.diffusion"),
+    (["model.arch=resnet9000"], "bad value for model.arch"),
+    (["run.amp=fp8"], "bad value for run.amp"),
+    (["data.scale=[10, 5]"], "bad value for data.scale"),
+    (["optim.lr"], "must look like key=value"),
+])
+def test_bad_config_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config("tiny_synthetic_cpu", override)
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  momentun: 0.9\n")
+    with pytest.raises(ConfigError, match=f"{bad}.*unknown key 'optim.momentun'"):
+        load_config(bad)
+    cfg = load_config("tiny_synthetic_cpu", ["optim.lr=0.05", "run.compile=true", "data.scale=[70, 90]"])
+    assert cfg.optim.lr == 0.05 and cfg.run.compile is True and cfg.data.scale == [70, 90]
+
+
+def test_learning_rate_schedule():
+    cfg = from_dict({"optim": {"epochs": 10, "lr": 0.1, "lr_batch": 16, "warmup_epochs": 1},
+                     "data": {"batch_size": 8}})
+    steps = 10
+    lrs = [T.lr_at(s, steps, cfg, world=2) for s in range(100)]          # global batch 16: base 0.1
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert max(lrs) == pytest.approx(0.1, rel=1e-3) and lrs[-1] < 1e-3
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))               # cosine decays
+    assert T.lr_at(0, steps, cfg, world=4) == pytest.approx(0.02)         # linear scaling with the batch
+    cfg = from_dict({"optim": {"schedule": "step", "milestones": [3, 6], "warmup_epochs": 0, "lr": 0.1,
+                               "lr_batch": 16}, "data": {"batch_size": 16}})
+    assert [round(T.lr_at(e * 10, 10, cfg, 1), 6) for e in (0, 3, 6)] == [0.1, 0.01, 0.001]
+
+
+def test_sampler_shards_and_resumes():
+    parts = [T.ShardedSampler(10, True, 1, r, 3) for r in range(3)]
+    seen = sorted(i for p in parts for i in p)
+    assert len(seen) == 12 and set(seen) == set(range(10))             # padded to 12, covers everything
+    one = T.ShardedSampler(10, True, 1)
+    full = list(one)
+    one.set_epoch(0, start=4)
+    assert list(one) == full[4:]
+    one.set_epoch(1)
+    assert list(one) != full
+
+
+# --------------------------------------------------------------------------- training
+
+def test_teaching_model_overfits_a_handful_of_clips(synth, tmp_path):
+    cfg = from_dict(small(synth, tmp_path / "run", data={"scale": [32, 32]},
+                          optim={"epochs": 24, "lr": 0.02, "warmup_epochs": 1, "weight_decay": 0.0},
+                          run={"eval_every": 0}))
+    result = T.train(cfg)
+    assert result["status"] == "done"
+    assert result["train"]["acc1"] == 1.0 and result["train"]["loss"] < 0.2, result
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert {"loss", "acc1", "lr", "clips_per_s", "data_wait_frac"} <= set(metrics.columns)
+    assert metrics["loss"].iloc[-1] < metrics["loss"].iloc[0]
+    assert (metrics["clips_per_s"] > 0).all() and metrics["data_wait_frac"].between(0, 1).all()
+
+
+class StopAt(T.Trainer):
+    """A trainer that receives a pre-emption signal at a given step."""
+
+    stop_at = 3
+
+    def log_metrics(self, row):
+        super().log_metrics(row)
+        if self.global_step == self.stop_at and row["split"] == "train":
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_exact_resume_after_preemption(synth, tmp_path):
+    straight = T.Trainer(from_dict(small(synth, tmp_path / "a", model={"dropout": 0.3})))
+    straight.fit()
+    cfg = from_dict(small(synth, tmp_path / "b", model={"dropout": 0.3}))
+    first = StopAt(cfg)
+    result = first.fit()
+    assert result["status"] == "preempted" and result["signal"] == "SIGUSR1"
+    assert first.global_step == 3 and first.step_in_epoch == 1           # inside the second epoch
+    second = T.Trainer(cfg)
+    second.fit()
+    assert second.global_step == straight.global_step == 4
+    for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight.optimizer.state_dict()["state"].values(), second.optimizer.state_dict()["state"].values()):
+        assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous(synth, tmp_path, caplog):
+    cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
+    T.Trainer(cfg).fit()
+    ckpts = T.checkpoints_in(tmp_path / "r")
+    assert [p.name for p in ckpts] == ["step_00000004.pt", "step_00000003.pt", "step_00000002.pt"]
+    data = ckpts[0].read_bytes()
+    ckpts[0].write_bytes(data[: len(data) // 2])                       # truncated
+    with pytest.raises(T.CheckpointError, match="step_00000004.pt"):
+        T.load_checkpoint(ckpts[0])
+    path, state = T.newest_good_checkpoint(tmp_path / "r")
+    assert path == ckpts[1] and state["global_step"] == 3
+    assert "step_00000004.pt" in caplog.text
+    assert not list((tmp_path / "r").glob(".*.tmp"))                   # atomic writes leave nothing behind
+
+
+def test_evaluation_multi_view(synth, tmp_path):
+    cfg = from_dict(small(synth, tmp_path / "e", optim={"epochs": 1}))
+    T.Trainer(cfg).fit()
+    model, loaded = model_from_checkpoint(tmp_path / "e" / "best.pt")
+    assert loaded.model.arch == "lgd3d_tiny"
+    code = evaluate_main(["--checkpoint", str(tmp_path / "e" / "best.pt"), "--clips", "2", "--crops", "3",
+                          "--out", str(tmp_path / "eval")])
+    assert code == 0
+    pred = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert len(pred) == 4 and set(pred["label"]) == {0, 1, 2, 3}
+    confusion = pd.read_csv(tmp_path / "eval" / "confusion.csv", index_col=0)
+    assert confusion.values.sum() == 4 and list(confusion.index) == synthetic.CLASSES
+    per_class = pd.read_csv(tmp_path / "eval" / "per_class.csv")
+    assert per_class["accuracy"].between(0, 1).all()
+    from lgd_tutorial.data.clips import ClipDataset
+    from lgd_tutorial.data.transforms import test_transform
+    ds = ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4, stride=2, num_clips=2,
+                     transform=test_transform(32, 32, crops=3))
+    result = evaluate(model, ds)
+    assert result.views_per_video == 6 and result.videos == 4
+    assert result.video_acc1 == pytest.approx(pred["correct"].mean())
+    assert evaluate_main(["--checkpoint", str(tmp_path / "nothing.pt")]) == 2
+
+
+def test_fine_tuning_options(synth, tmp_path):
+    T.Trainer(from_dict(small(synth, tmp_path / "src", optim={"epochs": 1}))).fit()
+    cfg = from_dict(small(synth, tmp_path / "ft", model={"num_classes": 4, "init_from": str(tmp_path / "src" / "best.pt"),
+                                                         "new_classifier": True},
+                          optim={"epochs": 1, "freeze_bn": True, "backbone_lr_mult": 0.1}))
+    trainer = T.Trainer(cfg)
+    bn = trainer.model.stem.modules() if hasattr(trainer.model, "stem") else trainer.model.modules()
+    norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    before = [m.running_mean.clone() for m in norms]
+    trainer.fit()
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, norms))
+    mults = sorted({g["lr_mult"] for g in trainer.optimizer.param_groups})
+    assert mults == [0.1, 1.0]
+    del bn
+
+
+def test_cli_rejects_bad_config(tmp_path, capsys):
+    assert T.main(["--config", "tiny_synthetic_cpu", "optim.epochs=zero"]) == 2
+    assert "optim.epochs" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_continues(synth, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small(synth, tmp_path / "run", optim={"epochs": 30})))
+    cmd = [sys.executable, "-m", "lgd_tutorial.train", "--config", str(config)]
+    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == T.PREEMPTED, out
+    assert "SIGTERM received" in out
+    state = T.load_checkpoint(T.checkpoints_in(tmp_path / "run")[0])
+    assert 0 < state["global_step"] < 60
+    resumed = subprocess.run(cmd + ["optim.epochs=30"], env=run_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from" in resumed.stderr and "step 60" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(synth, tmp_path):
+    """Two DDP processes (started as two 'nodes' through a c10d rendezvous on 127.0.0.1, as on a cluster)
+    with batch 2 each end with the same parameters as one process with batch 4."""
+    common = {"model": {"dropout": 0.0}, "optim": {"epochs": 2, "freeze_bn": True}, "run": {"eval_every": 0}}
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump(small(synth, tmp_path / "one", data={"batch_size": 4}, **{
+        k: v for k, v in common.items() if k != "data"})))
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump(small(synth, tmp_path / "two", data={"batch_size": 2}, **common)))
+    subprocess.run([sys.executable, "-m", "lgd_tutorial.train", "--config", str(one)], env=run_env(),
+                   check=True, capture_output=True, timeout=300)
+    port = free_port()
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                               "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "lgd-test",
+                               "-m", "lgd_tutorial.train", "--config", str(two)],
+                              env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for _ in range(2)]
+    outs = [n.communicate(timeout=400)[0] for n in nodes]
+    for n, out in zip(nodes, outs):
+        assert n.returncode == 0, out
+        assert "terminate called" not in out
+    a = T.load_checkpoint(T.checkpoints_in(tmp_path / "one")[0])
+    b = T.load_checkpoint(T.checkpoints_in(tmp_path / "two")[0])
+    assert a["global_step"] == b["global_step"] == 4 and b["world"] == 2
+    worst = max(float((a["model"][k].float() - b["model"][k].float()).abs().max()) for k in a["model"])
+    # Same data and the same mean gradient, summed in a different order: float32 rounding only.
+    assert worst < 1e-5, worst
+    assert len(list(Path(tmp_path / "two").glob("step_*.pt"))) >= 1
