@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("lgd_tutorial.data.prepare", "Kinetics at full scale: download, validate, resize, subset"),
     "train": ("lgd_tutorial.train", "train a model from a recipe (alone or under torchrun)"),
     "evaluate": ("lgd_tutorial.evaluate", "multi-clip x multi-crop evaluation of a checkpoint"),
-    "workbook": ("lgd_tutorial.workbook", "the main job: build every registered model and print its summary"),
+    "workbook": ("lgd_tutorial.workbook", "the main job: run every notebook headless, in order (--only PATTERN)"),
+    "exercises": ("lgd_tutorial.grading", "student versions of the notebooks and grading (lgd exercises build|grade)"),
     "viz": ("lgd_tutorial.viz.demo", "render visualisation figures (diffusion maps, Grad-CAM); --demo needs no data"),
 }
 

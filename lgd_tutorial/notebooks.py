@@ -1,0 +1,237 @@
+"""Run the workbook's notebooks headless, and the few helpers the notebooks share.
+
+``run_notebooks(paths)`` executes each notebook top to bottom in a fresh
+Jupyter kernel (this interpreter's ``python3`` kernel, so the same ``.venv``),
+prints one progress line per notebook and writes the executed copy (with its
+outputs) to ``notebooks/executed/``, which git ignores.
+
+Inside a notebook:
+
+- ``profile()`` reads ``LGD_PROFILE``: "cpu" (the default: small sizes that run
+  in about a minute on a 2-core laptop) or "gpu" (the real recipe);
+- ``figure_path("02_pool_broadcast.png")`` is where a figure is saved:
+  ``$LGD_FIGURES_DIR`` if set, else ``figures/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from fnmatch import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+PROFILES = ("cpu", "gpu")
+KERNEL_NAME = "python3"
+
+
+def profile() -> str:
+    """The recipe a notebook should follow: "cpu" (default) or "gpu", from ``LGD_PROFILE``."""
+    value = os.environ.get("LGD_PROFILE", "cpu").strip().lower() or "cpu"
+    if value not in PROFILES:
+        raise ValueError(f"LGD_PROFILE must be one of {PROFILES}, got {value!r}")
+    return value
+
+
+def repository_root(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the working dir) holding notebooks/ and pyproject.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    return None
+
+
+def figure_path(name: str) -> Path:
+    """Where a notebook saves the figure ``name``; the folder is created if needed."""
+    if os.environ.get("LGD_FIGURES_DIR"):
+        folder = Path(os.environ["LGD_FIGURES_DIR"])
+    else:
+        root = repository_root()
+        folder = (root or Path.cwd()) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+@dataclass
+class NotebookRun:
+    """What happened when one notebook ran: ``ok`` is False after an error, a time-out or a dead kernel."""
+
+    path: Path
+    seconds: float
+    ok: bool
+    error: str = ""
+    executed: Path | None = None
+    notebook: nbformat.NotebookNode | None = field(default=None, repr=False)
+
+
+def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> None:
+    """Insert a cell assigning ``params`` right after the cell tagged "parameters" (or first).
+
+    The same convention as papermill: the notebook's own defaults live in the
+    tagged cell, the injected cell overrides them.
+    """
+    source = "# injected parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in params.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    position = 0
+    for index, existing in enumerate(nb.cells):
+        if "parameters" in existing.get("metadata", {}).get("tags", []):
+            position = index + 1
+            break
+    nb.cells.insert(position, cell)
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _mark_failed(nb: nbformat.NotebookNode, index: int, ename: str, reason: str) -> None:
+    """Give the cell where a run stopped an error output, so the executed copy shows why."""
+    if 0 <= index < len(nb.cells) and nb.cells[index].cell_type == "code":
+        nb.cells[index].outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=reason, traceback=[]))
+
+
+def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: float, env: dict | None = None,
+                     allow_errors: bool = False) -> tuple[bool, str]:
+    """Execute ``nb`` in place in a fresh kernel started in ``cwd``; the whole notebook gets ``timeout`` seconds.
+
+    Returns (ok, reason). With ``allow_errors`` the run goes on after a cell
+    raises (its error is kept as the cell's output, as a grader needs); without
+    it the run stops at the first error. A time-out or a dead kernel always
+    stops the run; the kernel is shut down in every case.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    client = NotebookClient(nb, timeout=max(1, int(timeout)), kernel_name=KERNEL_NAME,
+                            allow_errors=allow_errors, shutdown_kernel="immediate",
+                            resources={"metadata": {"path": str(cwd)}})
+    kernel_env = {**os.environ, **(env or {})}
+    deadline = time.monotonic() + timeout
+    index = -1
+    try:
+        with client.setup_kernel(env=kernel_env):
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CellTimeoutError(f"no time left before cell {index}")
+                client.timeout = max(1, int(remaining))
+                client.execute_cell(cell, index)
+    except CellTimeoutError:
+        reason = f"time limit of {timeout:g} s reached in cell {index} (the notebook hangs or is too slow)"
+        _mark_failed(nb, index, "TimeoutError", reason)
+        return False, reason
+    except DeadKernelError as error:
+        reason = f"the kernel died in cell {index}: {_first_line(error) or 'no message'}"
+        _mark_failed(nb, index, "DeadKernelError", reason)
+        return False, reason
+    except CellExecutionError as error:
+        return False, f"cell {index} raised {error.ename}: {_first_line(error.evalue)}"
+    return True, ""
+
+
+def run_notebook(path: str | Path, out_dir: str | Path | None = "notebooks/executed", timeout: float = 600,
+                 params: dict | None = None, env: dict | None = None) -> NotebookRun:
+    """Execute one notebook in its own folder; write the executed copy to ``out_dir`` (None: don't)."""
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    if params:
+        inject_parameters(nb, params)
+    start = time.perf_counter()
+    ok, reason = execute_notebook(nb, path.parent.resolve(), timeout, env=env)
+    run = NotebookRun(path, time.perf_counter() - start, ok, reason, notebook=nb)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        run.executed = out / path.name
+        nbformat.write(nb, run.executed)
+    return run
+
+
+def format_run(run: NotebookRun) -> str:
+    status = "ok" if run.ok else f"FAILED: {run.error}"
+    return f"{run.path.name:<36} {run.seconds:7.1f} s  {status}"
+
+
+def run_notebooks(paths, out_dir: str | Path | None = "notebooks/executed", timeout: float = 600,
+                  params: dict | None = None, env: dict | None = None, echo: bool = True) -> list[NotebookRun]:
+    """Execute ``paths`` in order, one fresh kernel each; a failure never stops the next notebook.
+
+    Prints a progress line per notebook (name, seconds, ok or the error) when
+    ``echo``. ``params`` are injected after each notebook's "parameters" cell;
+    ``env`` is added to the kernels' environment (e.g. ``{"LGD_PROFILE": "gpu"}``).
+    """
+    runs = []
+    for path in paths:
+        run = run_notebook(path, out_dir=out_dir, timeout=timeout, params=params, env=env)
+        runs.append(run)
+        if echo:
+            print(format_run(run), flush=True)
+    return runs
+
+
+def list_notebooks(folder: str | Path = "notebooks", only: str | None = None) -> list[Path]:
+    """The numbered notebooks (01_..., 02_...) of ``folder`` in order.
+
+    ``only`` keeps the names that contain it or match it as a glob ("02", "0[23]_*").
+    """
+    paths = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if only in p.name or fnmatch(p.name, only)]
+    return paths
+
+
+def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove outputs and execution counts (how notebooks are stored in git)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+    return nb
+
+
+def notebook_from_script(text: str, stem: str) -> nbformat.NotebookNode:
+    """Build a notebook from a "percent" script (how the workbook's sources are written).
+
+    ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
+    drop their leading "# "; ``# %% tags=["exercise:lgd_block"]`` adds cell
+    tags. Cell ids are ``{stem}-{n}``, so regenerating gives the same file.
+    """
+    import json
+
+    cells, kind, tags, lines = [], None, [], []
+
+    def close():
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+            cell = nbformat.v4.new_markdown_cell(body)
+        else:
+            cell = nbformat.v4.new_code_cell(body)
+        if tags:
+            cell.metadata["tags"] = tags
+        cell.id = f"{stem}-{len(cells)}"
+        cells.append(cell)
+
+    for line in text.splitlines():
+        if line.startswith("# %%"):
+            if kind is not None:
+                close()
+            header = line[4:].strip()
+            kind = "markdown" if header.startswith("[markdown]") else "code"
+            tags = json.loads(header.split("tags=", 1)[1]) if "tags=" in header else []
+            lines = []
+        elif kind is not None:
+            lines.append(line)
+    if kind is not None:
+        close()
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME},
+                   "language_info": {"name": "python"}}
+    return nb
