@@ -1,0 +1,280 @@
+"""Checks for the workbook's exercises: compare a student's code with the reference and say what is off.
+
+Each ``check_*`` function runs the student's code and the package's reference
+on the same random inputs, with the same weights, and either prints one
+success line and returns True, or raises ``ExerciseError`` whose message says
+in plain words what differs: which shape, which diffusion, which term.
+
+    from lgd_tutorial.exercises import check_lgd_block
+    check_lgd_block(my_lgd_forward)      # a function (block, x, g) -> (x_new, g_new)
+    check_lgd_block(MyLGDBlock)          # or a class with LGDBlock's constructor
+
+The instructor's side (``lgd exercises build`` and ``grade``) is in
+``lgd_tutorial.grading``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import torch
+from torch import Tensor, nn
+
+from .models import lgd, p3d
+from .models.inflate import _inflate_kernel
+
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+class ExerciseError(AssertionError):
+    """A check failed; the message says what is wrong."""
+
+
+def _passed(what: str) -> bool:
+    print(f"[ok] {what}: matches the reference.")
+    return True
+
+
+def _shape(name: str, got, expected: tuple, hint: str = "") -> None:
+    if not isinstance(got, Tensor):
+        raise ExerciseError(f"{name} should be a tensor of shape {expected}, got {type(got).__name__}.")
+    if tuple(got.shape) != tuple(expected):
+        raise ExerciseError(f"{name} has shape {tuple(got.shape)}, expected {tuple(expected)}. {hint}".strip())
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, **TOLERANCE)
+
+
+def _seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- pooling and broadcasting -------------------------------------------------
+
+def check_pool_broadcast(pool, broadcast) -> bool:
+    """``pool``: (N, C, T, H, W) -> (N, C), the mean over (T, H, W); ``broadcast``: (N, C) -> adds to every position."""
+    x = torch.randn(2, 6, 3, 4, 5, generator=_seeded())
+    pooled = pool(x)
+    _shape("pool(x)", pooled, (2, 6), "P averages over T, H and W and keeps N and C.")
+    if not _close(pooled, lgd.pool(x)):
+        if _close(pooled, x.sum((2, 3, 4))):
+            raise ExerciseError("pool(x) sums over (T, H, W); P is the *mean* over the T*H*W positions.")
+        if _close(pooled, x.amax((2, 3, 4))):
+            raise ExerciseError("pool(x) takes the maximum; P is the average over (T, H, W).")
+        raise ExerciseError("pool(x) has the right shape but wrong values: average over dims 2, 3 and 4 only.")
+    g = torch.randn(2, 6, generator=_seeded(1))
+    try:
+        added = x + broadcast(g)
+    except RuntimeError as error:
+        raise ExerciseError(f"x + broadcast(g) fails for x {tuple(x.shape)} and g {tuple(g.shape)}: "
+                            f"{error}. U must give g shape (N, C, 1, 1, 1) so it lines up with channels.") from None
+    _shape("x + broadcast(g)", added, tuple(x.shape), "Broadcasting must not change the local map's shape.")
+    if not _close(added, x + lgd.broadcast(g)):
+        raise ExerciseError("x + broadcast(g) adds the wrong numbers: every position (t, h, w) of channel c "
+                            "should receive g[:, c]. Check that g's channel axis lines up with x's axis 1.")
+    return _passed("pool and broadcast")
+
+
+# --- the projections ----------------------------------------------------------
+
+def check_projection(build) -> bool:
+    """``build(in_features, out_features)`` -> a module like ``lgd.projection``: two Linear layers, bottleneck C // 16 (>= 8)."""
+    for c_in, c_out in ((64, 256), (32, 64)):
+        reference = lgd.projection(c_in, c_out)
+        student = build(c_in, c_out)
+        linears = [m for m in student.modules() if isinstance(m, nn.Linear)]
+        hidden = reference[0].out_features
+        if len(linears) != 2:
+            raise ExerciseError(f"projection({c_in}, {c_out}) has {len(linears)} Linear layers; "
+                                "the release uses exactly two (C_in -> C/16 -> C), nothing between them.")
+        if linears[0].out_features != hidden:
+            raise ExerciseError(f"projection({c_in}, {c_out}) has a bottleneck of {linears[0].out_features}; "
+                                f"expected max({c_out} // 16, 8) = {hidden}.")
+        if any(m.bias is None for m in linears):
+            raise ExerciseError("a Linear layer of your projection has no bias; both layers keep theirs.")
+        for mine, theirs in zip(linears, (reference[0], reference[1])):
+            mine.load_state_dict(theirs.state_dict())
+        v = torch.randn(3, c_in, generator=_seeded())
+        out = student(v)
+        _shape(f"projection({c_in}, {c_out})(v)", out, (3, c_out))
+        if not _close(out, reference(v)):
+            raise ExerciseError("with the reference weights your projection gives other values: "
+                                "apply the two Linear layers one after the other with no activation between.")
+    return _passed("projection")
+
+
+# --- P3D units ----------------------------------------------------------------
+
+P3D_KINDS = {"A": p3d.P3DA, "B": p3d.P3DB, "C": p3d.P3DC}
+P3D_FORMULAS = {"A": "ReLU(BN(T(S(x))))", "B": "ReLU(BN(S(x) + T(x)))", "C": "s = ReLU(BN(S(x))); ReLU(s + T(s))"}
+
+
+def check_p3d_unit(kind: str, student_cls) -> bool:
+    """``student_cls(in_channels, out_channels, stride=1, activate=True)`` against P3D-``kind`` (A, B or C)."""
+    kind = kind.upper()
+    if kind not in P3D_KINDS:
+        raise ValueError(f"kind must be one of {sorted(P3D_KINDS)}, got {kind!r}")
+    formula = P3D_FORMULAS[kind]
+    for stride, activate in ((1, True), (2, True), (1, False)):
+        torch.manual_seed(0)
+        reference = P3D_KINDS[kind](4, 6, stride, activate).eval()
+        student = student_cls(4, 6, stride, activate=activate).eval()
+        try:
+            student.load_state_dict(reference.state_dict())
+        except RuntimeError as error:
+            raise ExerciseError(f"your P3D-{kind} does not hold the same layers as the reference ({error}). "
+                                "Name them spatial (1x3x3 conv), temporal (3x1x1 conv) and bn.") from None
+        with torch.no_grad():
+            for module in reference.modules():
+                if isinstance(module, nn.BatchNorm3d):
+                    module.running_mean.uniform_(-0.5, 0.5)
+                    module.running_var.uniform_(0.5, 2.0)
+            student.load_state_dict(reference.state_dict())
+            x = torch.randn(2, 4, 5, 8, 8, generator=_seeded())
+            expected = reference(x.clone())
+            out = student(x.clone())
+        _shape(f"P3D-{kind} (stride {stride}) output", out, tuple(expected.shape),
+               "The spatial stride shrinks H and W; T never changes." + (" In P3D-B the temporal conv takes the "
+                                                                         "spatial stride too." if kind == "B" else ""))
+        if not _close(out, expected):
+            if not activate and (out >= 0).all() and (expected < 0).any():
+                raise ExerciseError(f"with activate=False P3D-{kind} must end without ReLU "
+                                    "(the residual branch ends in BN).")
+            raise ExerciseError(f"P3D-{kind} (stride {stride}, activate={activate}) gives other values than "
+                                f"{formula}. Check the order of the convolutions, BN and ReLU.")
+    return _passed(f"P3D-{kind} unit")
+
+
+# --- the LGD block --------------------------------------------------------------
+
+def _reference_block(diffusion: str = "both") -> lgd.LGDBlock:
+    torch.manual_seed(0)
+    c_in, c_out = 16, 32
+    residual = p3d.Bottleneck(c_in, c_out // 4, 2, p3d.P3DA)
+    shortcut = p3d.Shortcut(c_in, c_out, 2)
+    block = lgd.LGDBlock(residual, shortcut, c_in, c_out, diffusion).eval()
+    with torch.no_grad():
+        for module in block.modules():            # the zero-initialised W_xg would hide global-to-local
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0, 0.3)
+                module.bias.normal_(0, 0.3)
+    return block
+
+
+def _diagnose_global(block: lgd.LGDBlock, x: Tensor, g: Tensor, got: Tensor) -> str:
+    carried = block.global_to_global(g)
+    from_local = block.local_to_global(lgd.pool(x))
+    candidates = {
+        "your new global vector ignores the local map: the local-to-global diffusion W_gx P(x) is missing":
+            torch.relu(carried),
+        "your new global vector forgets the incoming global vector: W_gg g is missing from local-to-global":
+            torch.relu(from_local),
+        "local-to-global is missing its ReLU: g_new = ReLU(W_gx P(x) + W_gg g)": carried + from_local,
+    }
+    for message, candidate in candidates.items():
+        if _close(got, candidate):
+            return message
+    return "the new global vector differs from ReLU(W_gx P(x) + W_gg g) (local-to-global)"
+
+
+def _diagnose_local(block: lgd.LGDBlock, x: Tensor, g_new: Tensor, got: Tensor) -> str:
+    residual = block.residual(x) + block.shortcut(x)
+    term = lgd.broadcast(block.global_to_local(g_new))
+    candidates = {
+        "your local output never receives the global vector: the global-to-local diffusion U(W_xg g_new) is missing":
+            torch.relu(residual),
+        "global-to-local is added after the ReLU; add U(W_xg g_new) to F(x) + S(x) first, then apply ReLU":
+            torch.relu(residual) + term,
+        "the final ReLU is missing: x_new = ReLU(F(x) + S(x) + U(W_xg g_new))": residual + term,
+        "the shortcut S(x) is missing from the local output": torch.relu(block.residual(x) + term),
+    }
+    for message, candidate in candidates.items():
+        if _close(got, candidate):
+            return message
+    return "the local output differs from ReLU(F(x) + S(x) + U(W_xg g_new)) (global-to-local)"
+
+
+def check_lgd_block(student) -> bool:
+    """Compare a student's LGD block with ``LGDBlock`` (diffusion="both"), with shared weights.
+
+    ``student`` is either a function ``(block, x, g) -> (x_new, g_new)`` that
+    uses the reference block's modules (``block.residual``, ``block.shortcut``,
+    ``block.global_to_global``, ``block.local_to_global``,
+    ``block.global_to_local``), or a class with LGDBlock's constructor
+    ``(residual, shortcut, in_channels, out_channels, diffusion="both")``.
+    """
+    block = _reference_block()
+    x = torch.randn(2, 16, 4, 8, 8, generator=_seeded())
+    g = torch.randn(2, 16, generator=_seeded(1))
+    with torch.no_grad():
+        expected_x, expected_g = block(x.clone(), g.clone())
+        if inspect.isclass(student):
+            mine = student(copy.deepcopy(block.residual), copy.deepcopy(block.shortcut), 16, 32).eval()
+            try:
+                mine.load_state_dict(block.state_dict())
+            except RuntimeError as error:
+                raise ExerciseError("your block does not hold the same parameters as LGDBlock: name the "
+                                    "projections global_to_global (W_gg), local_to_global (W_gx) and "
+                                    f"global_to_local (W_xg), built with projection(). Details: {error}") from None
+            result = mine(x.clone(), g.clone())
+        else:
+            result = student(block, x.clone(), g.clone())
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise ExerciseError("the block must return a pair (x_new, g_new): the local map and the global vector.")
+        got_x, got_g = result
+        _shape("g_new (the global output)", got_g, tuple(expected_g.shape),
+               "The global vector is (N, C_out): pool over T, H, W and project to the block's output width.")
+        _shape("x_new (the local output)", got_x, tuple(expected_x.shape),
+               "The local map keeps the residual branch's shape (N, C_out, T, H', W').")
+        if not _close(got_g, expected_g):
+            raise ExerciseError(_diagnose_global(block, x, g, got_g) + ".")
+        if not _close(got_x, expected_x):
+            raise ExerciseError(_diagnose_local(block, x, expected_g, got_x) + ".")
+    return _passed("LGD block (local-to-global and global-to-local)")
+
+
+# --- inflation ------------------------------------------------------------------
+
+def check_inflate_kernel(inflate) -> bool:
+    """``inflate(weight (O, I, k, k), time)`` -> (O, I, time, k, k) with the 2D kernel at index time // 2."""
+    weight = torch.randn(5, 3, 7, 7, generator=_seeded())
+    for time in (4, 2, 3):
+        out = inflate(weight, time)
+        _shape(f"inflate(weight, {time})", out, (5, 3, time, 7, 7),
+               "Insert a time axis after the input channels: (O, I, time, k, k).")
+        expected = _inflate_kernel(weight, time, time // 2)
+        if not _close(out, expected):
+            if _close(out, weight[:, :, None].expand_as(out) / time):
+                raise ExerciseError("you spread the kernel evenly over time (I3D-style, divided by T); the "
+                                    f"release puts the whole 2D kernel at index {time} // 2 and zeros elsewhere.")
+            nonzero = [t for t in range(time) if out[:, :, t].abs().sum() > 0]
+            raise ExerciseError(f"the 2D kernel should sit at temporal index {time // 2} of {time} with zeros "
+                                f"elsewhere; your kernel is non-zero at indices {nonzero}.")
+    return _passed("kernel inflation")
+
+
+# --- the kernelized classifier --------------------------------------------------
+
+def check_gaussian_kernel(kernel) -> bool:
+    """``kernel(features (..., C), templates (K, C), bandwidth, scale)`` -> (..., K) Gaussian similarities.
+
+    k(a, u_c) = scale * exp(-||a - u_c||^2 / (2 bandwidth^2)) (the reconstruction's Gaussian kernel).
+    """
+    features = torch.randn(2, 7, 12, generator=_seeded())
+    templates = torch.randn(5, 12, generator=_seeded(1))
+    bandwidth, scale = 3.0, 2.0
+    out = kernel(features, templates, bandwidth, scale)
+    _shape("kernel(features, templates)", out, (2, 7, 5), "One similarity per position and class: (..., K).")
+    sq = ((features[..., None, :] - templates) ** 2).sum(-1)
+    expected = scale * torch.exp(-sq / (2 * bandwidth**2))
+    if not _close(out, expected):
+        if _close(out, scale * torch.exp(-sq.sqrt() / (2 * bandwidth**2))):
+            raise ExerciseError("you used the distance ||a - u||; the Gaussian kernel uses the *squared* distance.")
+        if _close(out, scale * torch.exp(-sq / bandwidth**2)):
+            raise ExerciseError("the exponent misses the factor 2: exp(-||a - u||^2 / (2 sigma^2)).")
+        if _close(out, torch.exp(-sq / (2 * bandwidth**2))):
+            raise ExerciseError("the output scale alpha is missing: multiply the exponential by scale.")
+        raise ExerciseError("your kernel gives other values than scale * exp(-||a - u_c||^2 / (2 bandwidth^2)).")
+    return _passed("Gaussian kernel")
