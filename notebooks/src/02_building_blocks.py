@@ -22,7 +22,6 @@ from lgd_tutorial.models import lgd, p3d
 from lgd_tutorial.notebooks import figure_path, profile
 
 torch.manual_seed(0)
-torch.set_num_threads(2)
 print("profile:", profile())
 
 # %% [markdown]
