@@ -1,0 +1,211 @@
+"""Exercises: student versions without solutions, checks that name the mistake, a grader that survives bad work."""
+
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from lgd_tutorial import exercises, grading
+from lgd_tutorial.exercises import ExerciseError
+from lgd_tutorial.models import lgd, p3d
+from lgd_tutorial.notebooks import list_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def forward_without_global_to_local(block, x, g):
+    g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))
+    return torch.relu(block.residual(x) + block.shortcut(x)), g_new
+
+
+def forward_without_local_to_global(block, x, g):
+    g_new = torch.relu(block.global_to_global(g))
+    return torch.relu(block.residual(x) + block.shortcut(x) + lgd.broadcast(block.global_to_local(g_new))), g_new
+
+
+def test_the_reference_block_passes_as_a_class_and_as_a_function(capsys):
+    assert exercises.check_lgd_block(lgd.LGDBlock)
+    assert exercises.check_lgd_block(lambda block, x, g: block(x, g))
+    assert "[ok] LGD block" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("forward, named", [
+    (forward_without_global_to_local, "global-to-local diffusion U(W_xg g_new) is missing"),
+    (forward_without_local_to_global, "local-to-global diffusion W_gx P(x) is missing"),
+])
+def test_a_block_missing_a_diffusion_is_told_which(forward, named):
+    with pytest.raises(ExerciseError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        exercises.check_lgd_block(forward)
+
+
+def test_a_block_returning_the_wrong_shape_is_told_the_expected_shape():
+    def pooled_too_early(block, x, g):
+        x_new, g_new = block(x, g)
+        return x_new.mean(2), g_new
+    with pytest.raises(ExerciseError, match=r"x_new \(the local output\) has shape \(2, 32, 4, 4\), expected \(2, 32, 4, 4, 4\)"):
+        exercises.check_lgd_block(pooled_too_early)
+
+
+def test_pool_that_sums_is_told_to_average():
+    with pytest.raises(ExerciseError, match="sums over"):
+        exercises.check_pool_broadcast(lambda x: x.sum((2, 3, 4)), lgd.broadcast)
+    with pytest.raises(ExerciseError, match=r"\(N, C, 1, 1, 1\)"):
+        exercises.check_pool_broadcast(lgd.pool, lambda g: g)
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+def test_each_p3d_unit_passes_against_itself_and_fails_against_another(kind):
+    assert exercises.check_p3d_unit(kind, exercises.P3D_KINDS[kind])
+    other = {"A": p3d.P3DC, "B": p3d.P3DA, "C": p3d.P3DA}[kind]
+    with pytest.raises(ExerciseError, match=f"P3D-{kind}"):
+        exercises.check_p3d_unit(kind, other)
+
+
+def test_projection_with_a_wrong_bottleneck_is_told_the_expected_width():
+    assert exercises.check_projection(lgd.projection)
+    wrong = lambda c_in, c_out: torch.nn.Sequential(torch.nn.Linear(c_in, c_out // 4), torch.nn.Linear(c_out // 4, c_out))
+    with pytest.raises(ExerciseError, match=r"expected max\(256 // 16, 8\) = 16"):
+        exercises.check_projection(wrong)
+
+
+def test_i3d_style_inflation_and_a_wrong_exponent_are_named():
+    with pytest.raises(ExerciseError, match="I3D-style"):
+        exercises.check_inflate_kernel(lambda w, t: w[:, :, None].repeat(1, 1, t, 1, 1) / t)
+    with pytest.raises(ExerciseError, match="factor 2"):
+        exercises.check_gaussian_kernel(
+            lambda f, u, s, a: a * torch.exp(-((f[..., None, :] - u) ** 2).sum(-1) / s**2))
+
+
+# --- student versions -----------------------------------------------------------
+
+SOURCE_WITH_TWO_REGIONS = '''def f(x):
+    ### BEGIN SOLUTION
+    secret = x * 2
+    return secret
+    ### END SOLUTION
+
+class G:
+    def __call__(self):
+        ### BEGIN SOLUTION
+        return "hidden"
+        ### END SOLUTION'''
+
+
+def test_stubs_replace_every_region_at_its_indentation_and_raise():
+    stubbed = grading.stub_solutions(SOURCE_WITH_TWO_REGIONS, "demo")
+    assert "secret" not in stubbed and "hidden" not in stubbed and "SOLUTION" not in stubbed
+    namespace = {}
+    exec(stubbed, namespace)
+    for call in (lambda: namespace["f"](1), lambda: namespace["G"]()()):
+        with pytest.raises(NotImplementedError, match="Exercise: demo"):
+            call()
+
+
+def test_unbalanced_markers_are_refused():
+    with pytest.raises(ValueError, match="without"):
+        grading.stub_solutions("### BEGIN SOLUTION\nx = 1", "demo")
+
+
+def test_built_student_versions_keep_prose_and_contain_no_solution(tmp_path):
+    written = grading.build_exercises(NOTEBOOKS, tmp_path, echo=False)
+    assert written
+    for path in written:
+        source = nbformat.read(NOTEBOOKS / path.name, as_version=4)
+        student = nbformat.read(path, as_version=4)
+        assert [c.source for c in student.cells if c.cell_type == "markdown"] == \
+               [c.source for c in source.cells if c.cell_type == "markdown"]
+        for mine, theirs in zip(student.cells, source.cells):
+            if mine.cell_type == "code" and grading.BEGIN in theirs.source:
+                assert "NotImplementedError" in mine.source and "SOLUTION" not in mine.source
+        assert all(not c.get("outputs") for c in student.cells)
+
+
+@pytest.mark.parametrize("path", list_notebooks(NOTEBOOKS), ids=lambda p: p.name)
+def test_committed_student_versions_are_in_sync_with_the_sources(path):
+    built = grading.build_student_notebook(nbformat.read(path, as_version=4))
+    committed = nbformat.read(NOTEBOOKS / "exercises" / path.name, as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in built.cells], "run: lgd exercises build"
+
+
+def test_every_source_notebook_with_exercises_has_a_check_per_exercise():
+    for path in list_notebooks(NOTEBOOKS):
+        nb = nbformat.read(path, as_version=4)
+        for name in grading.exercises_of(nb):
+            cells = [c.source for c in nb.cells if name in grading.exercise_names(c)]
+            assert any(grading.BEGIN in s for s in cells), f"{path.name}: {name} has no solution region"
+            assert any("check_" in s for s in cells), f"{path.name}: {name} has no check cell"
+
+
+# --- grading ----------------------------------------------------------------------
+
+def exercise_notebook(solution: str, extra: str = "") -> nbformat.NotebookNode:
+    """A small notebook with two exercises, the first solved by ``solution``."""
+    cells = [
+        nbformat.v4.new_markdown_cell("# Two exercises"),
+        nbformat.v4.new_code_cell(f"def double(x):\n    ### BEGIN SOLUTION\n    {solution}\n    ### END SOLUTION",
+                                  metadata={"tags": ["exercise:double"]}),
+        nbformat.v4.new_code_cell("assert double(3) == 6, 'double(3) should be 6'", metadata={"tags": ["exercise:double"]}),
+        nbformat.v4.new_code_cell(extra or "pass"),
+        nbformat.v4.new_code_cell("def pool(x):\n    ### BEGIN SOLUTION\n    return x.mean((2, 3, 4))\n    ### END SOLUTION",
+                                  metadata={"tags": ["exercise:pool"]}),
+        nbformat.v4.new_code_cell("from lgd_tutorial.exercises import check_pool_broadcast\n"
+                                  "from lgd_tutorial.models.lgd import broadcast\n"
+                                  "check_pool_broadcast(pool, broadcast)", metadata={"tags": ["exercise:pool"]}),
+    ]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+@pytest.fixture
+def submissions(tmp_path):
+    folder = tmp_path / "submissions"
+    for student, nb in {
+        "correct": exercise_notebook("return 2 * x"),
+        "stub": grading.build_student_notebook(exercise_notebook("return 2 * x")),
+        "wrong": exercise_notebook("return x + 1"),
+        "crash": exercise_notebook("return 2 * x", extra="import os\nos._exit(1)"),
+        "hang": exercise_notebook("return 2 * x", extra="while True:\n    pass"),
+    }.items():
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / "01_demo.ipynb")
+    (folder / "corrupt").mkdir()
+    (folder / "corrupt" / "01_demo.ipynb").write_text("{ not json")
+    return folder
+
+
+def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_path):
+    out = tmp_path / "grades.csv"
+    grading.grade_folder(submissions, timeout=20, out=out, sources=None, echo=False)
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(grading.CSV_FIELDS)
+    grade = {(Path(r["notebook"]).parent.name, r["exercise"]): (int(r["score"]), int(r["max"]), r["reason"]) for r in rows}
+
+    assert grade["correct", "double"] == (1, 1, "passed") and grade["correct", "pool"] == (1, 1, "passed")
+    score, _, reason = grade["stub", "double"]
+    assert score == 0 and reason.startswith("not attempted: NotImplementedError: Exercise: double")
+    assert grade["stub", "pool"][0] == 0
+    assert grade["wrong", "double"] == (0, 1, "AssertionError: double(3) should be 6")
+    assert grade["wrong", "pool"] == (1, 1, "passed"), "one wrong exercise must not cost the other"
+    assert grade["crash", "double"] == (1, 1, "passed")
+    assert grade["crash", "pool"][0] == 0 and "kernel died" in grade["crash", "pool"][2]
+    assert grade["hang", "double"] == (1, 1, "passed")
+    assert grade["hang", "pool"][0] == 0 and "time limit of 20 s" in grade["hang", "pool"][2]
+    assert grade["corrupt", "(notebook)"][0] == 0 and "cannot be read" in grade["corrupt", "(notebook)"][2]
+
+
+def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_zero(tmp_path):
+    source = NOTEBOOKS / "02_building_blocks.ipynb"
+    folder = tmp_path / "subs"
+    (folder / "teacher").mkdir(parents=True)
+    (folder / "student").mkdir()
+    (folder / "teacher" / source.name).write_bytes(source.read_bytes())
+    nbformat.write(grading.build_student_notebook(nbformat.read(source, as_version=4)), folder / "student" / source.name)
+    grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g.csv", sources=NOTEBOOKS, echo=False)
+    teacher = [g for g in grades if g.notebook.startswith("teacher")]
+    student = [g for g in grades if g.notebook.startswith("student")]
+    assert {g.exercise for g in teacher} == {"pool_broadcast", "lgd_block", "p3d_b"}
+    assert all(g.score == g.max == 1 for g in teacher), teacher
+    assert all(g.score == 0 and "not attempted" in g.reason for g in student), student
