@@ -162,15 +162,6 @@ def _reason(e: BaseException) -> str:
     return f"decord: {type(e).__name__}: {text[0] if text else ''}"
 
 
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Antialiased bilinear resize of uint8 (T, H, W, 3) frames to (width, height)."""
-    import torch
-    import torch.nn.functional as F
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False, antialias=True)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
 class Video:
     """The interface both backends provide."""
 
@@ -229,7 +220,6 @@ class DecordVideo(Video):
         info = info or probe(path)
         super().__init__(path, short_side, info)
         self._size = scaled_size(*info.display_size, short_side) if short_side else None
-        self._resize_after = False          # True when decord's own resizing failed (it does for some small sizes)
         self._reader = self._open(self._size)
         self._length = len(self._reader)
         if self._length <= 0:
@@ -248,16 +238,23 @@ class DecordVideo(Video):
 
     def _read(self, indices):
         try:
-            frames = self._reader.get_batch(indices).asnumpy()
+            return self._reader.get_batch(indices).asnumpy()
         except _decord_errors() as e:
-            if self._size is None or self._resize_after or "size must exactly match" not in str(e):
+            if "size must exactly match" not in str(e):
                 raise VideoDecodeError(self.path, _reason(e)) from e
-            self._resize_after = True
-            self._reader = self._open(None)
-            return self._read(indices)
-        if self._resize_after:
-            frames = resize_frames(frames, self._size)
-        return frames
+        # decord2 3.4 hands out rows padded to an aligned stride for some frame widths (96 px, say),
+        # and then its batch copy fails; frame by frame, the padding can be cut off.
+        try:
+            return np.stack([self._unpad(self._reader[i].asnumpy()) for i in indices])
+        except _decord_errors() as e:
+            raise VideoDecodeError(self.path, _reason(e)) from e
+
+    def _unpad(self, frame: np.ndarray) -> np.ndarray:
+        width, height = self._size or self.info.display_size
+        rows = frame.reshape(height, -1)
+        if rows.shape[1] < width * 3:
+            raise VideoDecodeError(self.path, f"decord: a {frame.shape} frame cannot hold {width}x{height} RGB")
+        return np.ascontiguousarray(rows[:, : width * 3].reshape(height, width, 3))
 
     def close(self) -> None:
         self._reader = None
