@@ -33,8 +33,8 @@ class DataConfig:
     split_dir: str = ""                 # ucf101/hmdb51: folder with the official split files
     split: int = 1                      # ucf101/hmdb51: split 1, 2 or 3
     synthetic_seed: int = 0
-    synthetic_videos_per_class: int = 64
-    synthetic_val_per_class: int = 16
+    synthetic_videos_per_class: int = 320      # the defaults of `lgd data synth`
+    synthetic_val_per_class: int = 32
     num_frames: int = 8
     stride: int = 2
     sampling: str = "clip"              # clip (3D) | tsn (LGD-2D segments)
