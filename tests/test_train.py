@@ -269,3 +269,28 @@ def test_two_gloo_processes_match_one_process(synth, tmp_path):
     # Same data and the same mean gradient, summed in a different order: float32 rounding only.
     assert worst < 1e-5, worst
     assert len(list(Path(tmp_path / "two").glob("step_*.pt"))) >= 1
+
+
+@pytest.mark.slow
+def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(synth, tmp_path):
+    """The shipped sbatch script, run with stand-ins for srun and scontrol on one 'node' of 2 workers,
+    trains to the end and leaves a 2-process checkpoint."""
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (shims / "scontrol").write_text("#!/bin/sh\necho 127.0.0.1\necho 127.0.0.2\n")
+    # srun drops its own options and runs the command once (one task on this one node).
+    (shims / "srun").write_text('#!/bin/sh\nwhile [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n')
+    for shim in ("python", "scontrol", "srun"):
+        (shims / shim).chmod(0o755)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small(synth, tmp_path / "run", optim={"epochs": 1})))
+    env = dict(run_env(), PATH=f"{shims}:{os.environ['PATH']}", SLURM_JOB_NODELIST="node[1-2]", SLURM_NNODES="1",
+               SLURM_JOB_ID="4242", GPUS_PER_NODE="2", CONFIG=str(config), PORT=str(free_port()))
+    script = CONFIG_DIR / "slurm_train.sbatch"
+    done = subprocess.run(["bash", str(script), "run.log_every=2"], env=env, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = T.load_checkpoint(T.checkpoints_in(tmp_path / "run")[0])
+    assert state["world"] == 2 and state["epoch"] == 1
+    assert state["config"]["run"]["log_every"] == 2
