@@ -278,3 +278,102 @@ def check_gaussian_kernel(kernel) -> bool:
             raise ExerciseError("the output scale alpha is missing: multiply the exponential by scale.")
         raise ExerciseError("your kernel gives other values than scale * exp(-||a - u_c||^2 / (2 bandwidth^2)).")
     return _passed("Gaussian kernel")
+
+# --- scaling up and visualising diffusion (notebooks 6 and 7) -------------------
+
+def check_workers_needed(workers_needed) -> bool:
+    """``workers_needed(target, per_worker)``: the fewest whole workers whose summed rate reaches ``target``."""
+    import math
+
+    cases = [(100.0, 12.0, 9), (100.0, 25.0, 4), (50.0, 7.0, 8), (3.0, 40.0, 1), (96.0, 32.0, 3)]
+    for target, rate, expected in cases:
+        got = workers_needed(target, rate)
+        if isinstance(got, float) and got.is_integer():
+            got = int(got)
+        if not isinstance(got, int) or isinstance(got, bool):
+            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) returned {got!r}; a number of workers is "
+                                "a whole number (an int).")
+        if got == expected:
+            continue
+        if got == round(rate / target) or got == math.ceil(rate / target):
+            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}: the division is upside down; "
+                                "workers = target rate / one worker's rate.")
+        if got == math.floor(target / rate) or got == round(target / rate):
+            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, but {got} workers give only "
+                                f"{got * rate:g} clips/s: round *up* (math.ceil), a fraction of a worker is a worker.")
+        if got == 0:
+            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = 0: at least one worker must decode.")
+        raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, expected {expected}.")
+    return _passed("workers needed for a target rate")
+
+
+def check_scaled_lr(scaled_lr) -> bool:
+    """``scaled_lr(base_lr, lr_batch, batch_per_process, processes, accumulate)``: the linear scaling rule.
+
+    The same rule as ``lgd_tutorial.train.lr_at``: base_lr x (batch x processes x accumulate) / lr_batch.
+    """
+    import math
+
+    cases = [(0.04, 256, 16, 4, 2), (0.04, 256, 16, 32, 1), (0.05, 16, 16, 1, 1), (0.1, 64, 8, 2, 3)]
+    for base, lr_batch, batch, processes, accumulate in cases:
+        got = scaled_lr(base, lr_batch, batch, processes, accumulate)
+        expected = base * batch * processes * accumulate / lr_batch
+        args = f"scaled_lr({base}, {lr_batch}, {batch}, {processes}, {accumulate})"
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            raise ExerciseError(f"{args} returned {got!r}; a learning rate is a number.")
+        if math.isclose(got, expected, rel_tol=1e-6):
+            continue
+        if math.isclose(got, base * batch * processes / lr_batch, rel_tol=1e-6):
+            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the accumulation steps are missing; "
+                                "each optimizer step sees batch x processes x accumulate clips.")
+        if math.isclose(got, base * batch * accumulate / lr_batch, rel_tol=1e-6):
+            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the number of processes is missing; "
+                                "DDP averages the gradients of all processes, so the global batch counts them all.")
+        if math.isclose(got, base * lr_batch / (batch * processes * accumulate), rel_tol=1e-6):
+            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the ratio is upside down; a larger "
+                                "global batch takes a *larger* learning rate.")
+        raise ExerciseError(f"{args} = {got:g}, expected base_lr x global batch / lr_batch = {expected:g}.")
+    return _passed("linearly scaled learning rate")
+
+
+def _taps_for_ratio_check():
+    from .models import build_model
+    from .viz.taps import collect_taps
+
+    torch.manual_seed(0)
+    model = build_model("lgd3d_tiny", num_classes=3).eval()
+    with torch.no_grad():
+        for _, block in model.named_lgd_blocks():           # a non-zero W_xg, so the term varies per clip
+            block.global_to_local[-1].weight.normal_(0, 0.2, generator=_seeded(2))
+    return collect_taps(model, torch.randn(2, 3, 4, 32, 32, generator=_seeded(1)))
+
+
+def check_global_to_local_ratio(ratio_map) -> bool:
+    """``ratio_map(block_taps)`` -> (N, T, H, W): ||U(W_xg g_new)||_C / ||F(x) + S(x)||_C at every position.
+
+    ``block_taps`` is one entry of ``collect_taps(model, clip).blocks`` (keys ``local``, ``residual``,
+    ``global_to_local``, ...). The norms are taken over the channels.
+    """
+    from .viz.diffusion import global_to_local_ratio
+
+    record = _taps_for_ratio_check()
+    for taps in record.blocks:
+        name = taps["name"]
+        n, c, t, h, w = taps["residual"].shape
+        got = ratio_map(taps)
+        _shape(f"ratio_map(taps of {name})", got, (n, t, h, w),
+               "One number per clip and position: take the norm over the channel axis (dim 1).")
+        if _close(got, global_to_local_ratio(taps, "residual")):
+            continue
+        term, residual = taps["global_to_local"], taps["residual"]
+        if _close(got, global_to_local_ratio(taps, "local")):
+            raise ExerciseError(f"{name}: you divided by the block's output (local); the reference is the local "
+                                "activation *before* the global term is added, F(x) + S(x) (taps['residual']).")
+        if _close(got, residual.norm(dim=1) / term.norm(dim=1).clamp_min(1e-6)):
+            raise ExerciseError(f"{name}: the ratio is upside down: |global-to-local term| / |F(x) + S(x)|.")
+        if _close(got, term.abs().mean(1) / residual.abs().mean(1).clamp_min(1e-6)):
+            raise ExerciseError(f"{name}: you compared mean absolute values; use the Euclidean norm over the "
+                                "channels, .norm(dim=1).")
+        raise ExerciseError(f"{name}: the values differ from ||taps['global_to_local']||_C / "
+                            "||taps['residual']||_C at each (t, h, w).")
+    return _passed("global-to-local ratio map")

@@ -1,0 +1,45 @@
+"""Checks of the exercises of notebooks 6 and 7: a correct answer passes, a typical mistake is named."""
+
+import math
+
+import pytest
+
+from lgd_tutorial import exercises
+from lgd_tutorial.exercises import ExerciseError
+from lgd_tutorial.viz.diffusion import global_to_local_ratio
+
+
+def test_workers_needed_passes_the_ceiling_and_names_rounding_down_and_the_inverted_division(capsys):
+    assert exercises.check_workers_needed(lambda target, rate: max(1, math.ceil(target / rate)))
+    assert "[ok] workers needed" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match=r"round \*up\*"):
+        exercises.check_workers_needed(lambda target, rate: int(target // rate))
+    with pytest.raises(ExerciseError, match="upside down"):
+        exercises.check_workers_needed(lambda target, rate: math.ceil(rate / target))
+    with pytest.raises(ExerciseError, match="whole number"):
+        exercises.check_workers_needed(lambda target, rate: target / rate)
+
+
+@pytest.mark.parametrize("wrong, named", [
+    (lambda base, lr_batch, batch, processes, accumulate: base * batch * processes / lr_batch, "accumulation steps"),
+    (lambda base, lr_batch, batch, processes, accumulate: base * batch * accumulate / lr_batch, "number of processes"),
+    (lambda base, lr_batch, batch, processes, accumulate: base * lr_batch / (batch * processes * accumulate),
+     "upside down"),
+])
+def test_scaled_lr_names_the_missing_factor(wrong, named):
+    assert exercises.check_scaled_lr(lambda base, lr_batch, batch, processes, accumulate:
+                                     base * batch * processes * accumulate / lr_batch)
+    with pytest.raises(ExerciseError, match=named):
+        exercises.check_scaled_lr(wrong)
+
+
+def test_ratio_map_passes_the_reference_and_names_the_wrong_reference_the_inversion_and_the_axis():
+    assert exercises.check_global_to_local_ratio(
+        lambda taps: taps["global_to_local"].norm(dim=1) / (taps["residual"].norm(dim=1) + 1e-6))
+    with pytest.raises(ExerciseError, match=r"F\(x\) \+ S\(x\)"):
+        exercises.check_global_to_local_ratio(lambda taps: global_to_local_ratio(taps, "local"))
+    with pytest.raises(ExerciseError, match="upside down"):
+        exercises.check_global_to_local_ratio(
+            lambda taps: taps["residual"].norm(dim=1) / taps["global_to_local"].norm(dim=1))
+    with pytest.raises(ExerciseError, match="channel axis"):
+        exercises.check_global_to_local_ratio(lambda taps: taps["global_to_local"].norm(dim=2))
