@@ -279,6 +279,136 @@ def check_gaussian_kernel(kernel) -> bool:
         raise ExerciseError("your kernel gives other values than scale * exp(-||a - u_c||^2 / (2 bandwidth^2)).")
     return _passed("Gaussian kernel")
 
+
+# --- receptive fields (notebook 1) ------------------------------------------------
+
+def _receptive_field(kernels, strides) -> int:
+    size, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
+
+
+def check_receptive_field(receptive_field) -> bool:
+    """``receptive_field(kernels, strides)`` -> how many input pixels (along one axis) one output position sees."""
+    cases = [([3], [1]), ([3, 3], [1, 1]), ([3] * 4, [1] * 4), ([7, 3, 3, 3], [2, 2, 1, 1]), ([3, 3, 3], [2, 2, 2])]
+    for kernels, strides in cases:
+        got = receptive_field(list(kernels), list(strides))
+        expected = _receptive_field(kernels, strides)
+        if got == expected:
+            continue
+        where = f"for kernels {kernels} and strides {strides} you return {got}, expected {expected}"
+        if got == 1 + sum(k - 1 for k in kernels):
+            raise ExerciseError(f"{where}: you ignore the strides. After a layer with stride s, one step of the "
+                                "next kernel moves s input pixels, so its k - 1 extra taps add (k - 1) * (product "
+                                "of the earlier strides).")
+        if got == sum(kernels):
+            raise ExerciseError(f"{where}: kernels overlap by one pixel at each layer; a k-wide kernel adds k - 1, not k.")
+        if got == _receptive_field(kernels, [1] + list(strides[:-1])[::-1]) or \
+                got == 1 + sum((k - 1) * s for k, s in zip(kernels, strides)):
+            raise ExerciseError(f"{where}: a layer's own stride does not widen its receptive field; only the "
+                                "strides of the layers *before* it do.")
+        raise ExerciseError(f"{where}. Keep a running size r (start 1) and jump j (start 1): "
+                            "r += (k - 1) * j, then j *= s.")
+    return _passed("receptive field")
+
+
+# --- video-level accuracy from clip scores (notebook 5) ----------------------------
+
+def _video_predictions(clip_logits: Tensor) -> Tensor:
+    return clip_logits.softmax(-1).mean(1).argmax(-1)
+
+
+def check_video_accuracy(video_accuracy) -> bool:
+    """``video_accuracy(clip_logits (N, V, K), labels (N,))`` -> the fraction of videos whose averaged softmax is right.
+
+    Every video has V views (clips x crops); each view's logits become
+    probabilities (softmax), the probabilities are averaged over the views,
+    and the video's prediction is the class with the highest average.
+    """
+    generator = _seeded(5)
+    n, views, k = 200, 6, 5
+    temperature = torch.exp(torch.empty(n, views, 1).uniform_(-3, 3, generator=generator))
+    clip_logits = torch.randn(n, views, k, generator=generator) * temperature
+    right = _video_predictions(clip_logits)
+    wrong_ways = {
+        "you average the logits; average the softmax probabilities of the views instead (a confident view "
+        "should not outweigh the others by the size of its logits)": clip_logits.mean(1).argmax(-1),
+        "you take a majority vote of the views' top classes; average their softmax probabilities instead":
+            clip_logits.argmax(-1).mode(1).values,
+        "you score only the first view of every video; average the softmax over all V views":
+            clip_logits[:, 0].argmax(-1),
+        "you take each class's maximum over the views; average the softmax probabilities instead":
+            clip_logits.softmax(-1).amax(1).argmax(-1),
+    }
+    shifted = torch.where(torch.arange(n) % 2 == 0, right, (right + 1) % k)
+    for labels in (right, shifted):
+        expected = float((right == labels).float().mean())
+        got = video_accuracy(clip_logits.clone(), labels.clone())
+        got = float(got.item() if isinstance(got, Tensor) else got)
+        if abs(got - expected) < 1e-6:
+            continue
+        if abs(got - 100 * expected) < 1e-4:
+            raise ExerciseError(f"you return a percentage ({got:.1f}); return a fraction between 0 and 1.")
+        for message, predictions in wrong_ways.items():
+            if abs(got - float((predictions == labels).float().mean())) < 1e-6:
+                raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}: {message}.")
+        raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}. Softmax over the classes (last axis), "
+                            "mean over the views (axis 1), argmax, compare with the labels, mean over the videos.")
+    return _passed("video-level accuracy")
+
+
+# --- a deterministic train/val split (notebook 5) ------------------------------------
+
+def _toy_annotations():
+    import pandas as pd
+    rows = [{"label": label, "youtube_id": f"{label[:3]}{i:08d}"[:11], "time_start": 10 * i, "time_end": 10 * i + 10,
+             "split": "val"} for label, count in (("archery", 12), ("bowling", 9), ("juggling balls", 3))
+            for i in range(count)]
+    return pd.DataFrame(rows)
+
+
+def _keys(frame) -> list[tuple]:
+    return sorted(zip(frame["youtube_id"], frame["time_start"], frame["time_end"]))
+
+
+def check_split_per_class(split) -> bool:
+    """``split(annotations, val_per_class, seed)`` -> (train, val): a per-class split that depends only on its inputs.
+
+    ``val`` holds ``min(val_per_class, clips of the class)`` clips of every
+    class, ``train`` all the others; the same annotations and seed give the
+    same split whatever the order of the rows; another seed may give another.
+    """
+    annotations = _toy_annotations()
+    train, val = split(annotations.copy(), 4, 0)
+    for name, part in (("train", train), ("val", val)):
+        if not hasattr(part, "columns") or not {"label", "youtube_id", "time_start", "time_end"} <= set(part.columns):
+            raise ExerciseError(f"{name} should be a DataFrame with the annotations' columns (label, youtube_id, ...).")
+    counts = val["label"].value_counts().to_dict()
+    expected = {"archery": 4, "bowling": 4, "juggling balls": 3}
+    if counts != expected:
+        raise ExerciseError(f"val has {counts} clips per class, expected {expected}: take val_per_class clips of "
+                            "every class (all of them when a class has fewer).")
+    if set(_keys(train)) & set(_keys(val)):
+        raise ExerciseError("some clips are in both train and val; a clip must be in exactly one of them.")
+    if sorted(_keys(train) + _keys(val)) != _keys(annotations):
+        raise ExerciseError(f"train and val hold {len(train) + len(val)} clips together, the annotations "
+                            f"{len(annotations)}: every clip not in val belongs to train.")
+    again = split(annotations.copy(), 4, 0)[1]
+    if _keys(again) != _keys(val):
+        raise ExerciseError("two calls with the same inputs give different splits: draw with a generator seeded "
+                            "by `seed` (e.g. random.Random(seed)), not the global random state.")
+    shuffled = annotations.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    if _keys(split(shuffled, 4, 0)[1]) != _keys(val):
+        raise ExerciseError("the split changes when the same rows come in another order: sort each class's clips "
+                            "by (youtube_id, time_start, time_end) before drawing.")
+    if all(_keys(split(annotations.copy(), 4, seed)[1]) == _keys(val) for seed in (1, 2, 3)):
+        raise ExerciseError("the seed has no effect: seeds 0 to 3 give the same val clips. Draw the val clips "
+                            "with a generator seeded by `seed`.")
+    return _passed("deterministic per-class split")
+
+
 # --- scaling up and visualising diffusion (notebooks 6 and 7) -------------------
 
 def check_workers_needed(workers_needed) -> bool:
