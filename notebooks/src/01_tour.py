@@ -1,0 +1,286 @@
+# %% [markdown]
+# # 1. A tour of LGD
+#
+# LGD ("Learning Spatio-Temporal Representation with Local and Global Diffusion", Qiu, Yao, Ngo, Tian, Mei,
+# CVPR 2019) keeps two representations of a video side by side through the whole network: a **local** feature
+# map `x` of shape `(N, C, T, H, W)` and a **global** vector `g` of shape `(N, C)` that summarises the clip.
+# Every residual block updates both and lets information flow between them: *local-to-global* (pool the map
+# into the vector) and *global-to-local* (broadcast the vector back to every position).
+#
+# **What you will learn**
+# - why a stack of local convolutions misses long-range context, and what one global vector adds;
+# - the workbook's synthetic dataset: four classes that need temporal order *and* a relation between two
+#   far-apart regions of the frame;
+# - a first forward pass of the teaching model `lgd3d_tiny`, with the shapes of both paths block by block;
+# - a first training run with the package's real training code (`lgd_tutorial.train`).
+#
+# **What it needs:** a CPU, about a minute; no GPU; no downloads (the notebook writes a small synthetic
+# dataset to `data/synthetic_tour/`, which git ignores). With `LGD_PROFILE=gpu` the same cells train the
+# teaching model with its full recipe (`tiny_synthetic_cpu` on the full synthetic set in `data/synthetic/`).
+#
+# **Where the parts come from:** the two paths, the two diffusions and the two classifier heads follow the
+# authors' later public release (`PAPER.md`); the teaching model's size and the synthetic dataset are ours.
+# Notebooks 2-4 take the pieces apart.
+
+# %%
+import shutil
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from lgd_tutorial.config import load_config
+from lgd_tutorial.data import synthetic
+from lgd_tutorial.data.clips import ClipDataset
+from lgd_tutorial.data.transforms import test_transform
+from lgd_tutorial.models import build_model
+from lgd_tutorial.notebooks import figure_path, profile, repository_root
+from lgd_tutorial.train import Trainer
+from lgd_tutorial.viz.plots import plot_learning_curves
+
+torch.manual_seed(0)
+GPU = profile() == "gpu"
+ROOT = repository_root()
+print("profile:", profile(), "| repository:", ROOT)
+
+# %% tags=["parameters"]
+VIDEOS_PER_CLASS = 320 if GPU else 16     # training videos per class (the full set has 320)
+VAL_PER_CLASS = 32 if GPU else 8
+EPOCHS = 12 if GPU else 3
+DATA_DIR = "data/synthetic" if GPU else "data/synthetic_tour"
+
+# %% [markdown]
+# ## 1.1 What a convolution sees
+#
+# Draw one video of the synthetic dataset (section 1.2 explains it): a small square moves toward a coloured
+# bar (the *beacon*) on one edge of the frame. To name the action, a network must relate the square to the
+# beacon, which sit far apart.
+#
+# A convolution's output at one position depends only on a window of the input, its *receptive field*.
+# Stacking layers widens it, but the *effective* receptive field (where the gradient of one output position
+# with respect to the input is large) stays much smaller than the theoretical one. We measure it on the
+# no-diffusion teaching backbone `p3d_tiny` at random initialisation: the gradient of one position of the
+# first and second stages with respect to every input pixel. The global vector `g` of `lgd3d_tiny`, by
+# construction, depends on every pixel.
+
+# %%
+frames, info = synthetic.render(0, np.random.default_rng(3), size=80, frames=16, with_info=True)
+clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float()[None] / 255       # (1, 3, T, H, W)
+clip = (clip - 0.45) / 0.225
+clip = clip[:, :, ::2].clone().requires_grad_(True)                             # 8 frames
+
+
+def input_saliency(value):
+    """|d value / d input| summed over colour and time: which pixels ``value`` depends on."""
+    grad, = torch.autograd.grad(value, clip, retain_graph=True)
+    saliency = grad.abs().sum((0, 1, 2))
+    return saliency / saliency.max()
+
+
+local_only = build_model("p3d_tiny", num_classes=4).eval()
+_, _, taps = local_only.forward_features(clip, return_taps=True)
+object_y, object_x = info["track"][8]
+maps = {}
+for tap in taps[:2]:
+    x = tap["local"]                                                              # (1, C, T', H', W')
+    scale = clip.shape[-1] / x.shape[-1]
+    h, w = int(object_y / scale), int(object_x / scale)
+    maps[f"one position of {tap['name']}\n(local map {tuple(x.shape[2:])})"] = input_saliency(x[0, :, 1, h, w].sum())
+with_global = build_model("lgd3d_tiny", num_classes=4).eval()
+_, global_, _ = with_global.forward_features(clip, return_taps=True)
+maps[f"the global vector g\n(lgd3d_tiny, {global_.shape[1]} numbers)"] = input_saliency(global_.sum())
+
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
+axes[0].imshow(frames[8])
+axes[0].set_title(f"frame 8: beacon at the {info['side']}")
+for ax, (title, saliency) in zip(axes[1:], maps.items()):
+    ax.imshow(frames[8], alpha=0.5)
+    ax.imshow(saliency, cmap="magma", alpha=0.7, vmin=0, vmax=1)
+    ax.set_title(title)
+    covered = (saliency > 0.01).float().mean().item()
+    ax.set_xlabel(f"{covered:.0%} of pixels above 1% of the peak")
+for ax in axes:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("What one output depends on: local positions see a neighbourhood, the global vector sees all")
+fig.tight_layout(rect=(0, 0, 1, 0.95))
+fig.savefig(figure_path("01_receptive_fields.png"), dpi=100)
+plt.show()
+
+# %% [markdown]
+# A local position near the square depends on its neighbourhood; by the second stage that neighbourhood has
+# grown, yet most of the weight stays near the centre. The global vector depends on the whole frame. LGD's
+# global-to-local diffusion adds `g` back to *every* position of the local map, so after one block each
+# position can use what happens anywhere in the clip.
+#
+# ### Exercise 1: the theoretical receptive field
+#
+# Write `receptive_field(kernels, strides)`: the number of input pixels (along one axis) that one output
+# position of a stack of convolutions sees, given each layer's kernel size and stride. Hint: keep the current
+# size `r` and the *jump* `j` (the input distance between two neighbouring positions of the current layer);
+# each layer adds `(k - 1) * j`, then multiplies `j` by its stride.
+
+# %% tags=["exercise:receptive_field"]
+def receptive_field(kernels, strides):
+    ### BEGIN SOLUTION
+    size, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
+    ### END SOLUTION
+
+# %% tags=["exercise:receptive_field"]
+from lgd_tutorial.exercises import check_receptive_field
+
+check_receptive_field(receptive_field)
+
+# %% [markdown]
+# For a feeling of the numbers: `receptive_field([7, 3] + [3] * 8, [2, 2] + [1] * 8)` is a 7x7 stride-2 stem,
+# a 3x3 stride-2 max-pool and eight 3x3 convolutions. How many layers does it take before one position
+# *could* see a whole 80-pixel frame? The effective field measured above is smaller still.
+# %% [markdown]
+# ## 1.2 The synthetic dataset
+#
+# The workbook brings its own small dataset (`lgd_tutorial.data.synthetic`), real mp4 files in the Kinetics
+# layout, so every loader and the training code run on it unchanged. Each video shows a textured background,
+# a beacon along one edge (left, right, top or bottom, random colour), two still flickering distractor squares,
+# noise, camera jitter, and a small object square. The four classes say what the object does relative to the
+# beacon:
+#
+# | class | the object |
+# | --- | --- |
+# | approach beacon | moves straight toward the beacon's edge |
+# | leave beacon | moves straight away from it |
+# | pass beacon | moves parallel to it |
+# | wait | stays where it is |
+#
+# Every side, colour and direction occurs in every class; colours carry no information.
+
+# %%
+shown = [0, 5, 10, 15]
+fig, axes = plt.subplots(len(synthetic.CLASSES), len(shown) + 1, figsize=(12, 10),
+                         gridspec_kw={"width_ratios": [1] * len(shown) + [1.2]})
+for row, name in enumerate(synthetic.CLASSES):
+    video, drawn = synthetic.render(row, np.random.default_rng(10 + row), size=80, frames=16, with_info=True)
+    for column, t in enumerate(shown):
+        axes[row, column].imshow(video[t])
+        axes[row, column].set_xticks([])
+        axes[row, column].set_yticks([])
+        axes[row, column].set_title(f"frame {t}", fontsize=9)
+    axes[row, 0].set_ylabel(name, fontsize=11)
+    track = np.array(drawn["track"]) + drawn["object_size"] / 2                    # object centre (y, x)
+    size, band = 80, drawn["band"]
+    distance = {"left": track[:, 1] - band, "right": size - band - track[:, 1],
+                "top": track[:, 0] - band, "bottom": size - band - track[:, 0]}[drawn["side"]]
+    axes[row, -1].plot(distance, marker="o", markersize=3)
+    axes[row, -1].set_ylim(0, 80)
+    axes[row, -1].set_ylabel("distance to beacon (px)")
+    axes[row, -1].set_title(f"beacon: {drawn['side']}", fontsize=9)
+axes[-1, -1].set_xlabel("frame")
+fig.suptitle("The four synthetic classes (one video each) and the object's distance to the beacon")
+fig.tight_layout()
+fig.savefig(figure_path("01_synthetic_classes.png"), dpi=80)
+plt.show()
+
+# %% [markdown]
+# Why a purely local network struggles here:
+# - **temporal order**: a single frame shows where the object *is*, not where it goes; approach and leave
+#   differ only in the order of the frames;
+# - **long-range context**: "the object moves left" means approach when the beacon is on the left and leave
+#   when it is on the right. Near the object a network can tell *wait* from *moving* (about 50% accuracy)
+#   and no more; the label is a relation between two far-apart regions, which a global path carries to every
+#   position.
+#
+# Now write a small copy of the dataset to disk. `generate` is deterministic for a seed and keeps existing
+# files when the settings match, so running the cell again costs nothing.
+
+# %%
+data_root = ROOT / DATA_DIR
+synthetic.generate(data_root, videos_per_class=VIDEOS_PER_CLASS, val_per_class=VAL_PER_CLASS, progress=False)
+manifest_path = data_root / "manifest_train.csv"
+manifest = pd.read_csv(manifest_path)
+print(f"{len(manifest)} training videos in {data_root.relative_to(ROOT)}; statuses:",
+      manifest["status"].value_counts().to_dict())
+manifest.head()
+
+# %% [markdown]
+# ## 1.3 A first forward pass
+#
+# `ClipDataset` reads the manifest, decodes a clip of 8 frames (every second frame) and normalises it. The
+# teaching model `lgd3d_tiny` is ResNet-18-shaped at a quarter of the width, with one LGD block per stage. Its
+# `forward_features(..., return_taps=True)` returns, per block, the local map and the global vector.
+
+# %%
+dataset = ClipDataset(manifest_path, mode="test", num_frames=8, stride=2, transform=test_transform(64, 64, 1))
+views, label, _, _ = dataset[0]                        # test mode: (views, 3, T, H, W), here one view
+clip = views[:1]                                                       # (N=1, 3, T, H, W)
+print("clip:", tuple(clip.shape), "label:", synthetic.CLASSES[label])
+
+model = build_model("lgd3d_tiny", num_classes=len(synthetic.CLASSES)).eval()
+with torch.no_grad():
+    local, global_, taps = model.forward_features(clip, return_taps=True)
+    heads = model(clip, return_heads=True)
+print(f"{'block':<10} {'local x (N, C, T, H, W)':<26} global g (N, C)")
+for tap in taps:
+    print(f"{tap['name']:<10} {str(tuple(tap['local'].shape)):<26} {tuple(tap['global'].shape)}")
+for name, value in heads.items():
+    print(f"{name:<14} {tuple(value.shape)}")
+print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")
+
+# %% [markdown]
+# The local map shrinks in H and W and widens in C from stage to stage (the stem already divides T by 2);
+# the global vector widens with it. The classifier turns the final local map and global vector into one
+# score per class (`logits`), also kept per head (`local_logits`, `global_logits`): the release trains both
+# heads. Untrained, the probabilities are close to uniform:
+
+# %%
+print({name: f"{p:.2f}" for name, p in zip(synthetic.CLASSES, heads["logits"].softmax(1)[0].tolist())})
+
+# %% [markdown]
+# ## 1.4 A first trained model
+#
+# Training uses the package's real code path: a recipe (`tiny_synthetic_cpu`, a YAML file in
+# `lgd_tutorial/configs/`) read into dataclasses, a few `key=value` overrides, and the `Trainer`. The same
+# lines run the full recipe on a GPU; only the overrides change. The run folder (`runs/notebook01_tour/`,
+# git-ignored) gets `config.yaml`, `metrics.csv` and checkpoints.
+
+# %%
+run_dir = ROOT / "runs" / "notebook01_tour"
+overrides = [f"data.root={data_root}", f"data.synthetic_videos_per_class={VIDEOS_PER_CLASS}",
+             f"data.synthetic_val_per_class={VAL_PER_CLASS}", f"optim.epochs={EPOCHS}",
+             f"run.out_dir={run_dir}", "run.resume=false", "run.progress=false", "run.log_every=2"]
+cfg = load_config("tiny_synthetic_cpu", overrides)
+shutil.rmtree(run_dir, ignore_errors=True)            # start over: this notebook's run is always fresh
+trainer = Trainer(cfg)
+print(f"device {trainer.device}, {len(trainer.train_set)} training videos, {trainer.steps_per_epoch} steps per epoch")
+result = trainer.fit()
+print(f"best validation accuracy {result['best_acc']:.2f} (chance 0.25)")
+
+# %%
+fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step", metrics=["loss", "acc1", "lr"],
+                           path=figure_path("01_first_training.png"))
+fig
+
+# %% [markdown]
+# On a CPU this is a few dozen steps on 64 videos: the loss starts to fall, but the accuracy stays near
+# chance, and that is expected. The full recipe (1,280 training videos, 12 epochs, a few minutes on two CPU
+# cores) is one command:
+#
+#     lgd train --config tiny_synthetic_cpu
+#
+# Notebook 5 trains and evaluates properly and compares LGD with the same network without diffusion.
+#
+# ## Summary
+#
+# - A local convolution's output depends on a neighbourhood; even deep stacks weight the centre heavily. One
+#   global vector depends on the whole clip, and LGD diffuses it back to every position in every block.
+# - The synthetic dataset needs both temporal order and a long-range relation (object vs beacon).
+# - `lgd3d_tiny` carries a local map `(N, C, T, H, W)` and a global vector `(N, C)` through four stages.
+# - `load_config(recipe, overrides)` + `Trainer(cfg).fit()` is the one training path, from a laptop to a GPU.
+#
+# **More exercises**
+# 1. Measure the effective receptive field of `layer3.0` and `layer4.0` of `p3d_tiny` the same way.
+# 2. Render 20 videos of "approach beacon" and check that every beacon side occurs.
+# 3. Train for longer (`EPOCHS = 10`) and watch the validation accuracy leave chance.
