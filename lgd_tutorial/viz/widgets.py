@@ -45,7 +45,9 @@ class OverlayExplorer:
             self.klass = W.Dropdown(options=options, description="class")
         else:
             self.klass = None
-        self.image = W.Image(format="png")
+        height, width = self.frames.shape[1:3]
+        # Shown at its own size: in a VBox, JupyterLab would otherwise stretch it to the page width.
+        self.image = W.Image(format="png", layout=W.Layout(width=f"{width * scale}px", height=f"{height * scale}px"))
         self.title = W.HTML(value=description)
         controls = [c for c in (self.frame, self.block, self.klass, self.opacity) if c is not None]
         for control in controls:
