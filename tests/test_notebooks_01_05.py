@@ -26,8 +26,6 @@ def test_notebook_runs_on_a_cpu_and_saves_its_figures(name, tmp_path):
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert [o for c in code for o in c.outputs if o.output_type == "error"] == []
     assert all(c.execution_count for c in code)
-    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= len(FIGURES[name]), "figures were saved but not shown in the notebook"
     for figure in FIGURES[name]:
         assert (figures / figure).stat().st_size > 5000, f"{figure} missing or empty"
     if name == "05_training":
