@@ -57,13 +57,15 @@ def read_metrics(source) -> pd.DataFrame:
 def plot_learning_curves(source, path=None, x: str | None = None, metrics=None):
     """One panel per metric present (loss, acc1, lr, clips_per_s, data_wait_frac), a line per split.
 
-    ``x`` defaults to ``step`` when present, else ``epoch``. Raises ValueError
-    if none of the metrics is in the table.
+    ``x`` defaults to ``global_step`` when present (``step`` restarts every
+    epoch), else ``step``, else ``epoch``. Raises ValueError if none of the
+    metrics is in the table.
     """
     import seaborn as sns
 
     frame = read_metrics(source)
-    x = x or ("step" if "step" in frame and frame["step"].notna().any() else "epoch")
+    if x is None:
+        x = next((c for c in ("global_step", "step") if c in frame and frame[c].notna().any()), "epoch")
     if x not in frame:
         raise ValueError(f"no {x!r} column in the metrics table (columns: {', '.join(frame.columns)})")
     wanted = METRIC_COLUMNS if metrics is None else tuple(metrics)
