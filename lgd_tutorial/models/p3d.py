@@ -17,28 +17,74 @@ unit of a residual branch must end in BN, PAPER.md).
 ``Spatial2D`` is the same interface with no temporal conv: a 2D ResNet
 applied to every frame (a (1, 3, 3) Conv3d is a 2D conv per frame). LGD-2D
 uses it.
+
+All three convs are ``FactorizedConv3d``: an ``nn.Conv3d`` (same weights,
+same state-dict keys, same result) computed as a 2D convolution, which is
+several times faster on a CPU for short clips (see its docstring).
 """
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class FactorizedConv3d(nn.Conv3d):
+    """A Conv3d whose kernel is 1 in time or 1x1 in space, computed as a 2D convolution.
+
+    - (1, k, k), the spatial conv: a 2D conv on every frame, (N, C, T, H, W) ->
+      (N*T, C, H, W).
+    - (k, 1, 1) and 1x1x1: take the spatial stride by slicing (a 1x1 kernel
+      reads one pixel), then a 2D conv over (time, flattened space),
+      (N, C, T, H*W).
+
+    Why: on a CPU PyTorch picks a conv kernel by the input's shape, and for a
+    5D input with few frames and a small batch (N * C * T * H <= 20480, e.g.
+    any P3D stage of a 16-frame clip at batch 1) it falls back to the
+    unoptimised ``slow_conv3d``; as 2D convs the same work goes to oneDNN.
+    The output keeps the input's memory format (contiguous or channels_last_3d;
+    with channels_last_3d no copy is made at all).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kt, kh, kw = self.kernel_size
+        if not (kt == 1 and self.stride[0] == 1 and self.padding[0] == 0) and (kh, kw) != (1, 1):
+            raise ValueError(f"kernel {self.kernel_size} is neither (1, k, k) nor (k, 1, 1)")
+        if self.groups != 1 or self.dilation != (1, 1, 1) or self.padding_mode != "zeros":
+            raise ValueError("only plain convolutions (groups=1, dilation=1, zero padding)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, t, h, w = x.shape
+        layout = (torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d)
+                  and not x.is_contiguous() else torch.contiguous_format)
+        if self.kernel_size[1:] == (1, 1):                   # time against flattened space
+            x = x[:, :, :, ::self.stride[1], ::self.stride[2]]
+            h, w = x.shape[3:]
+            out = F.conv2d(x.reshape(n, c, t, h * w), self.weight.flatten(3), self.bias,
+                           (self.stride[0], 1), (self.padding[0], 0))
+            return out.unflatten(3, (h, w)).contiguous(memory_format=layout)
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)  # every frame on its own
+        out = F.conv2d(frames, self.weight.squeeze(2), self.bias, self.stride[1:], self.padding[1:])
+        return out.unflatten(0, (n, t)).transpose(1, 2).contiguous(memory_format=layout)
 
 
 def spatial_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
     """1x3x3 convolution with spatial stride: a 2D 3x3 conv on every frame."""
-    return nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride=(1, stride, stride),
-                     padding=(0, 1, 1), bias=False)
+    return FactorizedConv3d(in_channels, out_channels, (1, 3, 3), stride=(1, stride, stride),
+                            padding=(0, 1, 1), bias=False)
 
 
 def temporal_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
     """3x1x1 convolution over time (spatial stride only used by P3D-B)."""
-    return nn.Conv3d(in_channels, out_channels, (3, 1, 1), stride=(1, stride, stride),
-                     padding=(1, 0, 0), bias=False)
+    return FactorizedConv3d(in_channels, out_channels, (3, 1, 1), stride=(1, stride, stride),
+                            padding=(1, 0, 0), bias=False)
 
 
 def pointwise_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
     """1x1x1 convolution (bottleneck reduce/expand, shortcut projection)."""
-    return nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False)
+    return FactorizedConv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False)
 
 
 class P3DA(nn.Module):
