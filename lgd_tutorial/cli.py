@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("lgd_tutorial.evaluate", "multi-clip x multi-crop evaluation of a checkpoint"),
     "workbook": ("lgd_tutorial.workbook", "the main job: run every notebook headless, in order (--only PATTERN)"),
     "exercises": ("lgd_tutorial.grading", "student versions of the notebooks and grading (lgd exercises build|grade)"),
+    "bench": ("lgd_tutorial.bench", "model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers"),
     "viz": ("lgd_tutorial.viz.demo", "render visualisation figures (diffusion maps, Grad-CAM); --demo needs no data"),
 }
 

@@ -1,0 +1,81 @@
+"""`lgd bench` in smoke mode: a well-formed table, CSV files and plot (no speed is asserted)."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from lgd_tutorial import bench
+from lgd_tutorial.models.p3d import pointwise_conv, spatial_conv, temporal_conv
+
+MODELS = ("lgd3d_tiny", "p3d_tiny", "r2plus1d_18")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    tables = bench.run(models=MODELS, sizes=("4x64",), repeats=1, threads=1, smoke=True,
+                       out=out / "csv", figure=out / "bench_models.png")
+    return tables, out
+
+
+def test_one_row_per_model_and_mode_with_positive_finite_numbers(smoke):
+    tables, _ = smoke
+    models = tables["models"]
+    assert sorted(zip(models["model"], models["mode"])) == sorted((m, mode) for m in MODELS for mode in bench.MODES)
+    assert set(models["size"]) == {"4x64x64"}
+    for column in ("ms_per_step", "clips_per_s", "gflop_per_clip", "gflop_per_s", "peak_fraction"):
+        assert all(math.isfinite(v) and v > 0 for v in models[column]), column
+    train = models.set_index(["model", "mode"])["gflop_per_clip"]
+    assert train["lgd3d_tiny", "train"] > 2 * train["lgd3d_tiny", "forward"]     # backward costs about 2x forward
+
+
+def test_diffusion_overhead_is_reported_for_the_tiny_pair_in_both_modes(smoke):
+    overhead = smoke[0]["overhead"]
+    assert set(zip(overhead["model"], overhead["without_diffusion"], overhead["mode"])) == {
+        ("lgd3d_tiny", "p3d_tiny", "forward"), ("lgd3d_tiny", "p3d_tiny", "train")}
+    assert (overhead["time_ratio"] > 0).all()
+
+
+def test_data_rates_give_workers_for_every_training_rate(smoke):
+    data = smoke[0]["data"]
+    assert set(data["model"]) == set(MODELS)
+    assert (data["workers_needed"] >= 1).all() and (data["decode_clips_per_s_per_worker"] > 0).all()
+
+
+def test_csv_files_and_plot_are_written(smoke):
+    tables, out = smoke
+    for name in ("models", "overhead", "machine", "data"):
+        written = pd.read_csv(out / "csv" / f"{name}.csv")
+        assert list(written.columns) == list(tables[name].columns)
+        assert len(written) == len(tables[name])
+    assert pd.read_csv(out / "csv" / "machine.csv")["matmul_peak_gflop_per_s"].iloc[0] > 0
+    assert (out / "bench_models.png").stat().st_size > 10_000
+
+
+def test_cli_smoke_prints_the_tables(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "MODELS", ("p3d_tiny",))
+    assert bench.main(["--smoke", "--skip-data", "--threads", "1", "--out", str(tmp_path),
+                       "--figure", str(tmp_path / "plot.png")]) == 0
+    out = capsys.readouterr().out
+    assert "matmul peak" in out and "p3d_tiny" in out and (tmp_path / "models.csv").exists()
+
+
+@pytest.mark.parametrize("make, stride", [(spatial_conv, 1), (spatial_conv, 2), (temporal_conv, 1),
+                                          (temporal_conv, 2), (pointwise_conv, 1), (pointwise_conv, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_p3d_convs_compute_exactly_what_conv3d_computes(make, stride, channels_last):
+    torch.manual_seed(0)
+    conv = make(6, 5, stride)
+    x = torch.randn(2, 6, 4, 9, 9, requires_grad=True)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    got = conv(x)
+    expected = nn.Conv3d.forward(conv, x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.is_contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+    grad = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0],
+                               rtol=1e-5, atol=1e-5)
