@@ -183,6 +183,6 @@ def plot_ablation(results, metric: str = "acc1", variant: str = "variant", seed:
                 color="tab:blue", alpha=0.7, ax=ax)
     sns.stripplot(data=frame, x=variant, y=metric, order=order, color="k", size=4, jitter=0.1, ax=ax)
     seeds = frame[seed].nunique() if seed in frame else 1
-    ax.set_title(f"{metric}: mean and standard deviation over {seeds} seed{'s' if seeds != 1 else ''}")
+    ax.set_title(f"{metric}\nmean and s.d. over {seeds} seed{'s' if seeds != 1 else ''}", fontsize=10)
     ax.set_xlabel("")
     return _finish(fig, path)
