@@ -13,7 +13,7 @@
 #
 # **What it needs.** With `LGD_PROFILE=gpu`: one GPU, the Kinetics-400 videos of the subset resized to a
 # 320-pixel short side in `data/videos/k400_320/` (notebook 6 shows how to get them), and hours. With
-# `LGD_PROFILE=cpu` (the default): a CPU and about eight minutes (two runs of the teaching recipe). There
+# `LGD_PROFILE=cpu` (the default): a CPU and about six minutes (two runs of the teaching recipe). There
 # are no Kinetics videos then, so the manifest reports them missing, and training and evaluation run on the
 # built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
 # `data/synthetic/` does not hold it yet). Only the configuration changes between the two.
@@ -153,7 +153,7 @@ manifests["val"][["label", "path", "status", "reason"]].head()
 #
 # One variable picks the recipe: `k400_subset_gpu` on a GPU (LGD-3D ResNet-50 from ImageNet, 16 x 112 x 112
 # clips, 40 epochs), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, 12 epochs, about
-# four minutes). Everything after this cell is the same code for both.
+# three minutes). Everything after this cell is the same code for both.
 #
 # On CUDA the `Trainer` runs the forward pass and the loss under `torch.autocast` in **bfloat16** (float16
 # with a `GradScaler` on GPUs without bfloat16) and keeps the weights, the optimizer and the loss in float32:
@@ -282,7 +282,7 @@ fig
 #       lgd train --config tiny_synthetic_cpu run.seed=$S model.diffusion=none run.out_dir=runs/ablation/none_$S
 #     done
 #
-# (about 4 minutes per run on two CPU cores), then `plot_ablation` on the table of results. `SEEDS` in the
+# (about 3 minutes per run on two CPU cores), then `plot_ablation` on the table of results. `SEEDS` in the
 # parameters cell does the same from here.
 
 # %%

@@ -15,10 +15,10 @@
 #   explicitly), frames x blocks grids, GIF export and interactive explorers.
 #
 # **What it needs:** a CPU, about a minute; no GPU. A trained teaching model: the checkpoint notebook 5 leaves
-# in `runs/notebook05_lgd/best.pt`, or any checkpoint you name in `CHECKPOINT`. Without one this notebook
-# trains a stand-in for a few seconds. On a CPU both are only briefly trained, so their maps show the tools,
-# not what a trained model learnt; section 7.8 says what a fully trained model (about 4 CPU minutes with
-# `lgd train --config tiny_synthetic_cpu`) shows. With `LGD_PROFILE=gpu` the stand-in is the full recipe.
+# in `runs/notebook05_lgd/best.pt` (in the workbook run, the full teaching recipe: validation accuracy 1.00),
+# or any checkpoint you name in `CHECKPOINT`. Without one this notebook trains a stand-in for a few seconds;
+# a stand-in is barely trained, so its maps show the tools, not what a trained model learnt (section 7.8 says
+# what a fully trained model shows). With `LGD_PROFILE=gpu` the stand-in is the full recipe.
 #
 # **Where the parts come from:** the LGD block and its two diffusions follow the authors' release
 # (`PAPER.md`). The kernelized classifier, whose per-position terms give the evidence maps, is our
@@ -368,15 +368,15 @@ for name in concentration.index:
 # %% [markdown]
 # **Reading the numbers.** Two models were looked at while writing this notebook, and they differ:
 #
-# *A barely trained model* (what the CPU profile gives: notebook 5's CPU run or the stand-in, validation accuracy
-# near chance). The ratio maps are low on the object, the beacon and the two distractor squares and high on the
+# *A barely trained model* (the stand-in, or notebook 5 run with a shortened recipe: validation accuracy near
+# chance). The ratio maps are low on the object, the beacon and the two distractor squares and high on the
 # plain background: strong local activations make the constant global term relatively small. Cutting the
 # global path moves the local maps by 20 to 50% but leaves the (nearly uniform) prediction where it was.
 # Evidence and Grad-CAM sit on neither the object nor the beacon. None of this says anything about what LGD
 # learns; it shows what the tools measure.
 #
-# *A trained model* (`lgd train --config tiny_synthetic_cpu`, the full recipe: about 4 minutes on 2 cores,
-# validation accuracy 1.00; set `CHECKPOINT` to its `best.pt` to see it here):
+# *A trained model* (notebook 5 in the workbook, or `lgd train --config tiny_synthetic_cpu`: the full recipe,
+# about 3 minutes on 2 cores, validation accuracy 1.00):
 #
 # - The global-to-local term is 15 to 30% of |F(x) + S(x)| on average, largest in the first block; its map is
 #   again low on the object, the beacon and the distractors and higher on the background.
