@@ -386,8 +386,10 @@ for name in concentration.index:
 #   every one of the four predictions, with probability near 1. At test time this model does not need the term
 #   for these clips; whether the path helped it *learn* is what notebook 5's comparison with `diffusion=none`
 #   over several seeds asks.
-# - Neither the kernel evidence nor Grad-CAM concentrates on the object box (about its share of the area) or
-#   consistently on the beacon band (from far below to about 1.7 times its share, depending on the clip). In the
+# - How much the kernel evidence and Grad-CAM concentrate on the object box differs between trained models: in
+#   one run about the box's share of the area, in another (notebook 5's, seed 0) Grad-CAM at layer2.0 put about
+#   twice its share there (0.6 to 3.2 times over the clips). Neither is consistently on the beacon band (from
+#   far below to about 1.7 times its share, depending on the clip). In the
 #   layer2.0 Grad-CAM of the "approach" clip the hot region lies in the first frames *between* the object and
 #   the beacon, where the object is about to move, and fades in later frames. That fits a relation between the
 #   two rather than either one alone, but four clips cannot show it.
