@@ -49,8 +49,10 @@ NUM_CLASSES = 400
 
 def parse_size(text: str) -> tuple[int, int]:
     """"16x224" -> (16 frames, 224 x 224 crop)."""
-    frames, size = text.lower().split("x")
-    return int(frames), int(size)
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"a clip size is FRAMESxSIZE, e.g. 16x224; got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def build(name: str) -> nn.Module:
@@ -346,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench", help="folder for the CSV files")
     parser.add_argument("--figure", default="figures/bench_models.png", help="the plot ('' for none)")
     args = parser.parse_args(argv)
+    for text in args.sizes or ():
+        try:
+            parse_size(text)
+        except ValueError as e:
+            parser.error(f"--sizes: {e}")
     tables = run(models=args.models or MODELS,
                  sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
                  repeats=1 if args.smoke else args.repeats, batch=args.batch, device=args.device,

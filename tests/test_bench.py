@@ -79,3 +79,9 @@ def test_p3d_convs_compute_exactly_what_conv3d_computes(make, stride, channels_l
     grad = torch.randn_like(expected)
     torch.testing.assert_close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0],
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_malformed_clip_size_is_rejected_by_name(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--smoke", "--sizes", "16-224"])
+    assert "--sizes" in capsys.readouterr().err
