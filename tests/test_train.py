@@ -145,6 +145,47 @@ def test_exact_resume_after_preemption(synth, tmp_path):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
 
 
+def train_losses(run_dir: Path) -> dict[int, str]:
+    """global_step -> the training loss logged for it (as written; a redone step keeps its last row)."""
+    rows = pd.read_csv(run_dir / "metrics.csv", dtype=str)
+    rows = rows[rows["split"] == "train"]
+    return dict(zip(rows["global_step"].astype(int), rows["loss"]))
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_epoch_resumes_with_the_same_per_step_losses(synth, tmp_path):
+    """SIGKILL (no chance to save) in the middle of the second epoch; the next start resumes from the last
+    periodic checkpoint, redoes the lost steps, and every step's loss and the final weights equal those of
+    an uninterrupted run."""
+    settings = dict(data={"batch_size": 2}, model={"dropout": 0.3},
+                    run={"checkpoint_every": 3, "keep_last": 5, "eval_every": 0})
+    configs = {}
+    for name in ("straight", "killed"):
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(yaml.safe_dump(small(synth, tmp_path / name, **settings)))
+    command = [sys.executable, "-m", "lgd_tutorial.train", "--config"]
+    subprocess.run(command + [str(configs["straight"])], env=run_env(), check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(command + [str(configs["killed"])], env=run_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics, deadline = tmp_path / "killed" / "metrics.csv", time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and max(train_losses(tmp_path / "killed"), default=0) >= 5):
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = max(train_losses(tmp_path / "killed"))
+    assert 5 <= killed_at < 8                                               # inside the second epoch (steps 5-8)
+    subprocess.run(command + [str(configs["killed"])], env=run_env(), check=True, capture_output=True, timeout=300)
+    straight, resumed = train_losses(tmp_path / "straight"), train_losses(tmp_path / "killed")
+    assert sorted(resumed) == sorted(straight) == list(range(1, 9))
+    assert resumed == straight
+    a = T.load_checkpoint(T.checkpoints_in(tmp_path / "straight")[0])
+    b = T.load_checkpoint(T.checkpoints_in(tmp_path / "killed")[0])
+    assert a["global_step"] == b["global_step"] == 8
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
 def test_corrupt_checkpoint_falls_back_to_the_previous(synth, tmp_path, caplog):
     cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
     T.Trainer(cfg).fit()
