@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 
 import torch
 from torch import Tensor, nn
@@ -413,8 +414,6 @@ def check_split_per_class(split) -> bool:
 
 def check_workers_needed(workers_needed) -> bool:
     """``workers_needed(target, per_worker)``: the fewest whole workers whose summed rate reaches ``target``."""
-    import math
-
     cases = [(100.0, 12.0, 9), (100.0, 25.0, 4), (50.0, 7.0, 8), (3.0, 40.0, 1), (96.0, 32.0, 3)]
     for target, rate, expected in cases:
         got = workers_needed(target, rate)
@@ -442,8 +441,6 @@ def check_scaled_lr(scaled_lr) -> bool:
 
     The same rule as ``lgd_tutorial.train.lr_at``: base_lr x (batch x processes x accumulate) / lr_batch.
     """
-    import math
-
     cases = [(0.04, 256, 16, 4, 2), (0.04, 256, 16, 32, 1), (0.05, 16, 16, 1, 1), (0.1, 64, 8, 2, 3)]
     for base, lr_batch, batch, processes, accumulate in cases:
         got = scaled_lr(base, lr_batch, batch, processes, accumulate)
