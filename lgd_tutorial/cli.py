@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "workbook": ("lgd_tutorial.workbook", "the main job: run every notebook headless, in order (--only PATTERN)"),
     "exercises": ("lgd_tutorial.grading", "student versions of the notebooks and grading (lgd exercises build|grade)"),
     "bench": ("lgd_tutorial.bench", "model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers"),
+    "study": ("lgd_tutorial.study", "the diffusion study: four diffusion variants x seeds, CSVs, figure, checkpoints"),
     "viz": ("lgd_tutorial.viz.demo", "render visualisation figures (diffusion maps, Grad-CAM); --demo needs no data"),
 }
 

@@ -26,10 +26,12 @@ Why a purely local network struggles:
 - *Long-range context*: the object's own motion ("moving left") means
   nothing alone: whether that is approach, leave or pass depends on which
   edge the beacon is on, which varies per video and lies far from the
-  object. A network that sees only the neighbourhood of the object can tell
-  "wait" from "moving", and no more (about 50% accuracy); the label needs the
-  relation between two far-apart regions, which a global path carries to
-  every position.
+  object. The object keeps a distance of at least ``gap`` pixels from the
+  beacon in every frame, inside a central square that is the same for every
+  side (``geometry``), so no small neighbourhood sees both. A rule that sees
+  the object alone can tell "wait" from "moving" and no more: given a motion
+  direction, approach, leave and pass are equally likely, so its best
+  accuracy is 1/4 + 3/4 * 1/3 = 50%.
 - *No shortcuts*: every side, colour and direction occurs in every class;
   colours carry no information; horizontal and vertical flips keep the label
   (they flip the beacon too).
@@ -66,45 +68,67 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return (110 + TEXTURE_CONTRAST * smooth / (smooth.std() + 1e-6))[..., None].repeat(3, axis=2).astype(np.float32)
 
 
-def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 24, with_info: bool = False):
+def geometry(size: int, band: int | None = None, object_size: int | None = None,
+             gap: int | None = None) -> dict:
+    """Sizes in pixels for a ``size`` x ``size`` frame; ``None`` picks the default for that size.
+
+    ``band``: the beacon's thickness (default size // 5, so it survives a random
+    crop); ``object_size``: the object's side (size // 8); ``gap``: the least
+    distance between the object and the beacon, in every frame (size // 8).
+    The object stays inside the central square ``[margin, size - margin -
+    object_size]`` with ``margin = band + gap`` on both axes, whichever edge holds
+    the beacon: where the object is says nothing about the beacon's side, and it
+    never comes close enough to the beacon for a small neighbourhood to see both.
+    """
+    band = max(4, size // 5) if band is None else band
+    obj = max(4, size // 8) if object_size is None else object_size
+    gap = size // 8 if gap is None else gap
+    margin = band + gap
+    room = size - 2 * margin - obj
+    if room < 4:
+        raise ValueError(f"size {size} leaves no room for the object to move (band {band}, object {obj}, "
+                         f"gap {gap}): need size >= 2 * (band + gap) + object_size + 4")
+    return {"band": band, "object_size": obj, "gap": gap, "margin": margin, "room": room}
+
+
+def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 24, with_info: bool = False,
+           band: int | None = None, object_size: int | None = None, gap: int | None = None):
     """Frames (T, size, size, 3) uint8 of one video of class ``label`` (an index into CLASSES).
 
+    ``band``, ``object_size`` and ``gap`` set the layout (see ``geometry``).
     ``with_info=True`` also returns what was drawn: beacon side and colour, object
-    colour and its top-left (y, x) per frame before camera jitter.
+    colour and its top-left (y, x) per frame before camera jitter, and the layout.
     """
     name = CLASSES[label]
+    layout = geometry(size, band, object_size, gap)
+    band, obj, margin, room = layout["band"], layout["object_size"], layout["margin"], layout["room"]
     side = SIDES[rng.integers(len(SIDES))]
     beacon_colour = int(rng.integers(len(PALETTE)))
     object_colour = int(rng.integers(len(PALETTE)))
-    band = max(4, size // 5)                       # beacon thickness: survives a random crop
-    obj = max(4, size // 8)
     background = _texture(rng, size)
 
-    # The object's path in (distance from the beacon edge, position along it).
-    near, far = band + 2, size - obj - 2
-    span = far - near
-    travel = span * rng.uniform(0.5, 0.75)
+    # The object's path in (distance from the beacon edge, position along it), both
+    # inside [margin, margin + room]: the same square for every side.
+    near, far = margin, margin + room
+    travel = room * rng.uniform(0.6, 1.0)
+    steps = max(1, frames - 1)
     if name == "approach beacon":
         d0 = rng.uniform(near + travel, far)
-        path = [(d0 - travel * t / max(1, frames - 1), None) for t in range(frames)]
+        path = [(d0 - travel * t / steps, None) for t in range(frames)]
     elif name == "leave beacon":
         d0 = rng.uniform(near, far - travel)
-        path = [(d0 + travel * t / max(1, frames - 1), None) for t in range(frames)]
+        path = [(d0 + travel * t / steps, None) for t in range(frames)]
+    elif name == "pass beacon":
+        d = rng.uniform(near, far)
+        a0 = rng.uniform(near, far - travel)
+        forward = rng.random() < 0.5
+        path = [(d, a0 + travel * (t / steps if forward else 1 - t / steps)) for t in range(frames)]
     else:
-        d = rng.uniform(near + span * 0.2, far - span * 0.2)
-        if name == "pass beacon":
-            lo, hi = 2, size - obj - 2
-            along_travel = (hi - lo) * rng.uniform(0.5, 0.75)
-            a0 = rng.uniform(lo, hi - along_travel)
-            if rng.random() < 0.5:
-                path = [(d, a0 + along_travel * t / max(1, frames - 1)) for t in range(frames)]
-            else:
-                path = [(d, a0 + along_travel * (1 - t / max(1, frames - 1))) for t in range(frames)]
-        else:
-            path = [(d, None)] * frames
-    along = rng.uniform(2, size - obj - 2)
+        path = [(rng.uniform(near, far), None)] * frames
+    along = rng.uniform(near, far)
 
-    distractors = [(rng.uniform(band, size - obj), rng.uniform(band, size - obj), int(rng.integers(len(PALETTE))))
+    low, high = band, size - band - obj // 2 - 2                   # clear of a beacon on any side
+    distractors = [(rng.uniform(low, high), rng.uniform(low, high), int(rng.integers(len(PALETTE))))
                    for _ in range(2)]
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     track = []
@@ -138,7 +162,7 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
     if with_info:
         return out, {"side": side, "beacon_colour": beacon_colour, "object_colour": object_colour,
-                     "track": track, "object_size": obj, "band": band}
+                     "track": track, **layout}
     return out
 
 

@@ -2,13 +2,15 @@
 
 ``build_model(name, num_classes, **overrides)`` builds a registered network;
 ``list_models()`` names them; ``inflate_from_2d`` loads ImageNet weights of a
-torchvision ResNet into an LGD-3D.
+torchvision ResNet into an LGD-3D; ``list_pretrained()`` / ``load_pretrained(name)``
+give the teaching checkpoints shipped with the package.
 """
 
 from .classifier import KernelizedClassifier
 from .inflate import inflate_from_2d
 from .lgd import DIFFUSIONS, LGD2D, LGD3D, LGDBlock, LGDNet
+from .pretrained import PretrainedError, list_pretrained, load_pretrained
 from .registry import build_model, list_models
 
 __all__ = ["DIFFUSIONS", "KernelizedClassifier", "LGD2D", "LGD3D", "LGDBlock", "LGDNet",
-           "build_model", "inflate_from_2d", "list_models"]
+           "PretrainedError", "build_model", "inflate_from_2d", "list_models", "list_pretrained", "load_pretrained"]

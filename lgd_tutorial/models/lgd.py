@@ -131,6 +131,10 @@ class LGDNet(nn.Module):
         temporal_stride: the stem's temporal kernel and stride (4 in the release).
         diffusion: "both" | "local_to_global" | "global_to_local" | "none".
         kernel, dropout, global_weight: see ``KernelizedClassifier``.
+        pooled_global_head: with diffusion="none" only: give the classifier a
+            global head anyway, reading P(final local map). The plain network
+            then has the same two heads and the same loss as LGD (a control for
+            comparisons; it adds no path between positions).
 
     Input clips are (N, 3, T, H, W), T a positive multiple of ``temporal_stride``.
     """
@@ -138,8 +142,10 @@ class LGDNet(nn.Module):
     def __init__(self, block: str, layers, num_classes: int, unit: str = "p3d",
                  widths=(64, 128, 256, 512), stem_channels: int = 64, temporal_stride: int = 4,
                  diffusion: str = "both", kernel: str = "linear", dropout: float = 0.5,
-                 global_weight: float = 1.0, arch: str = ""):
+                 global_weight: float = 1.0, pooled_global_head: bool = False, arch: str = ""):
         super().__init__()
+        if pooled_global_head and diffusion != "none":
+            raise ValueError("pooled_global_head is for diffusion='none'; LGD's global head reads the global path")
         if diffusion not in DIFFUSIONS:
             raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
         if block not in ("bottleneck", "basic"):
@@ -169,7 +175,7 @@ class LGDNet(nn.Module):
             self.stage_names.append(f"layer{stage}")
         self.num_features = channels
         self.classifier = KernelizedClassifier(channels, num_classes, kernel=kernel,
-                                               use_global=diffusion != "none",
+                                               use_global=diffusion != "none" or pooled_global_head,
                                                global_weight=global_weight, dropout=dropout)
         self._init_weights()
 
@@ -225,7 +231,12 @@ class LGDNet(nn.Module):
 
     def forward_head(self, local: Tensor, global_: Tensor | None, return_evidence: bool = False,
                      return_heads: bool = False):
-        """Classifier scores; see ``KernelizedClassifier.forward``."""
+        """Classifier scores; see ``KernelizedClassifier.forward``.
+
+        Without a global path but with ``pooled_global_head``, the global head reads P(local).
+        """
+        if global_ is None and self.classifier.global_head is not None:
+            global_ = pool(local)
         return self.classifier(local, global_, return_evidence=return_evidence, return_heads=return_heads)
 
     def forward(self, x: Tensor, return_heads: bool = False):

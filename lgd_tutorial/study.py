@@ -1,0 +1,332 @@
+"""The diffusion study: does global context reach local features, and does it change what is learned?
+
+``lgd study`` trains the teaching model (``lgd3d_tiny``) in four variants on
+the same synthetic data, with the same recipe and budget, over several seeds:
+
+    both              LGD: local-to-global and global-to-local diffusion
+    local_to_global   the global path reads the local maps but never feeds them
+    global_to_local   the global path feeds the local maps but never reads them
+    none              no global path (a plain P3D network); a global head on the
+                      pooled final map gives it the same two heads and the same
+                      loss, CE(local) + CE(global), as the others
+
+The data are the built-in synthetic classes (``data.synthetic``) in a layout
+where the object always keeps ``gap`` pixels from the beacon, so the label
+needs two far-apart regions. Clips are rendered once into memory (no video
+files), so the study measures the models, not the decoder.
+
+Outputs in ``--out``: ``runs.csv`` (one row per variant and seed),
+``curves.csv`` (validation accuracy during training), ``summary.csv`` (mean and
+95% t-interval per variant), ``study.png`` and ``study.json`` (the command,
+the commit and the settings that made them). With ``--pretrained-dir`` the
+first seed's model of every variant is saved there as a teaching checkpoint
+(``models.pretrained``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import synthetic
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .models import build_model
+
+VARIANTS = {
+    "both": {"diffusion": "both"},
+    "local_to_global": {"diffusion": "local_to_global"},
+    "global_to_local": {"diffusion": "global_to_local"},
+    "none": {"diffusion": "none", "pooled_global_head": True},
+}
+HEADS = ("local", "global", "combined")
+
+
+@dataclass
+class StudySettings:
+    """The data layout and the recipe, the same for every variant."""
+
+    arch: str = "lgd3d_tiny"
+    size: int = 96                  # frame side; the clips are not cropped
+    frames: int = 8
+    band: int = 8                   # beacon thickness
+    object_size: int = 8
+    gap: int = 24                   # least object-beacon distance
+    train_per_class: int = 384
+    val_per_class: int = 96
+    data_seed: int = 0
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 2e-3                # AdamW
+    warmup_epochs: float = 0.5
+    weight_decay: float = 0.05
+    clip_grad: float = 40.0
+    dropout: float = 0.2
+    evals_per_epoch: int = 2
+    target: float = 0.9             # accuracy whose first crossing is reported (steps to target)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+
+    def __post_init__(self):
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"variants: unknown {unknown}; choose from {list(VARIANTS)}")
+        synthetic.geometry(self.size, self.band, self.object_size, self.gap)      # raises on a bad layout
+
+    def layout(self) -> dict:
+        return {"size": self.size, "frames": self.frames, "band": self.band, "object_size": self.object_size,
+                "gap": self.gap}
+
+
+# --------------------------------------------------------------------------- data
+
+def _render_one(job):
+    label, seed, split_id, number, layout = job
+    rng = np.random.default_rng([seed, split_id, number])
+    video, info = synthetic.render(label, rng, layout["size"], layout["frames"], with_info=True,
+                                   band=layout["band"], object_size=layout["object_size"], gap=layout["gap"])
+    return video, info["side"], info["track"]
+
+
+def render_split(s: StudySettings, split: str, workers: int | None = None) -> dict:
+    """Render one split into memory: ``frames`` uint8 (N, T, H, W, 3), ``labels`` (N,), ``sides``, ``tracks``."""
+    per_class = s.train_per_class if split == "train" else s.val_per_class
+    split_id = {"train": 0, "val": 1}[split]
+    jobs = [(label, s.data_seed, split_id, k * len(synthetic.CLASSES) + label, s.layout())
+            for k in range(per_class) for label in range(len(synthetic.CLASSES))]
+    workers = workers or min(2, os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            rendered = list(pool.map(_render_one, jobs, chunksize=16))
+    else:
+        rendered = [_render_one(job) for job in jobs]
+    return {"frames": torch.from_numpy(np.stack([r[0] for r in rendered])),
+            "labels": torch.tensor([job[0] for job in jobs]),
+            "sides": [r[1] for r in rendered], "tracks": [r[2] for r in rendered]}
+
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1)
+
+
+def to_clips(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (N, T, H, W, 3) -> normalised clips (N, 3, T, H, W) float32."""
+    clips = frames.permute(0, 4, 1, 2, 3).float().div_(255)
+    return (clips - _MEAN) / _STD
+
+
+def flip_randomly(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each clip left-right and/or up-down at random: both keep the label (the beacon flips too)."""
+    out = clips.clone()
+    for dim in (-1, -2):
+        chosen = torch.rand(len(clips), generator=generator) < 0.5
+        out[chosen] = out[chosen].flip(dim)
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+def build_variant(s: StudySettings, variant: str) -> nn.Module:
+    return build_model(s.arch, len(synthetic.CLASSES), dropout=s.dropout, **VARIANTS[variant])
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, those in the LGD projections W_gg, W_gx, W_xg)."""
+    total = sum(p.numel() for p in model.parameters())
+    lgd = sum(p.numel() for name, p in model.named_parameters()
+              if any(part in name for part in ("global_to_global", "local_to_global", "global_to_local")))
+    return total, lgd
+
+
+@torch.no_grad()
+def head_accuracy(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, batch: int = 64) -> dict:
+    """Validation accuracy of the local head, the global head and their sum, in eval mode."""
+    was_training = model.training
+    model.eval()
+    hits = dict.fromkeys(HEADS, 0)
+    for i in range(0, len(frames), batch):
+        out = model(to_clips(frames[i:i + batch]), return_heads=True)
+        y = labels[i:i + batch]
+        hits["local"] += int((out["local_logits"].argmax(1) == y).sum())
+        hits["global"] += int((out["global_logits"].argmax(1) == y).sum())
+        hits["combined"] += int((out["logits"].argmax(1) == y).sum())
+    model.train(was_training)
+    return {head: count / len(frames) for head, count in hits.items()}
+
+
+def lr_at(s: StudySettings, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up, then cosine to zero."""
+    epoch = (step + 1) / steps_per_epoch
+    if epoch < s.warmup_epochs:
+        return s.lr * epoch / s.warmup_epochs
+    progress = (epoch - s.warmup_epochs) / max(1e-8, s.epochs - s.warmup_epochs)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_variant(s: StudySettings, variant: str, seed: int, train: dict, val: dict, log=print):
+    """Train one variant with one seed; returns (model in eval mode, curve rows)."""
+    torch.manual_seed(seed)
+    model = build_variant(s, variant)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(train["labels"])
+    steps_per_epoch = n // s.batch_size
+    total = steps_per_epoch * s.epochs
+    eval_every = max(1, steps_per_epoch // s.evals_per_epoch)
+    curve, order = [], torch.empty(0, dtype=torch.long)
+    for step in range(total):
+        if step % steps_per_epoch == 0:
+            order = torch.randperm(n, generator=generator)
+        index = order[(step % steps_per_epoch) * s.batch_size:][:s.batch_size]
+        clips = flip_randomly(to_clips(train["frames"][index]), generator)
+        out = model(clips, return_heads=True)
+        labels = train["labels"][index]
+        loss = F.cross_entropy(out["local_logits"], labels) + F.cross_entropy(out["global_logits"], labels)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(s, step, steps_per_epoch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
+        optimizer.step()
+        if (step + 1) % eval_every == 0 or step + 1 == total:
+            acc = head_accuracy(model, val["frames"], val["labels"])
+            curve.append({"variant": variant, "seed": seed, "step": step + 1,
+                          "epoch": round((step + 1) / steps_per_epoch, 3), "loss": loss.item(),
+                          **{f"acc_{head}": value for head, value in acc.items()}})
+            log(f"  {variant:>15} seed {seed} epoch {curve[-1]['epoch']:5.2f}  loss {loss.item():.3f}  "
+                f"val local {acc['local']:.3f} global {acc['global']:.3f}")
+    return model.eval(), curve
+
+
+def steps_to(curve: list[dict], target: float, head: str = "local") -> float:
+    """The first evaluated step at which ``head`` reached ``target``; NaN if it never did."""
+    return next((row["step"] for row in curve if row[f"acc_{head}"] >= target), float("nan"))
+
+
+# --------------------------------------------------------------------------- summary
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean; NaN bounds for fewer than 2 values."""
+    from scipy import stats
+
+    values = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: parameters, and mean with 95% interval of each head's final accuracy and of steps to target."""
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": len(group), "parameters": int(group["parameters"].iloc[0]),
+               "lgd_parameters": int(group["lgd_parameters"].iloc[0])}
+        for column in [f"acc_{h}" for h in HEADS] + ["steps_to_target"]:
+            mean, low, high = t_interval(group[column])
+            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+        row["reached_target"] = int(group["steps_to_target"].notna().sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def provenance(argv: list[str]) -> dict:
+    """The command and the commit (with a '+dirty' mark) that produced a result."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        commit += "+dirty" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"command": " ".join(["lgd", "study", *argv]), "commit": commit,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
+
+
+# --------------------------------------------------------------------------- the command
+
+def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, argv=(), log=print) -> pd.DataFrame:
+    """Train every variant with every seed; write the CSVs, the figure and the provenance to ``out``."""
+    from .models.pretrained import save_pretrained
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    meta = {**provenance(list(argv)), "settings": asdict(s)}
+    log(f"rendering {s.train_per_class * 4} training and {s.val_per_class * 4} validation clips")
+    train, val = render_split(s, "train"), render_split(s, "val")
+    runs, curves = [], []
+    for seed in s.seeds:
+        for variant in s.variants:
+            t0 = time.perf_counter()
+            model, curve = train_variant(s, variant, seed, train, val, log)
+            total, lgd = count_parameters(model)
+            final = {f"acc_{h}": curve[-1][f"acc_{h}"] for h in HEADS}
+            runs.append({"variant": variant, "seed": seed, "data_seed": s.data_seed, "parameters": total,
+                         "lgd_parameters": lgd, **final, "steps_to_target": steps_to(curve, s.target),
+                         "steps": curve[-1]["step"], "seconds": round(time.perf_counter() - t0, 1)})
+            curves += curve
+            pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)            # so far: an interrupted study
+            pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)        # keeps what it finished
+            if pretrained_dir is not None and seed == s.seeds[0]:
+                save_pretrained(model, pretrained_dir, name=f"{s.arch}_beacon_{variant}",
+                                info={"variant": variant, "classes": list(synthetic.CLASSES), **s.layout(),
+                                      "seed": seed,
+                                      "data_seed": s.data_seed, "val_acc": final["acc_local"],
+                                      "val_acc_heads": final, "recipe": asdict(s), **provenance(list(argv))})
+    runs = pd.DataFrame(runs)
+    summary = summarize(runs)
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    runs.to_csv(out / "runs.csv", index=False)
+    pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    from .viz.study import plot_study
+
+    plot_study(pd.DataFrame(curves), runs, meta).savefig(out / "study.png", dpi=120)
+    log(f"done in {meta['seconds']:.0f} s -> {out}")
+    return summary
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    d = StudySettings()
+    parser = argparse.ArgumentParser(prog="lgd study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/diffusion_study", help="folder for the CSVs, figure and provenance")
+    parser.add_argument("--pretrained-dir", default=None,
+                        help="also save the first seed's model of every variant here as a teaching checkpoint")
+    parser.add_argument("--seeds", type=int, nargs="+", default=d.seeds)
+    parser.add_argument("--variants", nargs="+", default=d.variants, choices=list(VARIANTS))
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--train-per-class", type=int, default=d.train_per_class)
+    parser.add_argument("--val-per-class", type=int, default=d.val_per_class)
+    parser.add_argument("--size", type=int, default=d.size)
+    parser.add_argument("--gap", type=int, default=d.gap)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    s = StudySettings(seeds=args.seeds, variants=args.variants, epochs=args.epochs,
+                      train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+                      size=args.size, gap=args.gap)
+    summary = run_study(s, Path(args.out), Path(args.pretrained_dir) if args.pretrained_dir else None, argv)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0

@@ -1,0 +1,209 @@
+"""Causal measurements of diffusion: does a far-away region change a local feature, and can it be read there?
+
+- ``swap_beacon``: the counterfactual clip: the beacon moved to the opposite
+  edge, everything else (object, distractors, background inside the edge
+  strips) unchanged, so "approach" becomes "leave" and vice versa.
+- ``receptive_field_reach``: per block, which local positions have a
+  theoretical receptive field that touches a region of the input. Computed
+  exactly on the network's plain twin with every weight positive: a positive
+  input inside the region then reaches exactly those positions.
+- ``counterfactual_change``: per block and position, how much the local
+  feature moves between a clip and its counterfactual. In a network without a
+  global path the change outside the reach is exactly zero; in LGD anything
+  there can only have come through the global-to-local term U(W_xg g).
+- ``effective_receptive_field``: |d feature / d input pixels| of one local
+  position, summed over channels and frames.
+- ``object_features`` + ``linear_probe``: how well a property of a far region
+  (the beacon's side) or the label can be decoded from the local feature at
+  the object's position, per block, on held-out clips.
+- ``cut_paths``: cut the global-to-local and/or local-to-global path in every
+  block (forward hooks; the model is not edited).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..models import build_model
+from .taps import collect_taps, evaluating, lgd_blocks, resolve_block
+
+OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+
+
+def _edge(side: str, band: int, size: int):
+    """Index of the ``band``-pixel strip along ``side`` of (..., H, W, 3) frames, and the axis it flips on."""
+    strips = {"left": (np.s_[..., :, :band, :], -2), "right": (np.s_[..., :, size - band:, :], -2),
+              "top": (np.s_[..., :band, :, :], -3), "bottom": (np.s_[..., size - band:, :, :], -3)}
+    return strips[side]
+
+
+def swap_beacon(frames: np.ndarray, side: str, band: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move the beacon to the opposite edge: swap the two ``band``-wide edge strips (each mirrored).
+
+    ``frames`` (T, H, W, 3) (square). Returns (counterfactual frames, the changed
+    region as a bool (H, W) mask). Only the two strips change.
+    """
+    frames = np.asarray(frames)
+    size = frames.shape[-2]
+    if frames.shape[-3] != size:
+        raise ValueError(f"expected square frames (T, H, W, 3), got {frames.shape}")
+    out = frames.copy()
+    here, axis = _edge(side, band, size)
+    there, _ = _edge(OPPOSITE[side], band, size)
+    out[here] = np.flip(frames[there], axis)
+    out[there] = np.flip(frames[here], axis)
+    region = np.zeros((size, size), dtype=bool)
+    region[here[1:-1]] = True
+    region[there[1:-1]] = True
+    return out, region
+
+
+@torch.no_grad()
+def receptive_field_reach(model: nn.Module, region: Tensor | np.ndarray, frames: int) -> list[Tensor]:
+    """Per block, bool (T', H', W'): positions whose theoretical receptive field touches ``region`` (H, W).
+
+    Built on ``model``'s plain twin (same registry entry, ``diffusion="none"``)
+    with every conv weight positive, BatchNorm the identity and the input 1
+    inside the region and 0 elsewhere: every activation is then a sum of
+    non-negative terms, positive exactly where a path from the region arrives.
+    """
+    twin = build_model(model.arch, model.num_classes, diffusion="none").double().eval()
+    for module in twin.modules():
+        if isinstance(module, nn.Conv3d):
+            module.weight.fill_(1.0 / module.weight[0].numel())
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.BatchNorm3d):
+            module.reset_parameters()
+            module.reset_running_stats()
+    region = torch.as_tensor(np.asarray(region), dtype=torch.float64)
+    x = region.expand(1, 3, frames, *region.shape).contiguous()
+    _, _, taps = twin.forward_features(x, return_taps=True)
+    return [(t["local"][0] > 0).any(0) for t in taps]
+
+
+@dataclass
+class Counterfactual:
+    """Per block (``names`` order): ``change`` ||x - x_cf||_C / mean ||x||_C, (N, T', H', W');
+    ``logits`` / ``logits_cf`` dicts of heads (N, K)."""
+
+    names: list[str]
+    change: list[Tensor]
+    logits: dict
+    logits_cf: dict
+
+    def outside(self, reach: list[Tensor]) -> list[float]:
+        """Largest change per block at positions the region cannot reach (0 where all are reached)."""
+        out = []
+        for change, reached in zip(self.change, reach):
+            far = change[:, ~reached]
+            out.append(float(far.max()) if far.numel() else 0.0)
+        return out
+
+    def inside(self, reach: list[Tensor]) -> list[float]:
+        """Mean change per block at the positions the region reaches (NaN where none are)."""
+        return [float(change[:, reached].mean()) if reached.any() else float("nan")
+                for change, reached in zip(self.change, reach)]
+
+
+def counterfactual_change(model: nn.Module, clip: Tensor, clip_cf: Tensor, eps: float = 1e-8) -> Counterfactual:
+    """Compare every block's local map on ``clip`` and ``clip_cf`` (N, 3, T, H, W), in eval mode."""
+    record, record_cf = collect_taps(model, clip), collect_taps(model, clip_cf)
+    change = []
+    for a, b in zip(record.blocks, record_cf.blocks):
+        scale = a["local"].norm(dim=1).mean((1, 2, 3), keepdim=True) + eps          # (N, 1, 1, 1)
+        change.append((a["local"] - b["local"]).norm(dim=1) / scale)
+    with torch.no_grad(), evaluating(model):
+        logits, logits_cf = model(clip, return_heads=True), model(clip_cf, return_heads=True)
+    return Counterfactual(record.names, change, logits, logits_cf)
+
+
+def effective_receptive_field(model: nn.Module, clip: Tensor, block: int | str, position) -> Tensor:
+    """|d sum_c x_block[c, t, h, w] / d clip| summed over colour channels and frames: (H, W), max 1.
+
+    ``clip`` (1, 3, T, H, W); ``position`` (t, h, w) on the block's local map.
+    """
+    index, _, _ = resolve_block(model, block)
+    clip = clip.detach().clone().requires_grad_(True)
+    with evaluating(model):
+        _, _, taps = model.forward_features(clip, return_taps=True)
+        t, h, w = position
+        taps[index]["local"][0, :, t, h, w].sum().backward()
+    grad = clip.grad[0].abs().sum((0, 1))
+    return grad / grad.max().clamp_min(1e-12)
+
+
+@torch.no_grad()
+def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, batch: int = 64) -> list[Tensor]:
+    """Per block, the local feature at the object's position: (N, C x T') (the T' temporal positions concatenated).
+
+    ``tracks[i][f]`` is the object's top-left (y, x) in frame f of clip i. At
+    temporal position t' the feature is read in the cell that holds the
+    object's centre in the middle frame that t' covers.
+    """
+    frames, size = clips.shape[2], clips.shape[-1]
+    centres = torch.tensor(np.asarray(tracks, dtype=np.float32) + object_size / 2)      # (N, T, 2)
+    per_block = None
+    for i in range(0, len(clips), batch):
+        record = collect_taps(model, clips[i:i + batch])
+        rows = []
+        for taps in record.blocks:
+            local = taps["local"]                                                        # (n, C, T', H', W')
+            steps, cells = local.shape[2], local.shape[-1]
+            middle = ((torch.arange(steps) + 0.5) * frames / steps).long().clamp_max(frames - 1)
+            c = centres[i:i + batch][:, middle]                                          # (n, T', 2)
+            hw = (c * cells / size).long().clamp(0, cells - 1)
+            n = torch.arange(local.shape[0])[:, None]
+            picked = local[n, :, torch.arange(steps)[None], hw[..., 0], hw[..., 1]]       # (n, T', C)
+            rows.append(picked.flatten(1))
+        per_block = [[r] for r in rows] if per_block is None else [p + [r] for p, r in zip(per_block, rows)]
+    return [torch.cat(p) for p in per_block]
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, weight_decay: float = 1e-3,
+                 steps: int = 200) -> float:
+    """Held-out accuracy of a multinomial logistic regression (standardised features, L2, L-BFGS)."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    linear = nn.Linear(a.shape[1], classes).double()
+    a, b = a.double(), b.double()
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(linear(a), train_y) + weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return float((linear(b).argmax(1) == test_y).double().mean())
+
+
+@contextlib.contextmanager
+def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: bool = False):
+    """Cut diffusion paths in every block with forward hooks that return zeros.
+
+    ``global_to_local``: the broadcast term U(W_xg g) (the global vectors are still
+    computed, and the global head still reads them). ``local_to_global``: the
+    contribution W_gx P(x), so the global path no longer reads the local maps.
+    Yields the number of hooks installed; nothing is left behind on exit.
+    """
+    zero = lambda module, inputs, output: torch.zeros_like(output)  # noqa: E731
+    handles = []
+    try:
+        for _, block in lgd_blocks(model):
+            if global_to_local and getattr(block, "tap_global_to_local", None) is not None:
+                handles.append(block.tap_global_to_local.register_forward_hook(zero))
+            if local_to_global and getattr(block, "local_to_global", None) is not None:
+                handles.append(block.local_to_global.register_forward_hook(zero))
+        yield len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()

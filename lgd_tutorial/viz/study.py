@@ -1,0 +1,140 @@
+"""Figures for the diffusion study (``lgd study``) and the causal measurements (``viz.causal``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+VARIANT_COLOURS = {"both": "tab:red", "local_to_global": "tab:orange", "global_to_local": "tab:purple",
+                   "none": "tab:blue"}
+VARIANT_LABELS = {"both": "LGD (both diffusions)", "local_to_global": "local-to-global only",
+                  "global_to_local": "global-to-local only", "none": "no diffusion (+ pooled global head)"}
+
+
+def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 95% t half-width over the first axis."""
+    from scipy import stats
+
+    n = values.shape[0]
+    mean = values.mean(0)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    return mean, stats.t.ppf(0.975, n - 1) * values.std(0, ddof=1) / np.sqrt(n)
+
+
+def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = None, head: str = "local") -> Figure:
+    """Left: validation accuracy of ``head`` during training, mean and 95% interval over seeds per variant.
+    Right: final accuracy of every seed, per variant and head, with the mean and its 95% interval."""
+    fig = Figure(figsize=(12, 4.6))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    for variant, group in curves.groupby("variant", sort=False):
+        table = group.pivot(index="seed", columns="epoch", values=f"acc_{head}")
+        mean, half = _interval(table.to_numpy())
+        epochs = table.columns.to_numpy(dtype=float)
+        colour = VARIANT_COLOURS.get(variant)
+        left.plot(epochs, mean, color=colour, label=f"{VARIANT_LABELS.get(variant, variant)} (n={len(table)})")
+        left.fill_between(epochs, mean - half, mean + half, color=colour, alpha=0.2)
+    left.axhline(0.25, color="grey", ls=":", lw=1, label="chance (4 classes)")
+    left.axhline(0.5, color="grey", ls="--", lw=1, label="best without the beacon (50%)")
+    left.set(xlabel="epoch", ylabel=f"validation accuracy ({head} head)", ylim=(0, 1.02),
+             title=f"Validation accuracy, {head} head: mean and 95% interval over seeds")
+    left.legend(fontsize=7, loc="upper left")
+
+    variants = list(dict.fromkeys(runs["variant"]))
+    heads = ("local", "global", "combined")
+    width = 0.8 / len(heads)
+    for j, h in enumerate(heads):
+        for i, variant in enumerate(variants):
+            values = runs.loc[runs["variant"] == variant, f"acc_{h}"].to_numpy()
+            x = i + (j - 1) * width
+            mean, half = _interval(values[:, None])
+            right.scatter(np.full(len(values), x), values, s=12, color=VARIANT_COLOURS.get(variant),
+                          alpha=[1.0, 0.55, 0.3][j], zorder=3)
+            right.errorbar(x, mean[0], yerr=half[0], fmt="_", color="black", capsize=3, zorder=4)
+    right.set_xticks(range(len(variants)), [v.replace("_", " ") for v in variants], fontsize=8)
+    right.axhline(0.25, color="grey", ls=":", lw=1)
+    right.axhline(0.5, color="grey", ls="--", lw=1)
+    right.set(ylabel="final validation accuracy", ylim=(0, 1.02),
+              title="Final accuracy per seed: local | global | combined head")
+    if meta:
+        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
+                              f"{meta.get('seconds', 0):.0f} s", fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def plot_counterfactual(frames: np.ndarray, frames_cf: np.ndarray, results: dict, reach: list, names: list[str],
+                        object_box=None, region=None) -> Figure:
+    """Per model (rows) and block (columns): the change of each local position between a clip and its
+    counterfactual (mean over temporal positions), with the region's theoretical reach outlined.
+
+    ``results`` maps a row title to a ``Counterfactual`` (one clip). The first
+    column shows the clip's middle frame and its counterfactual.
+    """
+    rows, cols = len(results), len(names) + 1
+    fig = Figure(figsize=(2.6 * cols, 2.5 * rows + 0.3))
+    axes = np.atleast_2d(fig.subplots(rows, cols))
+    middle = len(frames) // 2
+    for r, (title, result) in enumerate(results.items()):
+        image = frames[middle] if r == 0 else frames_cf[middle]
+        axes[r, 0].imshow(image)
+        axes[r, 0].set_title("clip" if r == 0 else "counterfactual (beacon moved)", fontsize=8)
+        if object_box is not None:
+            y, x, s = object_box
+            axes[r, 0].add_patch(_box(x, y, s, "white"))
+        axes[r, 0].axis("off")
+        vmax = max(float(c.max()) for c in result.change) or 1.0
+        for c, (name, change, reached) in enumerate(zip(names, result.change, reach), start=1):
+            ax = axes[r, c]
+            image = ax.imshow(change[0].mean(0).numpy(), cmap="magma", vmin=0, vmax=vmax)
+            ax.contour(reached.any(0).numpy().astype(float), levels=[0.5], colors="cyan", linewidths=1)
+            ax.set_title(f"{title}\n{name}: max {float(change.max()):.3f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(image, ax=axes[r, 1:].tolist(), fraction=0.02,
+                     label="||x - x_cf|| / mean ||x|| (per block)")
+    fig.suptitle("How much each local feature moves when only the beacon moves. Cyan: positions whose receptive "
+                 "field touches the changed strips", fontsize=9)
+    return fig
+
+
+def _box(x, y, size, colour):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor=colour, lw=1.2)
+
+
+def plot_effective_fields(fields: dict, names: list[str], frame: np.ndarray, centre) -> Figure:
+    """Rows: models; columns: blocks. Each panel: the normalised |gradient| of one local position (at the
+    object) with respect to the input pixels, over the clip's middle frame."""
+    rows = len(fields)
+    fig = Figure(figsize=(2.6 * len(names), 2.5 * rows + 0.3))
+    axes = np.atleast_2d(fig.subplots(rows, len(names)))
+    for r, (title, maps) in enumerate(fields.items()):
+        for c, (name, field) in enumerate(zip(names, maps)):
+            ax = axes[r, c]
+            ax.imshow(frame, alpha=0.5)
+            image = ax.imshow(field.numpy(), cmap="viridis", alpha=0.75, vmin=0, vmax=1)
+            ax.plot(centre[1], centre[0], "w+", ms=8)
+            ax.set_title(f"{title}: {name}", fontsize=8)
+            ax.axis("off")
+        fig.colorbar(image, ax=axes[r].tolist(), fraction=0.02, label="|d feature / d pixel| / max")
+    fig.suptitle("Effective receptive field of the local feature at the object (+), per block", fontsize=9)
+    return fig
+
+
+def plot_probes(table: pd.DataFrame, chance: float = 0.25) -> Figure:
+    """Probe accuracy per block (x) for each model and target (lines), chance drawn."""
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    for (model, target), group in table.groupby(["model", "target"], sort=False):
+        colour = VARIANT_COLOURS.get(model, None)
+        ax.plot(group["block"], group["accuracy"], marker="o", color=colour,
+                ls="-" if target == "beacon side" else "--", label=f"{model}: {target}")
+    ax.axhline(chance, color="grey", ls=":", label=f"chance ({chance:.2f})")
+    ax.set(xlabel="block", ylabel="held-out probe accuracy", ylim=(0, 1.02),
+           title="What the local feature at the object encodes, per block")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
