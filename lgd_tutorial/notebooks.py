@@ -55,6 +55,18 @@ def figure_path(name: str) -> Path:
     return folder / name
 
 
+def work_path(name: str) -> Path:
+    """A scratch folder for a notebook's runs: ``$LGD_WORK_DIR/name``, else ``notebooks/executed/work/name``.
+
+    Both are outside the tracked files and outside ``runs/``, which belongs to the user's own experiments.
+    """
+    if os.environ.get("LGD_WORK_DIR"):
+        folder = Path(os.environ["LGD_WORK_DIR"])
+    else:
+        folder = (repository_root() or Path.cwd()) / "notebooks" / "executed" / "work"
+    return folder / name
+
+
 @dataclass
 class NotebookRun:
     """What happened when one notebook ran: ``ok`` is False after an error, a time-out or a dead kernel."""

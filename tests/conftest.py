@@ -8,3 +8,37 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git_status() -> str | None:
+    """``git status --porcelain`` of the checkout (tracked and untracked, ignored files excluded); None outside git."""
+    try:
+        return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def pytest_sessionstart(session):
+    session.config._git_status_before = _git_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test run must leave the checkout as it found it: no tracked file rewritten, no untracked file left."""
+    before = getattr(session.config, "_git_status_before", None)
+    after = _git_status()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(after.splitlines()) - set(before.splitlines()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "the test run changed the checkout (git status):\n  " + "\n  ".join(changed or after.splitlines())
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

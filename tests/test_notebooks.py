@@ -18,9 +18,9 @@ FIGURES = {
     "04_kernelized_classifier": ["04_kernels.png", "04_class_evidence.png"],
     "05_training": ["05_learning_curves.png", "05_confusion.png", "05_per_class.png", "05_ablation.png"],
     "06_scaling_up": ["06_throughput.png"],
-    "07_visualising_diffusion": ["07_diffusion_grid.png", "07_gradcam_strip.png", "07_cosine_grid.png",
-                                 "07_ablation.png", "07_evidence.png", "07_gradcam_variants.png",
-                                 "07_diffusion_per_block.png", "07_diffusion.gif"],
+    "07_visualising_diffusion": ["07_counterfactual.png", "07_probes.png", "07_effective_fields.png",
+                                 "07_ablation.png", "07_diffusion_grid.png", "07_cosine_grid.png", "07_evidence.png",
+                                 "07_gradcam_variants.png", "07_gradcam_strip.png", "07_diffusion.gif"],
 }
 
 
@@ -46,10 +46,13 @@ def test_every_notebook_is_executed_by_a_test():
 
 
 def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
-    """Run notebook ``name`` on the CPU profile; no cell may fail, and its figures must be written."""
+    """Run notebook ``name`` on the CPU profile; no cell may fail, and its figures must be written.
+
+    Figures and scratch runs go to ``tmp_path``, never into the checkout or its ``runs/``."""
     figures = tmp_path / "figures"
     run = run_notebook(NOTEBOOKS / f"{name}.ipynb", out_dir=tmp_path / "executed", timeout=600,
-                       env={"LGD_FIGURES_DIR": str(figures), "LGD_PROFILE": "cpu"}, params=params)
+                       env={"LGD_FIGURES_DIR": str(figures), "LGD_PROFILE": "cpu",
+                            "LGD_WORK_DIR": str(tmp_path / "work")}, params=params)
     assert run.ok, run.error
     executed = nbformat.read(run.executed, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
@@ -79,9 +82,11 @@ SMALL = ["data.synthetic_videos_per_class=24", "data.synthetic_val_per_class=8",
 
 
 @pytest.mark.slow
-def test_training_notebook_trains_evaluates_and_leaves_its_checkpoint(tmp_path):
-    execute("05_training", tmp_path, params={"CPU_OVERRIDES": [f"data.root={tmp_path / 'synthetic'}", *SMALL]})
-    assert (ROOT / "runs" / "notebook05_lgd" / "best.pt").stat().st_size > 0
+def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path):
+    executed = execute("05_training", tmp_path,
+                       params={"CPU_OVERRIDES": [f"data.root={tmp_path / 'synthetic'}", *SMALL]})
+    assert (tmp_path / "work" / "notebook05_lgd" / "best.pt").stat().st_size > 0
+    assert "made by: lgd study" in text_of(executed)
 
 
 @pytest.mark.slow
@@ -96,8 +101,9 @@ def test_scaling_up_resumes_a_download_trains_with_two_processes_and_resumes_aft
 
 @pytest.mark.slow
 def test_visualising_diffusion_runs_and_shows_an_explorer_with_a_frame_slider(tmp_path):
-    """Notebook 7 does not need notebook 5 to have run: without its checkpoint it trains a stand-in."""
+    """Notebook 7 needs no earlier notebook: it loads the shipped teaching checkpoints."""
     executed = execute("07_visualising_diffusion", tmp_path)
+    assert "every change is exactly 0 (asserted)" in text_of(executed)
     widgets = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widgets, "no explorer was displayed as a cell output"

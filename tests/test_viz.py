@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from lgd_tutorial.models import build_model
+from lgd_tutorial.viz.spreading import evidence_on_the_square, one_region_clips, train_on_one_region_clips
 from lgd_tutorial.viz import (ClipGradCAM, FrameGradCAM, TapRecorder, ablate_global_path, check_cam_method,
                               class_evidence, clip_to_frames, collect_taps, confusion_matrix, cut_global_path,
                               diffusion_explorer, diffusion_grid, diffusion_maps, evidence_explorer,
@@ -306,35 +306,6 @@ def test_lgd_viz_demo_writes_both_figures(tmp_path, capsys):
         cli.main(["viz"])
 
 
-def one_region_clips(n: int, generator: torch.Generator, size: int = 128, cell: int = 32):
-    """Grey noise with one coloured square filling one cell of the final 4x4 map: red is class 0, blue class 1.
-    Returns clips (n, 3, 4, size, size), labels and the (row, column) of each square's cell."""
-    clips = 0.3 * torch.randn(n, 3, 4, size, size, generator=generator)
-    labels = torch.randint(0, 2, (n,), generator=generator)
-    cells = torch.randint(0, size // cell, (n, 2), generator=generator)
-    for i in range(n):
-        r, c = (int(v) * cell for v in cells[i])
-        clips[i, :, :, r:r + cell, c:c + cell] = -1.0
-        clips[i, 0 if labels[i] == 0 else 2, :, r:r + cell, c:c + cell] = 2.0
-    return clips, labels, cells
-
-
-def train_on_one_region_clips(arch: str, steps: int = 40) -> torch.nn.Module:
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    model = build_model(arch, num_classes=2, dropout=0.0)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        clips, labels, _ = one_region_clips(8, generator)
-        heads = model(clips, return_heads=True)
-        loss = sum(F.cross_entropy(heads[h], labels) for h in ("local_logits", "global_logits") if h in heads)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return model.eval()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, at_least", [("p3d_tiny", 0.9), ("lgd3d_tiny", 0.3)])
 def test_a_trained_model_puts_its_class_evidence_where_the_class_is(arch, at_least):
@@ -343,9 +314,7 @@ def test_a_trained_model_puts_its_class_evidence_where_the_class_is(arch, at_lea
     Without diffusion it peaks there in nearly every clip (observed: 100%). With diffusion the global vector
     carries the class to every position, so evidence also appears away from the square (observed: 56%)."""
     model = train_on_one_region_clips(arch)
-    clips, labels, cells = one_region_clips(32, torch.Generator().manual_seed(1))
-    evidence, logits = class_evidence(model, clips, labels.tolist())           # (32, T', 4, 4)
-    assert (logits.argmax(1) == labels).float().mean() >= 0.9
-    spatial = evidence.mean(1).flatten(1)                                        # (32, 16): mean over time
-    hits = (spatial.argmax(1) == cells[:, 0] * 4 + cells[:, 1]).float().mean().item()
-    assert hits >= at_least, f"evidence peaked on the square's cell in only {hits:.0%} of the clips"
+    result = evidence_on_the_square(model, *one_region_clips(32, torch.Generator().manual_seed(1)))
+    assert result["accuracy"] >= 0.9
+    assert result["peak on the square"] >= at_least, \
+        f"evidence peaked on the square's cell in only {result['peak on the square']:.0%} of the clips"

@@ -2,7 +2,9 @@
 figures and animations, notebook explorers and training plots.
 
 Submodules: ``taps``, ``diffusion``, ``evidence``, ``gradcam``, ``render``,
-``widgets``, ``plots``, ``demo``. Names are imported from them on first use,
+``widgets``, ``plots``, ``demo``, ``causal`` (counterfactuals, receptive
+fields, probes, path cuts), ``study`` (their figures and the study's),
+``spreading`` (the evidence-spreading experiment). Names are imported from them on first use,
 so ``import lgd_tutorial.viz`` (and ``lgd viz --help``) stays cheap.
 """
 
@@ -25,6 +27,10 @@ _EXPORTS = {
     "plots": ["confusion_matrix", "per_class_accuracy", "plot_ablation", "plot_confusion", "plot_learning_curves",
               "plot_per_class_accuracy", "read_metrics"],
     "demo": ["render_demo", "synthetic_clip"],
+    "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "linear_probe",
+               "object_features", "receptive_field_reach", "swap_beacon"],
+    "study": ["plot_counterfactual", "plot_effective_fields", "plot_probes", "plot_study"],
+    "spreading": ["evidence_on_the_square", "one_region_clips", "train_on_one_region_clips"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

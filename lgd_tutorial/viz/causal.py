@@ -42,6 +42,13 @@ def _edge(side: str, band: int, size: int):
     return strips[side]
 
 
+def beacon_region(side: str, band: int, size: int) -> np.ndarray:
+    """The beacon's strip along ``side`` of a ``size`` x ``size`` frame: bool (H, W)."""
+    region = np.zeros((size, size), dtype=bool)
+    region[_edge(side, band, size)[0][1:-1]] = True
+    return region
+
+
 def swap_beacon(frames: np.ndarray, side: str, band: int) -> tuple[np.ndarray, np.ndarray]:
     """Move the beacon to the opposite edge: swap the two ``band``-wide edge strips (each mirrored).
 
@@ -57,10 +64,7 @@ def swap_beacon(frames: np.ndarray, side: str, band: int) -> tuple[np.ndarray, n
     there, _ = _edge(OPPOSITE[side], band, size)
     out[here] = np.flip(frames[there], axis)
     out[there] = np.flip(frames[here], axis)
-    region = np.zeros((size, size), dtype=bool)
-    region[here[1:-1]] = True
-    region[there[1:-1]] = True
-    return out, region
+    return out, beacon_region(side, band, size) | beacon_region(OPPOSITE[side], band, size)
 
 
 @torch.no_grad()
@@ -207,3 +211,36 @@ def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: b
     finally:
         for handle in handles:
             handle.remove()
+
+
+def beacon_counterfactuals(models: dict, frames: Tensor, sides, band: int, to_clips) -> tuple[list, dict]:
+    """Move the beacon in every clip and measure every model's local change per block.
+
+    ``frames`` uint8 (N, T, H, W, 3); ``sides`` the beacon side per clip;
+    ``to_clips`` turns frames into the models' input. Returns (rows: one dict per
+    model and block with the share of positions the strips cannot reach, the
+    largest and mean change there, and the mean change where they can reach;
+    ``{model name: (logits, logits_cf)}`` with the head dicts of both runs).
+    """
+    frames = np.asarray(frames)
+    pairs = [swap_beacon(f, side, band) for f, side in zip(frames, sides)]
+    clips, clips_cf = to_clips(torch.from_numpy(frames)), to_clips(torch.from_numpy(np.stack([p[0] for p in pairs])))
+    reach_of = {}                                               # one reach per strip orientation
+    for (_, region), side in zip(pairs, sides):
+        axis = side in ("left", "right")
+        if axis not in reach_of:
+            reach_of[axis] = receptive_field_reach(next(iter(models.values())), region, frames.shape[1])
+    reaches = [reach_of[side in ("left", "right")] for side in sides]
+    rows, outputs = [], {}
+    for name, model in models.items():
+        result = counterfactual_change(model, clips, clips_cf)
+        outputs[name] = (result.logits, result.logits_cf)
+        for b, block in enumerate(result.names):
+            reached = torch.stack([r[b] for r in reaches])                        # (N, T', H', W')
+            change = result.change[b]
+            far, near = change[~reached], change[reached]
+            rows.append({"model": name, "block": block, "share out of reach": float((~reached).float().mean()),
+                         "max change out of reach": float(far.max()) if far.numel() else float("nan"),
+                         "mean change out of reach": float(far.mean()) if far.numel() else float("nan"),
+                         "mean change in reach": float(near.mean()) if near.numel() else float("nan")})
+    return rows, outputs

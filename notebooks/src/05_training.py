@@ -24,6 +24,7 @@
 # choices for one GPU, and the teaching model and synthetic data are ours.
 
 # %%
+import json
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,10 @@ from lgd_tutorial.data.prepare import validate
 from lgd_tutorial.data.subsets import SUBSETS_DIR, load_spec, make_subset
 from lgd_tutorial.data.transforms import test_transform
 from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
-from lgd_tutorial.notebooks import figure_path, profile, repository_root
+from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
+from lgd_tutorial.study import HEADS
+from lgd_tutorial.viz.plots import read_metrics
+from lgd_tutorial.viz.study import plot_study
 from lgd_tutorial.train import Trainer
 from lgd_tutorial.viz.plots import plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy
 
@@ -158,8 +162,8 @@ manifests["val"][["label", "path", "status", "reason"]].head()
 # On CUDA the `Trainer` runs the forward pass and the loss under `torch.autocast` in **bfloat16** (float16
 # with a `GradScaler` on GPUs without bfloat16) and keeps the weights, the optimizer and the loss in float32:
 # about twice the throughput and half the activation memory, with no change to the recipe. On a CPU it trains
-# in float32. The run folder `runs/notebook05_lgd/` (git-ignored) gets `config.yaml`, `metrics.csv`,
-# checkpoints and `best.pt`. On a GPU an interrupted run continues from its newest checkpoint when the cell
+# in float32. The run folder (`work_path("notebook05_lgd")`, under the git-ignored `notebooks/executed/`,
+# apart from your own `runs/`) gets `config.yaml`, `metrics.csv`, checkpoints and `best.pt`. On a GPU an interrupted run continues from its newest checkpoint when the cell
 # runs again; on a CPU the notebook starts over each time.
 
 # %%
@@ -170,7 +174,7 @@ def run_config(variant: str, seed: int):
         overrides += [f"data.root={video_root}", f"data.train_manifest={manifest_dir}/manifest_k400_50classes_train.csv",
                       f"data.val_manifest={manifest_dir}/manifest_k400_50classes_val.csv"]
     name = f"notebook05_{variant}" + (f"_seed{seed}" if seed else "")
-    overrides += [f"run.seed={seed}", f"run.out_dir={ROOT / 'runs' / name}",
+    overrides += [f"run.seed={seed}", f"run.out_dir={work_path(name)}",
                   f"model.diffusion={'both' if variant == 'lgd' else 'none'}"]
     return load_config(RECIPE, overrides)
 
@@ -288,9 +292,11 @@ fig
 # %%
 rows = [{"variant": "LGD (both diffusions)", "seed": SEEDS[0], "acc1": result.video_acc1,
          "clip_acc1": result.clip_acc1}]
+run_dirs = {("lgd", SEEDS[0]): run_dir}
 for seed in SEEDS:
     for variant in ([] if seed == SEEDS[0] else ["lgd"]) + ["none"]:
         twin = train_variant(variant, seed)
+        run_dirs[(variant, seed)] = twin.out
         twin_result, _ = multi_view_eval(twin.out)
         rows.append({"variant": "LGD (both diffusions)" if variant == "lgd" else "no diffusion", "seed": seed,
                      "acc1": twin_result.video_acc1, "clip_acc1": twin_result.clip_acc1})
@@ -302,11 +308,68 @@ fig = plot_ablation(ablation, metric="acc1", path=figure_path("05_ablation.png")
 fig
 
 # %% [markdown]
-# The trained LGD model stays in its run folder for the next notebooks (notebook 7 looks inside it):
+# Both variants' validation accuracy during training, on one axis (this notebook's run: **one seed per
+# variant**, so the gap between the curves is one sample):
 
 # %%
-print("LGD run folder:", run_dir)
-print("best checkpoint:", run_dir / "best.pt", "exists:", (run_dir / "best.pt").exists())
+fig, ax = plt.subplots(figsize=(6, 3.4))
+for label, variant in (("LGD (both diffusions)", "lgd"), ("no diffusion", "none")):
+    folder = run_dirs[(variant, SEEDS[0])]
+    val_rows = read_metrics(folder / "metrics.csv").query("split == 'val'")
+    ax.plot(val_rows["global_step"], val_rows["acc1"], marker="o", label=label)
+ax.axhline(0.25, color="grey", ls=":", label="chance")
+ax.set(xlabel="global step", ylabel="validation top-1 (one clip per video)", ylim=(0, 1.02),
+       title=f"This run: seed {SEEDS[0]}, {RECIPE}")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 5.8 The answer over seeds: the diffusion study
+#
+# One seed cannot say whether diffusion helps. `lgd study` asks it properly on a version of the synthetic
+# task where a local view cannot solve it: frames of 96 pixels, the object always at least `gap` pixels from
+# the beacon, in a central square that is the same for every beacon side. It trains four variants with the
+# same data, recipe and budget over five seeds: both diffusions, each one alone, and no diffusion with a
+# second *pooled* global head so that every variant has the same two heads and the same loss. Its results are
+# shipped in `figures/diffusion_study/` with the command and commit that made them; this cell reads them
+# (it does not retrain).
+
+# %%
+study_dir = ROOT / "figures" / "diffusion_study"
+meta = json.loads((study_dir / "study.json").read_text())
+summary = pd.read_csv(study_dir / "summary.csv")
+study_runs, study_curves = pd.read_csv(study_dir / "runs.csv"), pd.read_csv(study_dir / "curves.csv")
+print(f"made by: {meta['command']} @ {meta['commit']} ({meta['seconds'] / 60:.0f} min, {meta['machine']})")
+table = pd.DataFrame({"variant": summary["variant"], "seeds": summary["seeds"], "parameters": summary["parameters"]})
+for head in HEADS:
+    table[f"{head} head"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
+                             summary[[f"acc_{head}", f"acc_{head}_low", f"acc_{head}_high"]].to_numpy()]
+table[f"steps to {meta['settings']['target']:.0%}"] = [
+    f"{m:.0f} [{lo:.0f}, {hi:.0f}] ({n}/{k} reached)" if n else f"never (0/{k})"
+    for m, lo, hi, n, k in summary[["steps_to_target", "steps_to_target_low", "steps_to_target_high",
+                                    "reached_target", "seeds"]].to_numpy()]
+table
+
+# %%
+fig = plot_study(study_curves, study_runs, meta)
+fig
+
+# %% [markdown]
+# Final validation accuracy with its 95% interval over seeds (Student t), per head, and the number of
+# optimizer steps until the local head first reached the target. The sentences below are computed from the
+# shipped table:
+
+# %%
+by_variant = summary.set_index("variant")
+for variant in by_variant.index:
+    row = by_variant.loc[variant]
+    print(f"{variant:>16}: local head {row['acc_local']:.3f} [{row['acc_local_low']:.3f}, "
+          f"{row['acc_local_high']:.3f}] over {row['seeds']} seeds")
+lgd_low, none_high = by_variant.loc["both", "acc_local_low"], by_variant.loc["none", "acc_local_high"]
+print("the intervals of LGD and of no diffusion",
+      "do not overlap" if lgd_low > none_high or by_variant.loc["both", "acc_local_high"] <
+      by_variant.loc["none", "acc_local_low"] else "overlap: the study does not separate them")
 
 # %% [markdown]
 # ## Summary
@@ -318,7 +381,8 @@ print("best checkpoint:", run_dir / "best.pt", "exists:", (run_dir / "best.pt").
 #   run; the `Trainer` is the same code.
 # - The video-level score averages the softmax over K clips x 3 crops.
 # - A comparison of LGD with no diffusion needs the same budget for both and several seeds; one run per
-#   variant shows the mechanics, not the answer.
+#   variant shows the mechanics, not the answer. The shipped study (`lgd study`, section 5.8) gives the
+#   answer on a task a local view cannot solve, with intervals over five seeds.
 #
 # **More exercises**
 # 1. Evaluate the LGD model with 1, 2, 4 and 8 clips per video and plot video accuracy against K.

@@ -48,15 +48,15 @@ from lgd_tutorial.data import bench, prepare, synthetic
 from lgd_tutorial.data.encode import pattern_frames, write_video
 from lgd_tutorial.data.kinetics import clip_filename, load_classes, summarize_manifest
 from lgd_tutorial.data.video import open_video
-from lgd_tutorial.notebooks import figure_path, profile, repository_root
+from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
 from lgd_tutorial.train import checkpoints_in, load_checkpoint
 
 GPU = profile() == "gpu"
 ROOT = repository_root()
-WORK = ROOT / "runs" / "notebook06"                   # git-ignored; rebuilt on every run of this notebook
+WORK = work_path("notebook06")                        # git-ignored, not runs/; rebuilt on every run
 shutil.rmtree(WORK, ignore_errors=True)
 WORK.mkdir(parents=True)
-print("profile:", profile(), "| work folder:", WORK.relative_to(ROOT))
+print("profile:", profile(), "| work folder:", WORK)
 
 # %% tags=["parameters"]
 GPU_CLIPS_PER_S = 50.0      # assumed training rate of ONE GPU for LGD-3D R50 on 16 x 224 x 224 clips

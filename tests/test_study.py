@@ -1,0 +1,60 @@
+"""The diffusion study command: variants, seeds, shipped outputs and their provenance."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from lgd_tutorial import cli
+from lgd_tutorial.models import load_pretrained
+from lgd_tutorial.study import StudySettings, render_split, steps_to, t_interval
+
+
+def test_study_writes_runs_curves_summary_figure_provenance_and_checkpoints(tmp_path, capsys):
+    out, pretrained = tmp_path / "study", tmp_path / "pretrained"
+    argv = ["study", "--out", str(out), "--pretrained-dir", str(pretrained), "--seeds", "3", "4",
+            "--variants", "both", "none", "--epochs", "1", "--train-per-class", "8", "--val-per-class", "2"]
+    assert cli.main(argv) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(runs["variant"], runs["seed"])) == [("both", 3), ("both", 4), ("none", 3), ("none", 4)]
+    assert (runs.loc[runs["variant"] == "none", "lgd_parameters"] == 0).all()
+    assert (runs.loc[runs["variant"] == "both", "lgd_parameters"] > 0).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["seeds"]) == [2, 2]
+    curves = pd.read_csv(out / "curves.csv")
+    assert {"acc_local", "acc_global", "acc_combined", "epoch", "step"} <= set(curves.columns)
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["command"] == "lgd " + " ".join(argv) and meta["commit"]
+    assert (out / "study.png").stat().st_size > 10000
+    model, info = load_pretrained("lgd3d_tiny_beacon_both", pretrained)       # the first seed only
+    assert info["seed"] == 3 and info["diffusion"] == "both" and info["command"] == meta["command"]
+    none, none_info = load_pretrained("lgd3d_tiny_beacon_none", pretrained)
+    assert none.classifier.global_head is not None and none_info["val_acc"] == runs.query(
+        "variant == 'none' and seed == 3")["acc_local"].item()
+    assert "variant" in capsys.readouterr().out
+
+
+def test_render_split_is_deterministic_and_keeps_the_object_away_from_the_beacon():
+    s = StudySettings(train_per_class=2, val_per_class=2)
+    a, b = render_split(s, "val", workers=1), render_split(s, "val", workers=1)
+    assert (a["frames"] == b["frames"]).all() and a["sides"] == b["sides"]
+    margin = s.band + s.gap
+    for track in a["tracks"]:
+        for y, x in track:
+            assert margin <= y <= s.size - margin - s.object_size and margin <= x <= s.size - margin - s.object_size
+
+
+def test_settings_reject_an_impossible_layout_and_unknown_variants():
+    with pytest.raises(ValueError, match="no room"):
+        StudySettings(size=64, gap=24)
+    with pytest.raises(ValueError, match="unknown"):
+        StudySettings(variants=["both", "neither"])
+
+
+def test_t_interval_and_steps_to_target():
+    mean, low, high = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and math.isclose(high - mean, 4.302653 * 1 / math.sqrt(3), rel_tol=1e-5)
+    assert math.isnan(t_interval([0.5])[1])
+    curve = [{"step": 10, "acc_local": 0.5}, {"step": 20, "acc_local": 0.95}, {"step": 30, "acc_local": 0.99}]
+    assert steps_to(curve, 0.9) == 20 and math.isnan(steps_to(curve, 0.999))
