@@ -247,6 +247,33 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown_table(summary: pd.DataFrame, target: float) -> str:
+    """The summary as a Markdown table: mean [95% interval] per head and steps to ``target`` (the README's table)."""
+    def cell(row, column, digits):
+        low, high = row[f"{column}_low"], row[f"{column}_high"]
+        return f"{row[column]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+    lines = ["| variant | parameters | local head | global head | combined | steps to "
+             f"{target:.0%} (local head) |", "| --- | ---: | --- | --- | --- | --- |"]
+    for _, row in summary.iterrows():
+        reached = int(row["reached_target"])
+        steps = (f"{cell(row, 'steps_to_target', 0)}, {reached} of {int(row['seeds'])} seeds" if reached > 1 else
+                 f"{row['steps_to_target']:.0f}, 1 of {int(row['seeds'])} seeds" if reached == 1 else
+                 f"not reached ({int(row['seeds'])} seeds)")
+        lines.append(f"| `{row['variant']}` | {int(row['parameters']):,} | {cell(row, 'acc_local', 3)} | "
+                     f"{cell(row, 'acc_global', 3)} | {cell(row, 'acc_combined', 3)} | {steps} |")
+    return "\n".join(lines)
+
+
+def report(folder: Path) -> str:
+    """The Markdown table and provenance line of a finished study folder."""
+    meta = json.loads((folder / "study.json").read_text())
+    summary = pd.read_csv(folder / "summary.csv")
+    return (markdown_table(summary, meta["settings"]["target"]) +
+            f"\n\nMade by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min "
+            f"({meta['machine']}).")
+
+
 def provenance(argv: list[str]) -> dict:
     """The command and the commit (with a '+dirty' mark) that produced a result."""
     root = Path(__file__).resolve().parents[1]
@@ -321,7 +348,12 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=d.size)
     parser.add_argument("--gap", type=int, default=d.gap)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--report", metavar="FOLDER", default=None,
+                        help="print the Markdown table of a finished study folder and exit (trains nothing)")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(Path(args.report)))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     s = StudySettings(seeds=args.seeds, variants=args.variants, epochs=args.epochs,

@@ -58,3 +58,15 @@ def test_t_interval_and_steps_to_target():
     assert math.isnan(t_interval([0.5])[1])
     curve = [{"step": 10, "acc_local": 0.5}, {"step": 20, "acc_local": 0.95}, {"step": 30, "acc_local": 0.99}]
     assert steps_to(curve, 0.9) == 20 and math.isnan(steps_to(curve, 0.999))
+
+
+def test_readme_shows_the_shipped_study_table_and_figure():
+    """The README's table is the one `lgd study --report figures/diffusion_study` prints from the shipped CSVs."""
+    from pathlib import Path
+
+    from lgd_tutorial.study import report
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert report(root / "figures" / "diffusion_study") in readme
+    assert "figures/diffusion_study/study.png" in readme

@@ -166,6 +166,17 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
     return out
 
 
+def motion_of(track) -> str:
+    """What the object does in a drawn track (a list of (y, x)): "still", "left", "right", "up" or "down"."""
+    (y0, x0), (y1, x1) = track[0], track[-1]
+    dy, dx = y1 - y0, x1 - x0
+    if max(abs(dy), abs(dx)) < 1:
+        return "still"
+    if abs(dx) > abs(dy):
+        return "left" if dx < 0 else "right"
+    return "up" if dy < 0 else "down"
+
+
 def _video_id(seed: int, split: str, number: int) -> str:
     """An 11-character id like Kinetics' YouTube ids (may contain '_' and '-', as those do)."""
     return f"s{seed % 1000:03d}{'t' if split == 'train' else 'v'}-{number:05d}"

@@ -27,7 +27,7 @@ _EXPORTS = {
     "plots": ["confusion_matrix", "per_class_accuracy", "plot_ablation", "plot_confusion", "plot_learning_curves",
               "plot_per_class_accuracy", "read_metrics"],
     "demo": ["render_demo", "synthetic_clip"],
-    "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "linear_probe",
+    "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "linear_probe", "lookup_baseline",
                "object_features", "receptive_field_reach", "swap_beacon"],
     "study": ["plot_counterfactual", "plot_effective_fields", "plot_probes", "plot_study"],
     "spreading": ["evidence_on_the_square", "one_region_clips", "train_on_one_region_clips"],

@@ -190,6 +190,23 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
         return float((linear(b).argmax(1) == test_y).double().mean())
 
 
+def lookup_baseline(train_keys, train_y, test_keys, test_y) -> float:
+    """Held-out accuracy of the best lookup table: the most frequent training label for each key.
+
+    With keys that describe the object alone (``synthetic.motion_of``), this is
+    what the object by itself says about a target: the baseline a probe at the
+    object must beat before it can be said to read anything from elsewhere.
+    Keys unseen in training get the overall most frequent label.
+    """
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    overall = np.bincount(train_y).argmax()
+    table = {}
+    for key in set(train_keys):
+        table[key] = np.bincount(train_y[[k == key for k in train_keys]]).argmax()
+    predicted = np.array([table.get(key, overall) for key in test_keys])
+    return float((predicted == test_y).mean())
+
+
 @contextlib.contextmanager
 def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: bool = False):
     """Cut diffusion paths in every block with forward hooks that return zeros.

@@ -124,15 +124,20 @@ def plot_effective_fields(fields: dict, names: list[str], frame: np.ndarray, cen
     return fig
 
 
-def plot_probes(table: pd.DataFrame, chance: float = 0.25) -> Figure:
-    """Probe accuracy per block (x) for each model and target (lines), chance drawn."""
-    fig = Figure(figsize=(7, 3.6))
+def plot_probes(table: pd.DataFrame, baselines: dict | None = None, chance: float = 0.25) -> Figure:
+    """Probe accuracy per block (x) for each model and target (lines), with chance and, per target, the
+    accuracy of what the object alone tells (``baselines``: target -> accuracy)."""
+    fig = Figure(figsize=(7.5, 3.8))
     ax = fig.subplots()
+    styles = {}
     for (model, target), group in table.groupby(["model", "target"], sort=False):
-        colour = VARIANT_COLOURS.get(model, None)
-        ax.plot(group["block"], group["accuracy"], marker="o", color=colour,
-                ls="-" if target == "beacon side" else "--", label=f"{model}: {target}")
+        style = styles.setdefault(target, ("-", "--", "-.")[len(styles) % 3])
+        ax.plot(group["block"], group["accuracy"], marker="o", color=VARIANT_COLOURS.get(model), ls=style,
+                label=f"{VARIANT_LABELS.get(model, model)}: {target}")
     ax.axhline(chance, color="grey", ls=":", label=f"chance ({chance:.2f})")
+    for target, value in (baselines or {}).items():
+        ax.axhline(value, color="black", lw=0.8, ls=styles.get(target, "-"),
+                   label=f"{target}: the object alone ({value:.2f})")
     ax.set(xlabel="block", ylabel="held-out probe accuracy", ylim=(0, 1.02),
            title="What the local feature at the object encodes, per block")
     ax.legend(fontsize=7)

@@ -203,15 +203,8 @@ plt.show()
 def object_view(label, seed):
     """What a viewer of the object alone sees: its motion direction (or 'still') and its start quadrant."""
     _, drawn = synthetic.render(label, np.random.default_rng([77, seed]), size=80, frames=2, with_info=True)
-    (y0, x0), (y1, x1) = drawn["track"]
-    dy, dx = y1 - y0, x1 - x0
-    if max(abs(dy), abs(dx)) < 1:
-        motion = "still"
-    elif abs(dx) > abs(dy):
-        motion = "left" if dx < 0 else "right"
-    else:
-        motion = "up" if dy < 0 else "down"
-    return motion, (y0 < 40, x0 < 40)
+    y0, x0 = drawn["track"][0]
+    return synthetic.motion_of(drawn["track"]), (y0 < 40, x0 < 40)
 
 
 views = pd.DataFrame([{"label": label, "view": object_view(label, seed)}
