@@ -102,6 +102,13 @@ def _render_one(job):
     return video, info["side"], info["track"]
 
 
+def render_clip(s: StudySettings, split: str, number: int) -> tuple[np.ndarray, str, list, int]:
+    """Clip ``number`` of a split exactly as ``render_split`` draws it: (frames (T, H, W, 3), side, track, label)."""
+    label = number % len(synthetic.CLASSES)
+    video, side, track = _render_one((label, s.data_seed, {"train": 0, "val": 1}[split], number, s.layout()))
+    return video, side, track, label
+
+
 def render_split(s: StudySettings, split: str, workers: int | None = None) -> dict:
     """Render one split into memory: ``frames`` uint8 (N, T, H, W, 3), ``labels`` (N,), ``sides``, ``tracks``."""
     per_class = s.train_per_class if split == "train" else s.val_per_class
@@ -269,7 +276,13 @@ def report(folder: Path) -> str:
     """The Markdown table and provenance line of a finished study folder."""
     meta = json.loads((folder / "study.json").read_text())
     summary = pd.read_csv(folder / "summary.csv")
-    return (markdown_table(summary, meta["settings"]["target"]) +
+    s = StudySettings(**meta["settings"])
+    setup = (f"Data: {s.size} x {s.size} pixels, {s.frames} frames, beacon {s.band} px, object {s.object_size} px, "
+             f"at least {s.gap} px apart; {s.train_per_class * 4:,} training and {s.val_per_class * 4} validation "
+             f"clips (data seed {s.data_seed}). Recipe: AdamW (lr {s.lr:g}, weight decay {s.weight_decay:g}), "
+             f"{s.epochs} epochs of batch {s.batch_size}, warm-up {s.warmup_epochs:g} epoch then cosine, random "
+             f"horizontal and vertical flips, seeds {', '.join(map(str, s.seeds))}.")
+    return (setup + "\n\n" + markdown_table(summary, s.target) +
             f"\n\nMade by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min "
             f"({meta['machine']}).")
 

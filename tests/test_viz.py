@@ -302,8 +302,17 @@ def test_lgd_viz_demo_writes_both_figures(tmp_path, capsys):
     assert cli.main(["viz", "--demo", "--out", str(tmp_path), "--size", "32"]) == 0
     for name in ("diffusion_grid_demo.png", "gradcam_strip_demo.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_lgd_viz_draws_the_shipped_checkpoints_by_default_and_refuses_an_unknown_one(tmp_path, capsys):
+    from lgd_tutorial import cli
+
+    assert cli.main(["viz", "--out", str(tmp_path), "--clip", "3"]) == 0
+    for name in ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip.png"):
+        assert (tmp_path / name).stat().st_size > 10000
     with pytest.raises(SystemExit):
-        cli.main(["viz"])
+        cli.main(["viz", "--pretrained", "no_such_model", "--out", str(tmp_path)])
+    assert "unknown teaching checkpoint 'no_such_model'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -318,3 +327,15 @@ def test_a_trained_model_puts_its_class_evidence_where_the_class_is(arch, at_lea
     assert result["accuracy"] >= 0.9
     assert result["peak on the square"] >= at_least, \
         f"evidence peaked on the square's cell in only {result['peak on the square']:.0%} of the clips"
+
+
+def test_lgd_viz_draws_a_training_checkpoint(tmp_path):
+    from lgd_tutorial import cli
+    from lgd_tutorial.config import load_config
+
+    cfg = load_config("tiny_synthetic_cpu")
+    model = build_model(cfg.model.arch, cfg.model.num_classes, diffusion=cfg.model.diffusion,
+                        dropout=cfg.model.dropout)
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict()}, tmp_path / "best.pt")
+    assert cli.main(["viz", "--checkpoint", str(tmp_path / "best.pt"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "viz_counterfactual.png").stat().st_size > 10000

@@ -207,6 +207,38 @@ def lookup_baseline(train_keys, train_y, test_keys, test_y) -> float:
     return float((predicted == test_y).mean())
 
 
+@torch.no_grad()
+def mean_global_to_local(model: nn.Module, clips: Tensor, batch: int = 64) -> list[Tensor | None]:
+    """Per block, the global-to-local term U(W_xg g) averaged over ``clips``: a (C,) vector (None without it)."""
+    sums, count = None, 0
+    for i in range(0, len(clips), batch):
+        record = collect_taps(model, clips[i:i + batch])
+        terms = [t["global_to_local"][:, :, 0, 0, 0].sum(0) if t["global"] is not None else None
+                 for t in record.blocks]
+        sums = terms if sums is None else [None if s is None else s + t for s, t in zip(sums, terms)]
+        count += len(clips[i:i + batch])
+    return [None if s is None else s / count for s in sums]
+
+
+@contextlib.contextmanager
+def fix_global_to_local(model: nn.Module, terms: list[Tensor | None]):
+    """Replace every block's U(W_xg g) by a fixed vector (e.g. ``mean_global_to_local``): the local maps keep
+    the term's average size and direction, but no longer learn anything about *this* clip from the global path."""
+    handles = []
+
+    def fixed(term):
+        return lambda module, inputs, output: term.view(1, -1, 1, 1, 1).to(output.dtype).expand_as(output)
+
+    try:
+        for (_, block), term in zip(lgd_blocks(model), terms):
+            if term is not None and getattr(block, "tap_global_to_local", None) is not None:
+                handles.append(block.tap_global_to_local.register_forward_hook(fixed(term)))
+        yield len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @contextlib.contextmanager
 def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: bool = False):
     """Cut diffusion paths in every block with forward hooks that return zeros.

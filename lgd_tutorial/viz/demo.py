@@ -1,5 +1,15 @@
 """``lgd viz``: render the visualisation figures.
 
+``lgd viz`` (the default) draws the shipped teaching checkpoints
+(``models.load_pretrained``; ``--pretrained`` and ``--plain`` pick others) on
+one validation clip of the diffusion study (``--clip``), and writes into
+``--out``: ``viz_counterfactual.png`` (how much each local feature moves when
+only the beacon moves, LGD against the plain network, the beacon's
+receptive-field reach outlined), ``viz_cosine_grid.png`` (cosine of each local
+position to the global vector) and ``viz_gradcam_strip.png`` (Grad-CAM of the
+predicted class). ``--checkpoint PATH`` draws a model trained with ``lgd
+train`` instead, on a synthetic clip at its training size.
+
 ``lgd viz --demo`` needs no data and no checkpoint: it builds a randomly
 initialised ``lgd3d_tiny``, makes a synthetic clip (a bright square moving
 across a textured background) and writes into ``--out`` (default ``figures/``):
@@ -67,12 +77,71 @@ def render_demo(out, frames: int = 8, size: int = 64, seed: int = 0, num_classes
     return paths
 
 
+VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip.png")
+
+
+def _study_clip(info: dict, number: int):
+    """(uint8 frames, beacon side, band, object track) of validation clip ``number`` of the study that made ``info``."""
+    from ..study import StudySettings, render_clip
+
+    settings = StudySettings(**info["recipe"])
+    frames, side, track, _ = render_clip(settings, "val", number)
+    return frames, side, settings.band, track
+
+
+def _checkpoint_clip(cfg, number: int):
+    """A synthetic clip at a training checkpoint's clip size (default layout), as (frames, side, band, track)."""
+    from ..data import synthetic
+
+    size, count = cfg.data.crop_size, cfg.data.num_frames
+    frames, info = synthetic.render(number % len(synthetic.CLASSES), np.random.default_rng([number, 7]), size, count,
+                                    with_info=True)
+    return frames, info["side"], info["band"], info["track"]
+
+
+def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, title: str) -> list[Path]:
+    """The three figures for ``models`` (name -> model; the first is drawn in the grid and strip) on one clip."""
+    from ..study import to_clips
+    from .causal import counterfactual_change, receptive_field_reach, swap_beacon
+    from .gradcam import video_gradcam
+    from .render import diffusion_grid, gradcam_strip, save_figure
+    from .study import plot_counterfactual
+
+    out = Path(out)
+    first = next(iter(models.values()))
+    frames_cf, region = swap_beacon(frames, side, band)
+    clip, clip_cf = to_clips(torch.from_numpy(frames)[None]), to_clips(torch.from_numpy(frames_cf)[None])
+    reach = receptive_field_reach(first, region, frames.shape[0])
+    changes = {name: counterfactual_change(model, clip, clip_cf) for name, model in models.items()}
+    middle = track[len(track) // 2]
+    y, x = middle
+    size = max(4, frames.shape[1] // 12)
+    fig = plot_counterfactual(frames, frames_cf, changes, reach, changes[next(iter(changes))].names,
+                              object_box=(y, x, size))
+    paths = [save_figure(fig, out / VIZ_FILES[0])]
+    if first.diffusion != "none":
+        grid = diffusion_grid(first, clip, kind="cosine", title=f"{title}: cosine(local position, global vector)")
+        paths.append(save_figure(grid, out / VIZ_FILES[1]))
+    with torch.no_grad():
+        predicted = int(first(clip).argmax(-1)[0])
+    cam = video_gradcam(first, clip, predicted, normalize="clip")
+    strip = gradcam_strip(clip_to_frames(clip), cam[0], label=f"class {predicted}",
+                          title=f"{title}: Grad-CAM, last block, clip-level weights and normalisation")
+    paths.append(save_figure(strip, out / VIZ_FILES[2]))
+    return paths
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lgd viz", description=__doc__.split("\n\n")[0].strip("`"))
     parser.add_argument("--demo", action="store_true",
                         help="render the demo figures for a randomly initialised lgd3d_tiny on a synthetic clip")
-    parser.add_argument("--checkpoint", help="a trained model's checkpoint (not supported yet)")
-    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--pretrained", default="lgd3d_tiny_beacon_both",
+                        help="shipped teaching checkpoint to draw (default: %(default)s; see list_pretrained())")
+    parser.add_argument("--plain", default="lgd3d_tiny_beacon_none",
+                        help="shipped checkpoint to compare with in the counterfactual ('' for none)")
+    parser.add_argument("--checkpoint", help="draw a checkpoint written by lgd train instead")
+    parser.add_argument("--clip", type=int, default=0, help="which validation clip of the study (default 0)")
+    parser.add_argument("--out", default="runs/viz", help="output folder (default: runs/viz)")
     parser.add_argument("--frames", type=int, default=8, help="frames of the demo clip (default 8)")
     parser.add_argument("--size", type=int, default=64, help="height and width of the demo clip (default 64)")
     parser.add_argument("--seed", type=int, default=0)
@@ -82,10 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.checkpoint:
-        parser.error("--checkpoint is not supported yet; use --demo")
-    if not args.demo:
-        parser.error("choose --demo (figures for a checkpoint come later)")
-    for path in render_demo(args.out, args.frames, args.size, args.seed):
+    if args.demo:
+        paths = render_demo(args.out, args.frames, args.size, args.seed)
+    elif args.checkpoint:
+        from ..evaluate import model_from_checkpoint
+
+        model, cfg = model_from_checkpoint(args.checkpoint)
+        paths = render_models(args.out, {Path(args.checkpoint).name: model}, *_checkpoint_clip(cfg, args.clip),
+                              title=cfg.model.arch)
+    else:
+        from ..models import PretrainedError, load_pretrained
+
+        try:
+            model, info = load_pretrained(args.pretrained)
+            models = {args.pretrained: model}
+            if args.plain:
+                models[args.plain] = load_pretrained(args.plain)[0]
+        except PretrainedError as e:
+            parser.error(str(e))
+        paths = render_models(args.out, models, *_study_clip(info, args.clip), title=args.pretrained)
+    for path in paths:
         print(f"wrote {path}")
     return 0

@@ -39,7 +39,8 @@ from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon
                               clip_to_frames, collect_taps, counterfactual_change, cut_global_path, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
                               evidence_on_the_square, export_animation, figure_grid, gradcam_explorer,
-                              gradcam_strip, linear_probe, lookup_baseline, normalize_maps, object_features,
+                              fix_global_to_local, gradcam_strip, linear_probe, lookup_baseline,
+                              mean_global_to_local, normalize_maps, object_features,
                               one_region_clips, plot_counterfactual, plot_effective_fields, plot_probes,
                               receptive_field_reach, save_figure, swap_beacon, tap_layers,
                               train_on_one_region_clips, upsample, video_gradcam)
@@ -292,15 +293,26 @@ display(fig)
 #
 # Cutting a path at test time asks what a *trained* network still does without it. We score the whole
 # validation set with each head separately (the release scores with the local head; the global head reads the
-# global vector; "combined" is their sum), intact, with the global-to-local term cut in every block, and with
-# both diffusions cut.
+# global vector; "combined" is their sum), intact, with the global-to-local term set to zero in every block,
+# and with both diffusions set to zero.
+#
+# Zeroing has a catch: U(W_xg g) is a large vector even on average, and removing it shifts every activation
+# after it, whatever information it carries. A sceptic's control keeps its *average* and removes only what is
+# specific to the clip: `fix_global_to_local` replaces it by its mean over the validation set
+# (`mean_global_to_local`). If accuracy survives that, the network used the term as a bias; if it falls, it
+# used what the global path knows about this clip.
 
 # %%
+all_clips = to_clips(val["frames"])
+mean_terms = {name: mean_global_to_local(model, all_clips) for name, model in models.items()}
+conditions = {"intact": lambda m, name: cut_paths(m, global_to_local=False),
+              "global-to-local zeroed": lambda m, name: cut_paths(m, global_to_local=True),
+              "both paths zeroed": lambda m, name: cut_paths(m, global_to_local=True, local_to_global=True),
+              "global-to-local fixed at its mean": lambda m, name: fix_global_to_local(m, mean_terms[name])}
 ablation = []
 for name, model in models.items():
-    for condition, cut in (("intact", {}), ("global-to-local cut", {"global_to_local": True}),
-                           ("both paths cut", {"global_to_local": True, "local_to_global": True})):
-        with cut_paths(model, **{"global_to_local": False, **cut}) as hooks:
+    for condition, intervention in conditions.items():
+        with intervention(model, name) as hooks:
             accuracy = head_accuracy(model, val["frames"], labels)
         ablation.append({"model": name, "condition": condition, "hooks": hooks,
                          **{f"{head} head": value for head, value in accuracy.items()}})
@@ -308,30 +320,34 @@ ablation = pd.DataFrame(ablation)
 print(ablation.round(3).to_string(index=False))
 
 # %% [markdown]
-# The plain network has nothing to cut (0 hooks), so its three rows are the same by construction. For LGD the
-# table says how much of what the trained network does at test time runs through each path:
+# The plain network has nothing to cut (0 hooks), so its rows are the same by construction. For LGD:
 
 # %%
-intact = ablation[(ablation["model"] == "LGD") & (ablation["condition"] == "intact")].iloc[0]
-cut = ablation[(ablation["model"] == "LGD") & (ablation["condition"] == "global-to-local cut")].iloc[0]
-print(f"LGD local head: {intact['local head']:.3f} intact -> {cut['local head']:.3f} without U(W_xg g); "
-      f"global head: {intact['global head']:.3f} -> {cut['global head']:.3f}")
+lgd_rows_ab = ablation[ablation["model"] == "LGD"].set_index("condition")
+intact = lgd_rows_ab.loc["intact"]
+for condition in list(conditions)[1:]:
+    row = lgd_rows_ab.loc[condition]
+    print(f"{condition:>34}: local head {intact['local head']:.3f} -> {row['local head']:.3f}, "
+          f"global head {intact['global head']:.3f} -> {row['global head']:.3f}")
 
 # %% [markdown]
-# Which block's global-to-local term does the trained LGD network depend on? Cut it in one block at a time
-# (`cut_global_path(model, from_block=b, to_block=b)`):
+# Which block's term does the trained network depend on, and how? One block at a time, zeroed and fixed at its
+# mean:
 
 # %%
 per_block = []
-for block in collect_taps(lgd, clip).names:
+for b, block in enumerate(collect_taps(lgd, clip).names):
     with cut_global_path(lgd, from_block=block, to_block=block):
-        accuracy = head_accuracy(lgd, val["frames"], labels)
-    per_block.append({"cut only in": block, **{f"{head} head": value for head, value in accuracy.items()}})
-per_block = pd.DataFrame(per_block)
-print(per_block.round(3).to_string(index=False))
-worst = per_block.loc[per_block["local head"].idxmin()]
-print(f"the largest drop of the local head comes from cutting {worst['cut only in']}: "
-      f"{intact['local head']:.3f} -> {worst['local head']:.3f}")
+        zeroed = head_accuracy(lgd, val["frames"], labels)
+    with fix_global_to_local(lgd, [t if i == b else None for i, t in enumerate(mean_terms["LGD"])]):
+        fixed = head_accuracy(lgd, val["frames"], labels)
+    per_block.append({"block": block, "local head, zeroed here": zeroed["local"],
+                      "local head, fixed at its mean here": fixed["local"]})
+per_block = pd.DataFrame(per_block).set_index("block")
+print(per_block.round(3).to_string())
+uses_clip = per_block["local head, fixed at its mean here"].idxmin()
+print(f"\nclip-specific global context matters most in {uses_clip}: fixing its term at the mean takes the local "
+      f"head from {intact['local head']:.3f} to {per_block.loc[uses_clip, 'local head, fixed at its mean here']:.3f}")
 
 # %% [markdown]
 # Where does the cut act? `ablate_global_path` gives the per-position change of every block's local map,
@@ -521,11 +537,13 @@ if lgd_early["reads more than the object"].any():
           f"alone tells, in {', '.join(lgd_early.loc[lgd_early['reads more than the object'], 'block'])}.")
 else:
     print("- Not shown: in those blocks the beacon's side cannot be read linearly from LGD's feature at the "
-          "object beyond what the object alone tells. The global term there is real but small; where the "
-          "network combines object and beacon is in the deeper blocks, whose receptive fields (in both "
-          "networks) cover the beacon.")
-print(f"- Needed: cutting U(W_xg g) in every block takes LGD's local head from {intact['local head']:.3f} to "
-      f"{cut['local head']:.3f}; the single block that matters most is {worst['cut only in']}.")
+          "object beyond what the object alone tells: the global term there is real but small.")
+zeroed_all = lgd_rows_ab.loc["global-to-local zeroed", "local head"]
+fixed_all = lgd_rows_ab.loc["global-to-local fixed at its mean", "local head"]
+print(f"- Needed: with U(W_xg g) zeroed in every block LGD's local head falls from {intact['local head']:.3f} "
+      f"to {zeroed_all:.3f}; fixed at its mean (keeping its average, removing what it says about the clip) to "
+      f"{fixed_all:.3f}. Per block, clip-specific global context matters most in {uses_clip} "
+      f"({per_block.loc[uses_clip, 'local head, fixed at its mean here']:.3f} when fixed there).")
 plain_intact = ablation[(ablation["model"] == "plain") & (ablation["condition"] == "intact")].iloc[0]
 print(f"- Plain network, same recipe and seed: local head {plain_intact['local head']:.3f} (one seed; the "
       "multi-seed comparison is the study's, in notebook 5 and the README).")
