@@ -332,17 +332,24 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
                                       "seed": seed,
                                       "data_seed": s.data_seed, "val_acc": final["acc_local"],
                                       "val_acc_heads": final, "recipe": asdict(s), **provenance(list(argv))})
-    runs = pd.DataFrame(runs)
-    summary = summarize(runs)
     meta["seconds"] = round(time.perf_counter() - started, 1)
-    runs.to_csv(out / "runs.csv", index=False)
-    pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    summary = write_outputs(out, pd.DataFrame(runs), pd.DataFrame(curves), meta)
+    log(f"done in {meta['seconds']:.0f} s -> {out}")
+    return summary
+
+
+def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Summarise and write a finished study: the CSVs (each row naming the command and commit that made it),
+    ``study.json`` and ``study.png``. ``lgd study --redraw FOLDER`` calls it again on a finished folder."""
     from .viz.study import plot_study
 
-    plot_study(pd.DataFrame(curves), runs, meta).savefig(out / "study.png", dpi=120)
-    log(f"done in {meta['seconds']:.0f} s -> {out}")
+    stamp = {"command": meta["command"], "commit": meta["commit"]}
+    runs, curves = runs.drop(columns=list(stamp), errors="ignore"), curves.drop(columns=list(stamp), errors="ignore")
+    summary = summarize(runs)
+    for table, name in ((runs, "runs.csv"), (curves, "curves.csv"), (summary, "summary.csv")):
+        table.assign(**stamp).to_csv(out / name, index=False)
+    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    plot_study(curves, runs, meta).savefig(out / "study.png", dpi=120)
     return summary
 
 
@@ -363,9 +370,18 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--report", metavar="FOLDER", default=None,
                         help="print the Markdown table of a finished study folder and exit (trains nothing)")
+    parser.add_argument("--redraw", metavar="FOLDER", default=None,
+                        help="rewrite the summary, the figure and the CSVs of a finished study folder from its "
+                             "runs.csv, curves.csv and study.json (trains nothing)")
     args = parser.parse_args(argv)
     if args.report:
         print(report(Path(args.report)))
+        return 0
+    if args.redraw:
+        folder = Path(args.redraw)
+        meta = json.loads((folder / "study.json").read_text())
+        write_outputs(folder, pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "curves.csv"), meta)
+        print(report(folder))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -27,6 +27,12 @@ def test_study_writes_runs_curves_summary_figure_provenance_and_checkpoints(tmp_
     meta = json.loads((out / "study.json").read_text())
     assert meta["command"] == "lgd " + " ".join(argv) and meta["commit"]
     assert (out / "study.png").stat().st_size > 10000
+    for table in (runs, summary, curves):                           # every CSV names what made it
+        assert set(table["command"]) == {meta["command"]} and set(table["commit"]) == {meta["commit"]}
+    (out / "study.png").unlink()
+    assert cli.main(["study", "--redraw", str(out)]) == 0           # same tables again, figure redrawn
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summary)
+    assert (out / "study.png").exists()
     model, info = load_pretrained("lgd3d_tiny_beacon_both", pretrained)       # the first seed only
     assert info["seed"] == 3 and info["diffusion"] == "both" and info["command"] == meta["command"]
     none, none_info = load_pretrained("lgd3d_tiny_beacon_none", pretrained)
