@@ -40,7 +40,7 @@ from lgd_tutorial.data.subsets import SUBSETS_DIR, load_spec, make_subset
 from lgd_tutorial.data.transforms import test_transform
 from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
-from lgd_tutorial.study import HEADS
+from lgd_tutorial.study import HEADS, report
 from lgd_tutorial.viz.plots import read_metrics
 from lgd_tutorial.viz.study import plot_study
 from lgd_tutorial.train import Trainer
@@ -328,18 +328,19 @@ plt.show()
 # ## 5.8 The answer over seeds: the diffusion study
 #
 # One seed cannot say whether diffusion helps. `lgd study` asks it properly on a version of the synthetic
-# task where a local view cannot solve it: frames of 96 pixels, the object always at least `gap` pixels from
-# the beacon, in a central square that is the same for every beacon side. It trains four variants with the
-# same data, recipe and budget over five seeds: both diffusions, each one alone, and no diffusion with a
-# second *pooled* global head so that every variant has the same two heads and the same loss. Its results are
+# task where a local view cannot solve it: larger frames, the object always at least `gap` pixels from the
+# beacon, in a central square that is the same for every beacon side. It trains four variants with the same
+# data, recipe and budget over several seeds: both diffusions, each one alone, and no diffusion with a second
+# *pooled* global head so that every variant has the same two heads and the same loss. Its results are
 # shipped in `figures/diffusion_study/` with the command and commit that made them; this cell reads them
-# (it does not retrain).
+# (it does not retrain) and prints the settings.
 
 # %%
 study_dir = ROOT / "figures" / "diffusion_study"
 meta = json.loads((study_dir / "study.json").read_text())
 summary = pd.read_csv(study_dir / "summary.csv")
 study_runs, study_curves = pd.read_csv(study_dir / "runs.csv"), pd.read_csv(study_dir / "curves.csv")
+print(report(study_dir).split("\n\n")[0])
 print(f"made by: {meta['command']} @ {meta['commit']} ({meta['seconds'] / 60:.0f} min, {meta['machine']})")
 table = pd.DataFrame({"variant": summary["variant"], "seeds": summary["seeds"], "parameters": summary["parameters"]})
 for head in HEADS:
