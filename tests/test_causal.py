@@ -11,7 +11,7 @@ from lgd_tutorial.models import PretrainedError, build_model, list_pretrained, l
 from lgd_tutorial.models.pretrained import PRETRAINED_DIR, read_manifest, sha256_of
 from lgd_tutorial.study import StudySettings, render_split, to_clips
 from lgd_tutorial.viz.causal import OPPOSITE
-from lgd_tutorial.viz import (beacon_counterfactuals, cut_paths, effective_receptive_field, linear_probe,
+from lgd_tutorial.viz import (beacon_counterfactuals, beacon_region, cut_paths, effective_receptive_field, linear_probe,
                               receptive_field_reach, swap_beacon)
 
 SHIPPED = ("lgd3d_tiny_beacon_both", "lgd3d_tiny_beacon_none", "lgd3d_tiny_beacon_local_to_global",
@@ -44,7 +44,7 @@ def test_moving_the_beacon_moves_no_plain_feature_out_of_reach_and_lgd_features_
     """Without diffusion, local features whose receptive field misses the beacon strips are exactly unchanged;
     LGD's features at the same positions change; with U(W_xg g) cut they are exactly unchanged again."""
     lgd, plain, settings, val = shipped
-    args = (val["frames"].numpy(), val["sides"], settings.band, to_clips)
+    args = (val["frames"].numpy(), val["sides"], settings.band + synthetic.CAMERA_JITTER, to_clips)
     rows, _ = beacon_counterfactuals({"LGD": lgd, "plain": plain}, *args)
     with cut_paths(lgd, global_to_local=True) as hooks:
         assert hooks == len(lgd.blocks())
@@ -60,14 +60,20 @@ def test_moving_the_beacon_moves_no_plain_feature_out_of_reach_and_lgd_features_
     assert all(r["max change out of reach"] == 0.0 for r in cut_rows if r["share out of reach"] > 0)
 
 
-def test_swap_beacon_moves_the_beacon_and_changes_nothing_outside_the_strips():
-    video, info = synthetic.render(0, np.random.default_rng(5), 96, 4, with_info=True, band=8, object_size=8, gap=24)
-    moved, region = swap_beacon(video, info["side"], 8)
-    assert region.sum() == 2 * 8 * 96
-    assert np.array_equal(moved[:, ~region], video[:, ~region])
-    assert not np.array_equal(moved[:, region], video[:, region])
-    again, _ = swap_beacon(moved, OPPOSITE[info["side"]], 8)
-    assert np.array_equal(again, video)
+def test_swap_beacon_moves_the_whole_beacon_and_changes_nothing_outside_the_strips():
+    strip = 8 + synthetic.CAMERA_JITTER
+    for seed in range(6):
+        video, info = synthetic.render(0, np.random.default_rng(seed), 96, 4, with_info=True, band=8, object_size=8,
+                                       gap=24)
+        moved, region = swap_beacon(video, info["side"], strip)
+        assert region.sum() == 2 * strip * 96
+        assert np.array_equal(moved[:, ~region], video[:, ~region])
+        beacon_like = (np.abs(moved.astype(int) - synthetic.PALETTE[info["beacon_colour"]]) < 40).all(-1)
+        left_behind = beacon_like[:, beacon_region(info["side"], strip, 96)].mean()
+        arrived = beacon_like[:, beacon_region(OPPOSITE[info["side"]], 8, 96)].mean()
+        assert left_behind < 0.01 and arrived > 0.9, (info["side"], left_behind, arrived)
+        again, _ = swap_beacon(moved, OPPOSITE[info["side"]], strip)
+        assert np.array_equal(again, video)
 
 
 @pytest.mark.parametrize("arch", ["p3d_tiny", "lgd2d_tiny"])

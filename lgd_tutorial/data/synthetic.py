@@ -55,6 +55,7 @@ CLASSES = ["approach beacon", "leave beacon", "pass beacon", "wait"]
 PALETTE = np.array([(220, 50, 40), (40, 190, 60), (50, 90, 230), (230, 200, 40)], dtype=np.float32)
 SIDES = ("left", "right", "top", "bottom")
 TEXTURE_CONTRAST = 12          # grey levels of background texture (standard deviation)
+CAMERA_JITTER = 1              # pixels the whole frame shifts, at most, from frame to frame
 DEFAULTS = {"videos_per_class": 320, "val_per_class": 32, "size": 80, "frames": 16, "fps": 8}
 
 
@@ -98,6 +99,8 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
     ``band``, ``object_size`` and ``gap`` set the layout (see ``geometry``).
     ``with_info=True`` also returns what was drawn: beacon side and colour, object
     colour and its top-left (y, x) per frame before camera jitter, and the layout.
+    The jitter shifts each frame by up to ``CAMERA_JITTER`` pixels, so the beacon
+    can cover ``band + CAMERA_JITTER`` pixels from its edge.
     """
     name = CLASSES[label]
     layout = geometry(size, band, object_size, gap)
@@ -157,8 +160,9 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
         track.append((y, x))
         img[y: y + obj, x: x + obj] = PALETTE[object_colour]
         img += rng.normal(0, 6, img.shape).astype(np.float32)          # sensor noise
-        dy, dx = rng.integers(0, 3, size=2)                              # camera jitter: +-1 px
-        img = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")[dy: dy + size, dx: dx + size]
+        dy, dx = rng.integers(0, 2 * CAMERA_JITTER + 1, size=2)          # camera jitter
+        j = CAMERA_JITTER
+        img = np.pad(img, ((j, j), (j, j), (0, 0)), mode="edge")[dy: dy + size, dx: dx + size]
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
     if with_info:
         return out, {"side": side, "beacon_colour": beacon_colour, "object_colour": object_colour,

@@ -52,7 +52,9 @@ def beacon_region(side: str, band: int, size: int) -> np.ndarray:
 def swap_beacon(frames: np.ndarray, side: str, band: int) -> tuple[np.ndarray, np.ndarray]:
     """Move the beacon to the opposite edge: swap the two ``band``-wide edge strips (each mirrored).
 
-    ``frames`` (T, H, W, 3) (square). Returns (counterfactual frames, the changed
+    ``frames`` (T, H, W, 3) (square). For the synthetic data pass the beacon's
+    thickness plus ``synthetic.CAMERA_JITTER``, so that no sliver of the beacon
+    stays behind in a jittered frame. Returns (counterfactual frames, the changed
     region as a bool (H, W) mask). Only the two strips change.
     """
     frames = np.asarray(frames)
@@ -265,7 +267,8 @@ def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: b
 def beacon_counterfactuals(models: dict, frames: Tensor, sides, band: int, to_clips) -> tuple[list, dict]:
     """Move the beacon in every clip and measure every model's local change per block.
 
-    ``frames`` uint8 (N, T, H, W, 3); ``sides`` the beacon side per clip;
+    ``frames`` uint8 (N, T, H, W, 3); ``sides`` the beacon side per clip; ``band``
+    the width of the strips to swap (the beacon's thickness plus the camera jitter);
     ``to_clips`` turns frames into the models' input. Returns (rows: one dict per
     model and block with the share of positions the strips cannot reach, the
     largest and mean change there, and the mean change where they can reach;

@@ -82,11 +82,12 @@ VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip
 
 def _study_clip(info: dict, number: int):
     """(uint8 frames, beacon side, band, object track) of validation clip ``number`` of the study that made ``info``."""
+    from ..data import synthetic
     from ..study import StudySettings, render_clip
 
     settings = StudySettings(**info["recipe"])
     frames, side, track, _ = render_clip(settings, "val", number)
-    return frames, side, settings.band, track
+    return frames, side, settings.band + synthetic.CAMERA_JITTER, track
 
 
 def _checkpoint_clip(cfg, number: int):
@@ -96,7 +97,7 @@ def _checkpoint_clip(cfg, number: int):
     size, count = cfg.data.crop_size, cfg.data.num_frames
     frames, info = synthetic.render(number % len(synthetic.CLASSES), np.random.default_rng([number, 7]), size, count,
                                     with_info=True)
-    return frames, info["side"], info["band"], info["track"]
+    return frames, info["side"], info["band"] + synthetic.CAMERA_JITTER, info["track"]
 
 
 def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, title: str) -> list[Path]:

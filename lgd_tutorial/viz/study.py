@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+
+FLOOR = 1e-4          # the smallest change drawn in colour on the counterfactual's log scale
 
 VARIANT_COLOURS = {"both": "tab:red", "local_to_global": "tab:orange", "global_to_local": "tab:purple",
                    "none": "tab:blue"}
@@ -85,17 +89,21 @@ def plot_counterfactual(frames: np.ndarray, frames_cf: np.ndarray, results: dict
             axes[r, 0].add_patch(_box(x, y, s, "white"))
         axes[r, 0].axis("off")
         vmax = max(float(c.max()) for c in result.change) or 1.0
+        norm = LogNorm(vmin=min(FLOOR, vmax / 10), vmax=vmax)
+        cmap = colormaps["magma"].with_extremes(bad="white", under=colormaps["magma"](0.0))
         for c, (name, change, reached) in enumerate(zip(names, result.change, reach), start=1):
             ax = axes[r, c]
-            image = ax.imshow(change[0].mean(0).numpy(), cmap="magma", vmin=0, vmax=vmax)
+            values = np.ma.masked_less_equal(change[0].mean(0).numpy(), 0.0)          # exactly 0 -> white
+            image = ax.imshow(values, cmap=cmap, norm=norm)
             ax.contour(reached.any(0).numpy().astype(float), levels=[0.5], colors="cyan", linewidths=1)
             ax.set_title(f"{title}\n{name}: max {float(change.max()):.3f}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(image, ax=axes[r, 1:].tolist(), fraction=0.02,
-                     label="||x - x_cf|| / mean ||x|| (per block)")
-    fig.suptitle("How much each local feature moves when only the beacon moves. Cyan: positions whose receptive "
-                 "field touches the changed strips", fontsize=9)
+        fig.colorbar(image, ax=axes[r, 1:].tolist(), fraction=0.02, extend="min",
+                     label="||x - x_cf|| / mean ||x||, log scale")
+    fig.suptitle("How much each local feature moves when only the beacon moves (mean over the block's temporal "
+                 "positions; white: exactly 0).\nCyan: the border of the positions whose receptive field touches "
+                 "the changed strips", fontsize=9)
     return fig
 
 

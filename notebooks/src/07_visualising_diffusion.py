@@ -84,6 +84,7 @@ pd.DataFrame([{"checkpoint": name, "diffusion": info["diffusion"],
 # %%
 settings = StudySettings(**lgd_info["recipe"])
 layout = synthetic.geometry(settings.size, settings.band, settings.object_size, settings.gap)
+strip = layout["band"] + synthetic.CAMERA_JITTER     # the camera jitter can widen the beacon by a pixel
 val = render_split(settings, "val")
 labels = val["labels"]
 print(f"validation set: {len(labels)} clips of {settings.frames} frames at {settings.size} x {settings.size}; "
@@ -111,7 +112,8 @@ plt.show()
 # %% [markdown]
 # ## 7.2 The counterfactual: move the beacon, change nothing else
 #
-# `swap_beacon` swaps the two edge strips of width `band` on the beacon's axis: the beacon moves to the opposite
+# `swap_beacon` swaps the two edge strips on the beacon's axis (as wide as the beacon plus the one pixel the
+# camera jitter can add): the beacon moves to the opposite
 # edge, and every pixel inside the strips' complement (the object, the distractors, the background) stays
 # exactly as it was. An "approach" clip becomes a "leave" clip.
 #
@@ -127,10 +129,10 @@ plt.show()
 # %%
 subset = slice(0, COUNTERFACTUAL_CLIPS)
 rows, outputs = beacon_counterfactuals(models, val["frames"][subset].numpy(), val["sides"][subset],
-                                       layout["band"], to_clips)
+                                       strip, to_clips)
 with cut_paths(lgd, global_to_local=True):
     rows_cut, _ = beacon_counterfactuals({"LGD, global-to-local cut": lgd}, val["frames"][subset].numpy(),
-                                         val["sides"][subset], layout["band"], to_clips)
+                                         val["sides"][subset], strip, to_clips)
 counterfactual = pd.DataFrame(rows + rows_cut)
 print(counterfactual.round(4).to_string(index=False))
 
@@ -160,7 +162,7 @@ print("LGD with U(W_xg g) cut in every block: every change out of reach is exact
 
 # %%
 one = EXAMPLE if EXAMPLE < COUNTERFACTUAL_CLIPS else 0
-frames_cf, region = swap_beacon(val["frames"][one].numpy(), val["sides"][one], layout["band"])
+frames_cf, region = swap_beacon(val["frames"][one].numpy(), val["sides"][one], strip)
 reach = receptive_field_reach(lgd, region, settings.frames)
 clip, clip_cf = to_clips(val["frames"][[one]]), to_clips(torch.from_numpy(frames_cf)[None])
 changes = {name: counterfactual_change(m, clip, clip_cf) for name, m in models.items()}
@@ -270,7 +272,7 @@ middle = settings.frames // 2
 cy, cx = (np.array(val["tracks"][one][middle]) + layout["object_size"] / 2)
 record = collect_taps(lgd, clip)
 fields, beacon_share = {}, []
-beacon_strip = beacon_region(val["sides"][one], layout["band"], settings.size)
+beacon_strip = beacon_region(val["sides"][one], strip, settings.size)
 for name, model in models.items():
     maps = []
     for index, taps in enumerate(record.blocks):
