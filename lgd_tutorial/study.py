@@ -241,14 +241,23 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: parameters, and mean with 95% interval of each head's final accuracy and of steps to target."""
+    """Per variant: parameters, and mean with 95% interval of each head's final accuracy and of steps to target.
+
+    The t-interval assumes roughly normal values; seeds that either solve the
+    task or stall are far from that, and the interval can then pass the
+    possible range. It is clipped to [0, 1] for accuracies and to [0, the
+    run's steps] for steps (the table says so); the per-seed values are in
+    ``runs.csv``.
+    """
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
         row = {"variant": variant, "seeds": len(group), "parameters": int(group["parameters"].iloc[0]),
                "lgd_parameters": int(group["lgd_parameters"].iloc[0])}
-        for column in [f"acc_{h}" for h in HEADS] + ["steps_to_target"]:
+        bounds = {f"acc_{h}": (0.0, 1.0) for h in HEADS} | {"steps_to_target": (0.0, float(group["steps"].max()))}
+        for column, (lowest, highest) in bounds.items():
             mean, low, high = t_interval(group[column])
-            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+            row.update({column: mean, f"{column}_low": float(np.clip(low, lowest, highest)),
+                        f"{column}_high": float(np.clip(high, lowest, highest))})
         row["reached_target"] = int(group["steps_to_target"].notna().sum())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -261,7 +270,7 @@ def markdown_table(summary: pd.DataFrame, target: float) -> str:
         return f"{row[column]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
     lines = ["| variant | parameters | local head | global head | combined | steps to "
-             f"{target:.0%} (local head) |", "| --- | ---: | --- | --- | --- | --- |"]
+             f"{target:.0%} (local head), seeds that got there |", "| --- | ---: | --- | --- | --- | --- |"]
     for _, row in summary.iterrows():
         reached = int(row["reached_target"])
         steps = (f"{cell(row, 'steps_to_target', 0)}, {reached} of {int(row['seeds'])} seeds" if reached > 1 else
@@ -282,7 +291,8 @@ def report(folder: Path) -> str:
              f"clips (data seed {s.data_seed}). Recipe: AdamW (lr {s.lr:g}, weight decay {s.weight_decay:g}), "
              f"{s.epochs} epochs of batch {s.batch_size}, warm-up {s.warmup_epochs:g} epoch then cosine, random "
              f"horizontal and vertical flips, seeds {', '.join(map(str, s.seeds))}.")
-    return (setup + "\n\n" + markdown_table(summary, s.target) +
+    return (setup + " Accuracy: mean [95% t-interval over seeds, clipped to the possible range].\n\n" +
+            markdown_table(summary, s.target) +
             f"\n\nMade by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min "
             f"({meta['machine']}).")
 

@@ -76,3 +76,25 @@ def test_readme_shows_the_shipped_study_table_and_figure():
     readme = (root / "README.md").read_text()
     assert report(root / "figures" / "diffusion_study") in readme
     assert "figures/diffusion_study/study.png" in readme
+
+
+def test_readme_statements_about_the_shipped_study_hold():
+    """Every sentence of the README's 'What it shows' paragraph, checked against the shipped CSVs."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "figures" / "diffusion_study"
+    runs = pd.read_csv(folder / "runs.csv")
+    summary = pd.read_csv(folder / "summary.csv").set_index("variant")
+    assert (runs["acc_local"] > 0.5).all()                                         # no seed below the ceiling
+    assert (runs.groupby("variant")["acc_local"].min() < 0.9).all()               # every variant has a stalled seed
+
+    def overlap(a, b):
+        return summary.loc[a, "acc_local_low"] <= summary.loc[b, "acc_local_high"] and \
+            summary.loc[b, "acc_local_low"] <= summary.loc[a, "acc_local_high"]
+
+    assert overlap("both", "none")
+    assert summary["acc_local"].idxmax() == "global_to_local"
+    assert runs.groupby("variant")["acc_local"].min().idxmax() == "global_to_local"
+    assert all(overlap("global_to_local", other) for other in ("both", "none", "local_to_global"))
+    assert (runs.loc[runs["variant"] == "global_to_local", "acc_global"] == 0.25).all()
+    assert summary.loc["local_to_global", "acc_global"] > 0.5

@@ -38,11 +38,11 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
         epochs = table.columns.to_numpy(dtype=float)
         colour = VARIANT_COLOURS.get(variant)
         left.plot(epochs, mean, color=colour, label=f"{VARIANT_LABELS.get(variant, variant)} (n={len(table)})")
-        left.fill_between(epochs, mean - half, mean + half, color=colour, alpha=0.2)
+        left.fill_between(epochs, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color=colour, alpha=0.2)
     left.axhline(0.25, color="grey", ls=":", lw=1, label="chance (4 classes)")
     left.axhline(0.5, color="grey", ls="--", lw=1, label="best without the beacon (50%)")
     left.set(xlabel="epoch", ylabel=f"validation accuracy ({head} head)", ylim=(0, 1.02),
-             title=f"Validation accuracy, {head} head: mean and 95% interval over seeds")
+             title=f"Validation accuracy, {head} head: mean and 95% t-interval over seeds (clipped to [0, 1])")
     left.legend(fontsize=7, loc="upper left")
 
     variants = list(dict.fromkeys(runs["variant"]))
@@ -55,7 +55,9 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
             mean, half = _interval(values[:, None])
             right.scatter(np.full(len(values), x), values, s=12, color=VARIANT_COLOURS.get(variant),
                           alpha=[1.0, 0.55, 0.3][j], zorder=3)
-            right.errorbar(x, mean[0], yerr=half[0], fmt="_", color="black", capsize=3, zorder=4)
+            low, high = np.clip([mean[0] - half[0], mean[0] + half[0]], 0, 1)
+            right.errorbar(x, mean[0], yerr=[[mean[0] - low], [high - mean[0]]], fmt="_", color="black", capsize=3,
+                           zorder=4)
     right.set_xticks(range(len(variants)), [v.replace("_", " ") for v in variants], fontsize=8)
     right.axhline(0.25, color="grey", ls=":", lw=1)
     right.axhline(0.5, color="grey", ls="--", lw=1)

@@ -33,7 +33,7 @@ from IPython.display import Image, display
 
 from lgd_tutorial.data import synthetic
 from lgd_tutorial.models import load_pretrained
-from lgd_tutorial.notebooks import figure_path
+from lgd_tutorial.notebooks import figure_path, repository_root
 from lgd_tutorial.study import StudySettings, head_accuracy, render_split, to_clips
 from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon_region, class_evidence,
                               clip_to_frames, collect_taps, counterfactual_change, cut_global_path, cut_paths,
@@ -73,6 +73,20 @@ pd.DataFrame([{"checkpoint": name, "diffusion": info["diffusion"],
                "data seed": info["data_seed"], "validation accuracy (local head)": info["val_acc"],
                "sha256": info["sha256"][:12] + "...", "made by": f"{info['command']} @ {info['commit']}"}
               for name, info, m in ((LGD_NAME, lgd_info, lgd), (PLAIN_NAME, plain_info, plain))])
+
+# %% [markdown]
+# Each checkpoint is the *first* seed of its variant in the study, chosen before training, not the best one.
+# How typical is it? The study's final accuracy for every seed of the two variants (from the shipped
+# `figures/diffusion_study/runs.csv`; read the README or notebook 5 for the comparison with intervals):
+
+# %%
+study_runs = pd.read_csv(repository_root() / "figures" / "diffusion_study" / "runs.csv")
+shipped_seeds = study_runs[study_runs["variant"].isin([lgd_info["variant"], plain_info["variant"]])]
+print(shipped_seeds.pivot(index="seed", columns="variant", values="acc_local").round(3).to_string())
+for info in (lgd_info, plain_info):
+    others = shipped_seeds[(shipped_seeds["variant"] == info["variant"]) & (shipped_seeds["seed"] != info["seed"])]
+    print(f"{info['variant']}: the shipped seed {info['seed']} scored {info['val_acc']:.3f}; the other seeds "
+          f"{', '.join(f'{v:.3f}' for v in others['acc_local'])}")
 
 # %% [markdown]
 # The data are the synthetic classes of notebook 1 (what a small *object* does relative to a coloured *beacon*
