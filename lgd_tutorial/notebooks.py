@@ -55,6 +55,22 @@ def figure_path(name: str) -> Path:
     return folder / name
 
 
+def inline_figures() -> None:
+    """In Jupyter, show every matplotlib ``Figure`` a cell returns as an image.
+
+    The package's plot helpers build ``Figure`` objects without pyplot; Jupyter
+    renders those only once its inline backend is active, which otherwise
+    happens at the first pyplot figure. Outside IPython this does nothing.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def work_path(name: str) -> Path:
     """A scratch folder for a notebook's runs: ``$LGD_WORK_DIR/name``, else ``notebooks/executed/work/name``.
 

@@ -60,6 +60,7 @@ def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
     assert all(c.execution_count for c in code)
     for figure in FIGURES[name]:
         assert (figures / figure).stat().st_size > 5000, f"{figure} missing or nearly empty"
+    assert unrendered_figures(executed) == [], "figures shown as text, not images"
     return executed
 
 
@@ -146,3 +147,14 @@ def test_workbook_runs_only_the_selected_notebooks_and_fails_when_one_fails(tmp_
     assert workbook.main(["--notebooks", str(tmp_path), "--profile", "cpu"]) == 1
     assert "ZeroDivisionError" in capsys.readouterr().out
     assert (tmp_path / "executed" / "02_second.ipynb").exists()
+
+
+def unrendered_figures(notebook) -> list[int]:
+    """Indices of code cells that show a matplotlib figure only as its text repr (``<Figure size ...>``)."""
+    bad = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "<Figure size" in str(data.get("text/plain", "")) and "image/png" not in data:
+                bad.append(index)
+    return bad

@@ -28,7 +28,7 @@ import json
 import shutil
 from pathlib import Path
 
-import matplotlib.pyplot as plt                # sets up inline figures in Jupyter; the plots below return Figures
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
@@ -39,13 +39,14 @@ from lgd_tutorial.data.prepare import validate
 from lgd_tutorial.data.subsets import SUBSETS_DIR, load_spec, make_subset
 from lgd_tutorial.data.transforms import test_transform
 from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
-from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
+from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, work_path
 from lgd_tutorial.study import HEADS, report
 from lgd_tutorial.viz.plots import read_metrics
 from lgd_tutorial.viz.study import plot_study
 from lgd_tutorial.train import Trainer
 from lgd_tutorial.viz.plots import plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy
 
+inline_figures()                               # the plot helpers return Figures: show them as images
 torch.manual_seed(0)
 GPU = profile() == "gpu"
 ROOT = repository_root()
