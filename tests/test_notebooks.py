@@ -52,7 +52,9 @@ def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
     figures = tmp_path / "figures"
     run = run_notebook(NOTEBOOKS / f"{name}.ipynb", out_dir=tmp_path / "executed", timeout=600,
                        env={"LGD_FIGURES_DIR": str(figures), "LGD_PROFILE": "cpu",
-                            "LGD_WORK_DIR": str(tmp_path / "work")}, params=params)
+                            "LGD_WORK_DIR": str(tmp_path / "work"),
+                            # the kernel draws inline, as in Jupyter (this process uses Agg)
+                            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}, params=params)
     assert run.ok, run.error
     executed = nbformat.read(run.executed, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
