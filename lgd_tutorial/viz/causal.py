@@ -13,11 +13,16 @@
   there can only have come through the global-to-local term U(W_xg g).
 - ``effective_receptive_field``: |d feature / d input pixels| of one local
   position, summed over channels and frames.
+- ``beacon_counterfactuals``: the counterfactual over many clips, summarised
+  per model and block (in reach and out of reach).
 - ``object_features`` + ``linear_probe``: how well a property of a far region
   (the beacon's side) or the label can be decoded from the local feature at
-  the object's position, per block, on held-out clips.
+  the object's position, per block, on held-out clips; ``lookup_baseline``:
+  what the object alone tells about the same targets.
 - ``cut_paths``: cut the global-to-local and/or local-to-global path in every
-  block (forward hooks; the model is not edited).
+  block; ``fix_global_to_local`` with ``mean_global_to_local``: keep the
+  global-to-local term's average but remove what it says about the clip
+  (forward hooks; the model is not edited).
 """
 
 from __future__ import annotations
