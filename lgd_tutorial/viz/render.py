@@ -40,11 +40,13 @@ def pick_frames(num_frames: int, count: int | None = None, frame_indices=None) -
 
 def figure_grid(frames: np.ndarray, rows: dict[str, np.ndarray], alpha: float = 0.5, cmap: str = "jet",
                 frame_indices=None, max_frames: int | None = 8, show_frames: bool = True,
-                title: str | None = None, cell: float = 1.3):
+                title: str | None = None, cell: float = 1.3, colorbar: str = "map value, scaled to [0, 1]"):
     """A grid: one column per frame, one row per map (e.g. per block), maps overlaid on the frames.
 
     ``frames`` (T, H, W, 3) in [0, 1]; ``rows`` {label: heat (T, H, W) in [0, 1]}.
-    With ``show_frames`` the first row shows the plain frames. Returns the Figure.
+    With ``show_frames`` the first row shows the plain frames. A colorbar for
+    the heat maps carries the label ``colorbar`` (say how the maps were
+    scaled). Returns the Figure.
     """
     frames = np.asarray(frames, dtype=np.float32)
     indices = pick_frames(frames.shape[0], max_frames, frame_indices)
@@ -65,6 +67,14 @@ def figure_grid(frames: np.ndarray, rows: dict[str, np.ndarray], alpha: float = 
                 ax.set_title(f"t={t}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
+    if rows:
+        from matplotlib import colormaps
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        heat_axes = axes[1 if show_frames else 0:].ravel().tolist()
+        fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[cmap]), ax=heat_axes, fraction=0.025, pad=0.01,
+                     label=colorbar)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -120,8 +130,14 @@ def diffusion_grid(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
         what = "global-to-local term / local activation" if kind == "ratio" else "cosine(local, global)"
         title = f"{what} ({normalize} scale)"
     cmap = "jet" if kind == "ratio" else "coolwarm"
+    if kind == "cosine" and normalize == "shared":
+        label = "(cosine + 1) / 2: 0 is -1, 1 is +1"
+    else:
+        scale = {"shared": "one scale for all blocks", "clip": "min-max per block over the clip",
+                 "frame": "min-max per frame"}[normalize]
+        label = f"{kind}, scaled to [0, 1] ({scale})"
     return figure_grid(frames, rows, alpha=alpha, cmap=cmap, frame_indices=frame_indices,
-                       max_frames=max_frames, title=title)
+                       max_frames=max_frames, title=title, colorbar=label)
 
 
 def gradcam_strip(frames: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet",

@@ -472,7 +472,8 @@ evidence, logits = class_evidence(lgd, clip)
 rows = {}
 for k, name in enumerate(synthetic.CLASSES):
     rows[f"{name}\nlogit {logits[0, k]:.1f}"] = normalize_maps(upsample(evidence[:, k], clip.shape[2:]).numpy()[0])
-fig = figure_grid(frames, rows, max_frames=8, title="LGD: kernel class evidence k_l(x_i, u_c), per-class min-max")
+fig = figure_grid(frames, rows, max_frames=8, title="LGD: kernel class evidence k_l(x_i, u_c), per-class min-max",
+                  colorbar="evidence, min-max per class over the clip")
 save_figure(fig, figure_path("07_evidence.png"), dpi=100)
 display(fig)
 
@@ -493,7 +494,8 @@ for block in ("layer4.0", "layer2.0"):
         variants[f"{block}\n{method}, {norm}"] = video_gradcam(lgd, clip, predicted, normalize=norm, method=method,
                                                                target_layers=layers)[0]
 fig = figure_grid(frames, variants, max_frames=8,
-                  title=f"LGD Grad-CAM for '{synthetic.CLASSES[predicted]}': clip-level vs per-frame weights")
+                  title=f"LGD Grad-CAM for '{synthetic.CLASSES[predicted]}': clip-level vs per-frame weights",
+                  colorbar="Grad-CAM / its maximum over the clip or the frame (row label)")
 save_figure(fig, figure_path("07_gradcam_variants.png"), dpi=100)
 display(fig)
 strip = gradcam_strip(frames, variants["layer2.0\ngradcam, clip"], label="layer2.0\nGrad-CAM",
