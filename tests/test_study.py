@@ -85,6 +85,7 @@ def test_readme_statements_about_the_shipped_study_hold():
     folder = Path(__file__).resolve().parents[1] / "figures" / "diffusion_study"
     runs = pd.read_csv(folder / "runs.csv")
     summary = pd.read_csv(folder / "summary.csv").set_index("variant")
+    assert (summary["seeds"] == 5).all()                                           # "over five seeds each"
     assert (runs["acc_local"] > 0.5).all()                                         # no seed below the ceiling
     assert (runs.groupby("variant")["acc_local"].min() < 0.9).all()               # every variant has a stalled seed
 
