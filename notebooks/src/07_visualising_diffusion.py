@@ -389,7 +389,8 @@ plt.show()
 # A second, controlled experiment. In each clip one coloured square, in one cell of the final 4 x 4 map, carries
 # the class (red or blue) on grey noise. After a short training we count the held-out clips whose true-class
 # kernel evidence peaks in the square's cell (chance: 1/16). A network without a global path can only score the
-# class where it sees the square. LGD's global vector carries the class to every position. Several seeds:
+# class where it sees the square. LGD's global vector *can* carry the class to every position; does it? Several
+# seeds:
 
 # %%
 spreading = []
@@ -465,7 +466,7 @@ display(cosine)
 #
 # The reconstructed kernelized classifier scores every position of the final local map against each class
 # template; `class_evidence` returns those per-position terms, whose mean is the local score (notebook 4).
-# Section 7.6 showed why, in LGD, such maps need not sit where the class is.
+# Section 7.6 measured how often, in LGD, such maps peak away from where the class is.
 
 # %%
 evidence, logits = class_evidence(lgd, clip)
