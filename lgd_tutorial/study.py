@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import synthetic
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .data.transforms import Normalize
 from .models import build_model
 
 VARIANTS = {
@@ -126,14 +126,12 @@ def render_split(s: StudySettings, split: str, workers: int | None = None) -> di
             "sides": [r[1] for r in rendered], "tracks": [r[2] for r in rendered]}
 
 
-_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1)
+_NORMALIZE = Normalize()                      # ImageNet mean and std, as in training on video files
 
 
 def to_clips(frames: torch.Tensor) -> torch.Tensor:
     """uint8 frames (N, T, H, W, 3) -> normalised clips (N, 3, T, H, W) float32."""
-    clips = frames.permute(0, 4, 1, 2, 3).float().div_(255)
-    return (clips - _MEAN) / _STD
+    return _NORMALIZE(frames.permute(0, 4, 1, 2, 3).float().div_(255))
 
 
 def flip_randomly(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

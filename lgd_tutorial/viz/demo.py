@@ -12,7 +12,8 @@ train`` instead, on a synthetic clip at its training size.
 
 ``lgd viz --demo`` needs no data and no checkpoint: it builds a randomly
 initialised ``lgd3d_tiny``, makes a synthetic clip (a bright square moving
-across a textured background) and writes into ``--out`` (default ``figures/``):
+across a textured background) and writes into ``--out`` (the workbook's copies
+are in ``figures/``: ``lgd viz --demo --out figures``):
 
 - ``diffusion_grid_demo.png``: frames x blocks, the global-to-local term's size
   relative to the local activation at every position;
@@ -81,26 +82,28 @@ VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip
 
 
 def _study_clip(info: dict, number: int):
-    """(uint8 frames, beacon side, band, object track) of validation clip ``number`` of the study that made ``info``."""
+    """(uint8 frames, beacon side, strip width, object track, object size) of validation clip ``number`` of the
+    study that made ``info``."""
     from ..data import synthetic
     from ..study import StudySettings, render_clip
 
     settings = StudySettings(**info["recipe"])
     frames, side, track, _ = render_clip(settings, "val", number)
-    return frames, side, settings.band + synthetic.CAMERA_JITTER, track
+    return frames, side, settings.band + synthetic.CAMERA_JITTER, track, settings.object_size
 
 
 def _checkpoint_clip(cfg, number: int):
-    """A synthetic clip at a training checkpoint's clip size (default layout), as (frames, side, band, track)."""
+    """A synthetic clip at a training checkpoint's clip size (default layout), as ``_study_clip`` returns it."""
     from ..data import synthetic
 
     size, count = cfg.data.crop_size, cfg.data.num_frames
     frames, info = synthetic.render(number % len(synthetic.CLASSES), np.random.default_rng([number, 7]), size, count,
                                     with_info=True)
-    return frames, info["side"], info["band"] + synthetic.CAMERA_JITTER, info["track"]
+    return frames, info["side"], info["band"] + synthetic.CAMERA_JITTER, info["track"], info["object_size"]
 
 
-def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, title: str) -> list[Path]:
+def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, object_size: int,
+                  title: str) -> list[Path]:
     """The three figures for ``models`` (name -> model; the first is drawn in the grid and strip) on one clip."""
     from ..study import to_clips
     from .causal import counterfactual_change, receptive_field_reach, swap_beacon
@@ -114,11 +117,9 @@ def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, t
     clip, clip_cf = to_clips(torch.from_numpy(frames)[None]), to_clips(torch.from_numpy(frames_cf)[None])
     reach = receptive_field_reach(first, region, frames.shape[0])
     changes = {name: counterfactual_change(model, clip, clip_cf) for name, model in models.items()}
-    middle = track[len(track) // 2]
-    y, x = middle
-    size = max(4, frames.shape[1] // 12)
+    y, x = track[len(track) // 2]
     fig = plot_counterfactual(frames, frames_cf, changes, reach, changes[next(iter(changes))].names,
-                              object_box=(y, x, size))
+                              object_box=(y, x, object_size))
     paths = [save_figure(fig, out / VIZ_FILES[0])]
     if first.diffusion != "none":
         grid = diffusion_grid(first, clip, kind="cosine", title=f"{title}: cosine(local position, global vector)")

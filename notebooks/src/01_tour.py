@@ -37,6 +37,7 @@ from lgd_tutorial.data.transforms import test_transform
 from lgd_tutorial.models import build_model
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
 from lgd_tutorial.train import Trainer
+from lgd_tutorial.viz.causal import lookup_baseline
 from lgd_tutorial.viz.plots import plot_learning_curves
 
 torch.manual_seed(0)
@@ -196,7 +197,8 @@ plt.show()
 #
 # How far does the object alone get you? We can measure it without any network: render many videos, keep only
 # what the object does (its direction of motion, or none, and which quadrant of the frame it starts in), learn
-# the most frequent class for each such view on half of the videos and score that rule on the other half. No
+# the most frequent class for each such view on half of the videos and score that rule on the other half
+# (`lookup_baseline`; notebook 7 uses it again). No
 # rule that sees only the object can do better than this table, up to sampling error.
 
 # %%
@@ -211,9 +213,8 @@ def object_view(label, seed):
 views = pd.DataFrame([{"seed": seed, "label": label, "view": object_view(label, seed)}
                       for seed in range(OBJECT_ONLY_VIDEOS) for label in range(len(synthetic.CLASSES))])
 learn, score = views[views["seed"] % 2 == 0], views[views["seed"] % 2 == 1]       # every class in both halves
-rule = learn.groupby("view")["label"].agg(lambda labels: labels.value_counts().idxmax())
-correct = (score["view"].map(rule) == score["label"]).to_numpy()
-n, accuracy = len(correct), correct.mean()
+accuracy = lookup_baseline(list(learn["view"]), learn["label"], list(score["view"]), score["label"])
+n = len(score)
 half = 1.96 * np.sqrt(accuracy * (1 - accuracy) / n)
 print(f"best rule that sees only the object: {accuracy:.3f} on {n} held-out videos "
       f"(95% interval {accuracy - half:.3f}-{accuracy + half:.3f}); chance {1 / len(synthetic.CLASSES):.2f}")
