@@ -478,29 +478,29 @@ def _taps_for_ratio_check():
 def check_global_to_local_ratio(ratio_map) -> bool:
     """``ratio_map(block_taps)`` -> (N, T, H, W): ||U(W_xg g_new)||_C / ||F(x) + S(x)||_C at every position.
 
-    ``block_taps`` is one entry of ``collect_taps(model, clip).blocks`` (keys ``local``, ``residual``,
-    ``global_to_local``, ...). The norms are taken over the channels.
+    ``block_taps`` is one entry of ``collect_taps(model, clip).blocks``, a ``BlockTaps`` (attributes
+    ``local``, ``residual``, ``global_to_local``, ...). The norms are taken over the channels.
     """
     from .viz.diffusion import global_to_local_ratio
 
     record = _taps_for_ratio_check()
     for taps in record.blocks:
-        name = taps["name"]
-        n, c, t, h, w = taps["residual"].shape
+        name = taps.name
+        n, c, t, h, w = taps.residual.shape
         got = ratio_map(taps)
         _shape(f"ratio_map(taps of {name})", got, (n, t, h, w),
                "One number per clip and position: take the norm over the channel axis (dim 1).")
         if _close(got, global_to_local_ratio(taps, "residual")):
             continue
-        term, residual = taps["global_to_local"], taps["residual"]
+        term, residual = taps.global_to_local, taps.residual
         if _close(got, global_to_local_ratio(taps, "local")):
             raise ExerciseError(f"{name}: you divided by the block's output (local); the reference is the local "
-                                "activation *before* the global term is added, F(x) + S(x) (taps['residual']).")
+                                "activation *before* the global term is added, F(x) + S(x) (taps.residual).")
         if _close(got, residual.norm(dim=1) / term.norm(dim=1).clamp_min(1e-6)):
             raise ExerciseError(f"{name}: the ratio is upside down: |global-to-local term| / |F(x) + S(x)|.")
         if _close(got, term.abs().mean(1) / residual.abs().mean(1).clamp_min(1e-6)):
             raise ExerciseError(f"{name}: you compared mean absolute values; use the Euclidean norm over the "
                                 "channels, .norm(dim=1).")
-        raise ExerciseError(f"{name}: the values differ from ||taps['global_to_local']||_C / "
-                            "||taps['residual']||_C at each (t, h, w).")
+        raise ExerciseError(f"{name}: the values differ from ||taps.global_to_local||_C / "
+                            "||taps.residual||_C at each (t, h, w).")
     return _passed("global-to-local ratio map")

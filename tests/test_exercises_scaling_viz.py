@@ -35,11 +35,11 @@ def test_scaled_lr_names_the_missing_factor(wrong, named):
 
 def test_ratio_map_passes_the_reference_and_names_the_wrong_reference_the_inversion_and_the_axis():
     assert exercises.check_global_to_local_ratio(
-        lambda taps: taps["global_to_local"].norm(dim=1) / (taps["residual"].norm(dim=1) + 1e-6))
+        lambda taps: taps.global_to_local.norm(dim=1) / (taps.residual.norm(dim=1) + 1e-6))
     with pytest.raises(ExerciseError, match=r"F\(x\) \+ S\(x\)"):
         exercises.check_global_to_local_ratio(lambda taps: global_to_local_ratio(taps, "local"))
     with pytest.raises(ExerciseError, match="upside down"):
         exercises.check_global_to_local_ratio(
-            lambda taps: taps["residual"].norm(dim=1) / taps["global_to_local"].norm(dim=1))
+            lambda taps: taps.residual.norm(dim=1) / taps.global_to_local.norm(dim=1))
     with pytest.raises(ExerciseError, match="channel axis"):
-        exercises.check_global_to_local_ratio(lambda taps: taps["global_to_local"].norm(dim=2))
+        exercises.check_global_to_local_ratio(lambda taps: taps.global_to_local.norm(dim=2))

@@ -44,7 +44,7 @@ def test_static_video_through_inflated_lgd3d_r50_gives_resnet50_features_stage_b
     with torch.no_grad():
         reference = torchvision_stages(resnet, image)
         _, _, taps = model.forward_features(clip, return_taps=True)
-    last_of_stage = {tap["name"].split(".")[0]: tap["local"] for tap in taps}
+    last_of_stage = {tap.name.split(".")[0]: tap.local for tap in taps}
     for stage, expected in reference.items():
         got = last_of_stage[stage]
         assert got.shape[2] == 4

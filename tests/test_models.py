@@ -46,8 +46,8 @@ def test_a_16_frame_clip_keeps_4_temporal_positions_in_every_stage():
     model = build_model("lgd3d_r50", 10).eval()
     with torch.no_grad():
         _, _, taps = model.forward_features(torch.randn(1, 3, 16, 64, 64), return_taps=True)
-    assert {tap["local"].shape[2] for tap in taps} == {4}
-    assert [tuple(taps[i]["local"].shape[1:]) for i in (2, 6, 12, 15)] == [
+    assert {tap.local.shape[2] for tap in taps} == {4}
+    assert [tuple(taps[i].local.shape[1:]) for i in (2, 6, 12, 15)] == [
         (256, 4, 16, 16), (512, 4, 8, 8), (1024, 4, 4, 4), (2048, 4, 2, 2)]
 
 
@@ -56,16 +56,16 @@ def test_taps_describe_every_block_with_the_documented_shapes():
     x = torch.randn(2, 3, 8, 64, 64)
     with torch.no_grad():
         local, global_, taps = model.forward_features(x, return_taps=True)
-    assert [tap["name"] for tap in taps] == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+    assert [tap.name for tap in taps] == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
     for tap in taps:
-        n, c = tap["global"].shape
-        assert tap["local"].shape[:2] == (n, c) and tap["local"].dim() == 5
-        assert tap["residual"].shape == tap["local"].shape
-        assert tap["global_to_local"].shape == tap["local"].shape
-        assert tap["local_to_global"].shape == (n, c)
+        n, c = tap.global_.shape
+        assert tap.local.shape[:2] == (n, c) and tap.local.dim() == 5
+        assert tap.residual.shape == tap.local.shape
+        assert tap.global_to_local.shape == tap.local.shape
+        assert tap.local_to_global.shape == (n, c)
         # x_new = ReLU(F(x) + S(x) + U(W_xg g_new))
-        torch.testing.assert_close(tap["local"], torch.relu(tap["residual"] + tap["global_to_local"]))
-    assert torch.equal(taps[-1]["local"], local) and torch.equal(taps[-1]["global"], global_)
+        torch.testing.assert_close(tap.local, torch.relu(tap.residual + tap.global_to_local))
+    assert torch.equal(taps[-1].local, local) and torch.equal(taps[-1].global_, global_)
 
 
 def test_tap_modules_return_single_tensors_to_forward_hooks():
@@ -95,7 +95,7 @@ def test_no_diffusion_means_no_lgd_parameters_at_all():
 ])
 def test_ablation_switch_keeps_only_the_projections_it_needs(diffusion, expected):
     model = build_model("lgd3d_tiny", 4, diffusion=diffusion)
-    present = {p for p in LGD_PARAMETER_NAMES if any(hasattr(b, p) for b in model.blocks())}
+    present = {p for p in LGD_PARAMETER_NAMES if any(getattr(b, p) is not None for b in model.blocks())}
     assert present == expected
 
 
@@ -106,8 +106,8 @@ def test_zero_initialised_projection_makes_global_to_local_term_a_constant():
         _, _, taps = model.forward_features(torch.randn(3, 3, 8, 48, 48), return_taps=True)
     for tap, block in zip(taps, model.blocks()):
         bias = block.global_to_local[-1].bias
-        expected = bias[None, :, None, None, None].expand_as(tap["global_to_local"])
-        torch.testing.assert_close(tap["global_to_local"], expected)
+        expected = bias[None, :, None, None, None].expand_as(tap.global_to_local)
+        torch.testing.assert_close(tap.global_to_local, expected)
 
 
 def test_without_global_to_local_the_global_path_cannot_change_local_features():
@@ -180,3 +180,17 @@ def test_channels_last_3d_gives_the_same_logits():
         expected = model(x)
         got = model.to(memory_format=torch.channels_last_3d)(x.to(memory_format=torch.channels_last_3d))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("diffusion", ["local_to_global", "global_to_local", "none"])
+def test_taps_of_absent_paths_are_none_not_zeros(diffusion):
+    """A block reports a path it does not have as None (no full-size zero tensors)."""
+    model = build_model("lgd3d_tiny", 4, diffusion=diffusion).eval()
+    with torch.no_grad():
+        _, _, taps = model.forward_features(torch.randn(1, 3, 8, 32, 32), return_taps=True)
+    for tap in taps:
+        assert (tap.global_to_local is None) == (diffusion not in ("both", "global_to_local"))
+        assert (tap.local_to_global is None) == (diffusion not in ("both", "local_to_global"))
+        assert (tap.global_ is None) == (diffusion == "none")
+        if diffusion == "none":
+            torch.testing.assert_close(tap.local, torch.relu(tap.residual))

@@ -41,10 +41,10 @@ def test_recorder_hooks_see_the_same_tensors_as_the_taps_api():
     assert torch.allclose(logits, record.logits, atol=1e-5)
     assert list(recorder.outputs) == record.names == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
     for taps in record.blocks:
-        seen = recorder.outputs[taps["name"]]
-        assert torch.allclose(seen["local"], taps["local"], atol=1e-5)
-        assert torch.allclose(seen["global"], taps["global"], atol=1e-5)
-        assert torch.allclose(seen["global_to_local"], taps["global_to_local"], atol=1e-5)
+        seen = recorder.outputs[taps.name]
+        assert torch.allclose(seen["local"], taps.local, atol=1e-5)
+        assert torch.allclose(seen["global"], taps.global_, atol=1e-5)
+        assert torch.allclose(seen["global_to_local"], taps.global_to_local, atol=1e-5)
     # the hooks are gone after the block
     assert all(not block.tap_local._forward_hooks for block in model.blocks())
 
@@ -113,7 +113,7 @@ def test_ablation_changes_only_blocks_from_the_cut_on():
     assert change["layer3.0"] > 0 and change["layer4.0"] > 0
     assert not torch.allclose(result.logits, result.logits_cut)
     assert (result.kl >= 0).all()
-    assert result.local_change[2].shape == result.record.blocks[2]["local"][:, 0].shape
+    assert result.local_change[2].shape == result.record.blocks[2].local[:, 0].shape
 
 
 # ---------------------------------------------------------------- kernel evidence

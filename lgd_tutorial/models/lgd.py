@@ -24,6 +24,8 @@ Ablations (``diffusion=``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -53,16 +55,37 @@ def broadcast(g: Tensor) -> Tensor:
     return g[:, :, None, None, None]
 
 
+@dataclass
+class BlockTaps:
+    """What one LGD block computed in a forward pass (``forward_features(x, return_taps=True)``).
+
+    ``local`` is the block's local output x_new (N, C, T, H, W); ``residual``
+    F(x) + S(x) before the global term is added; ``global_`` its global output
+    g_new (N, C); ``global_to_local`` the broadcast term U(W_xg g_new) (a view
+    of shape (N, C, T, H, W)); ``local_to_global`` W_gx P(x) (N, C). A path the
+    block does not have is None.
+    """
+
+    name: str
+    local: Tensor
+    residual: Tensor
+    global_: Tensor | None = None
+    global_to_local: Tensor | None = None
+    local_to_global: Tensor | None = None
+
+
 class LGDBlock(nn.Module):
     """One residual block with local and global diffusion.
 
     ``forward(x, g)`` maps local (N, C_in, T, H, W) and global (N, C_in) (or None
     when diffusion="none") to local (N, C, T, H', W') and global (N, C).
 
-    The ``tap_*`` modules are ``nn.Identity``: they change nothing, but give
-    forward hooks (and Grad-CAM) a module that returns exactly one tensor:
-    ``tap_local`` the block's local output (5D), ``tap_global`` its global
-    output (N, C), ``tap_global_to_local`` the broadcast term U(W_xg g_new) (5D).
+    The projections a diffusion setting leaves out are None (``local_to_global``,
+    ``global_to_global``, ``global_to_local``). The ``tap_*`` modules are
+    ``nn.Identity``: they change nothing, but give forward hooks (and Grad-CAM) a
+    module that returns exactly one tensor: ``tap_local`` the block's local
+    output (5D), ``tap_global`` its global output (N, C), ``tap_global_to_local``
+    the broadcast term U(W_xg g_new) (5D); None where the path is off.
     """
 
     def __init__(self, residual: nn.Module, shortcut: nn.Module, in_channels: int, out_channels: int,
@@ -74,48 +97,46 @@ class LGDBlock(nn.Module):
         self.residual = residual
         self.shortcut = shortcut
         self.tap_local = nn.Identity()
-        if diffusion != "none":
-            self.tap_global = nn.Identity()
-            self.global_to_global = projection(in_channels, out_channels)        # W_gg
-        if diffusion in ("both", "local_to_global"):
-            self.local_to_global = projection(in_channels, out_channels)         # W_gx
-        if diffusion in ("both", "global_to_local"):
-            self.global_to_local = projection(out_channels, out_channels)        # W_xg
-            self.tap_global_to_local = nn.Identity()
+        has_global = diffusion != "none"
+        reads_local = diffusion in ("both", "local_to_global")
+        writes_local = diffusion in ("both", "global_to_local")
+        self.tap_global = nn.Identity() if has_global else None
+        self.global_to_global = projection(in_channels, out_channels) if has_global else None     # W_gg
+        self.local_to_global = projection(in_channels, out_channels) if reads_local else None     # W_gx
+        self.global_to_local = projection(out_channels, out_channels) if writes_local else None   # W_xg
+        self.tap_global_to_local = nn.Identity() if writes_local else None
+        self.reset_parameters()
 
-    def diffuse_local_to_global(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-        """g_new = ReLU(W_gx P(x) + W_gg g); also returns W_gx P(x) (zeros if that path is off)."""
+    def reset_parameters(self) -> None:
+        """The release's start: W_xg's last weight is zero, so U(W_xg g) begins as a constant (its bias)."""
+        if self.global_to_local is not None:
+            nn.init.zeros_(self.global_to_local[-1].weight)
+
+    def diffuse_local_to_global(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor | None]:
+        """g_new = ReLU(W_gx P(x) + W_gg g); also returns W_gx P(x) (None if that path is off)."""
         carried = self.global_to_global(g)
-        if hasattr(self, "local_to_global"):
-            from_local = self.local_to_global(pool(x))
-        else:
-            from_local = torch.zeros_like(carried)
+        if self.local_to_global is None:
+            return torch.relu(carried), None
+        from_local = self.local_to_global(pool(x))
         return torch.relu(carried + from_local), from_local
 
-    def forward(self, x: Tensor, g: Tensor | None, taps: list | None = None):
-        residual = self.residual(x) + self.shortcut(x)              # F(x) + S(x)
-        if self.diffusion == "none":
-            out = self.tap_local(residual.relu_() if taps is None else torch.relu(residual))
-            if taps is not None:
-                taps.append({"local": out, "global": None, "residual": residual,
-                             "global_to_local": torch.zeros_like(out), "local_to_global": None})
-            return out, None
-        g_new, from_local = self.diffuse_local_to_global(x, g)
-        g_new = self.tap_global(g_new)
-        if hasattr(self, "global_to_local"):
+    def forward(self, x: Tensor, g: Tensor | None, name: str | None = None):
+        """(x_new, g_new); with a ``name``, (x_new, g_new, BlockTaps) for that block."""
+        keep = name is not None                                    # keep the intermediate tensors for the taps
+        residual = self.residual(x) + self.shortcut(x)             # F(x) + S(x)
+        g_new, from_local, term = None, None, None
+        out = residual
+        if self.diffusion != "none":
+            g_new, from_local = self.diffuse_local_to_global(x, g)
+            g_new = self.tap_global(g_new)
+        if self.global_to_local is not None:
             term = self.tap_global_to_local(broadcast(self.global_to_local(g_new)).expand_as(residual))
-            # A broadcast add (term is a view, never materialised); in place when
-            # the residual need not be kept for the taps.
-            out = residual.add(term) if taps is not None else residual.add_(term)
-        else:
-            term = None
-            out = residual if taps is None else residual.clone()
-        out = self.tap_local(out.relu_())
-        if taps is not None:
-            taps.append({"local": out, "global": g_new, "residual": residual,
-                         "global_to_local": torch.zeros_like(out) if term is None else term,
-                         "local_to_global": from_local})
-        return out, g_new
+            # A broadcast add (term is a view, never materialised); in place unless the taps keep the residual.
+            out = residual.add(term) if keep else residual.add_(term)
+        out = self.tap_local(torch.relu(out) if keep else out.relu_())
+        if not keep:
+            return out, g_new
+        return out, g_new, BlockTaps(name, out, residual, g_new, term, from_local)
 
 
 class LGDNet(nn.Module):
@@ -180,16 +201,27 @@ class LGDNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """All initialisation in one place (release: He init, BN to identity, W_xg's last weight zero)."""
+        """He init for convs, BN to identity (the release); each block and the classifier set their own layers."""
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm3d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        for block in self.blocks():
-            if hasattr(block, "global_to_local"):
-                nn.init.zeros_(block.global_to_local[-1].weight)
+
+    def parameter_groups(self) -> dict[tuple[bool, bool], list[nn.Parameter]]:
+        """Trainable parameters by role: ``(head, decay) -> [parameters]``.
+
+        ``head`` marks the classifier's parameters (fine-tuning may give them
+        another learning rate); ``decay`` the ones weight decay applies to:
+        weights of convs and linear layers, not biases, norms or scalars.
+        """
+        head_ids = {id(p) for p in self.classifier.parameters()}
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for p in self.parameters():
+            if p.requires_grad:
+                groups.setdefault((id(p) in head_ids, p.ndim > 1), []).append(p)
+        return groups
 
     def named_lgd_blocks(self):
         """Yield ("layer2.1", block) for every LGD block, in order."""
@@ -215,18 +247,18 @@ class LGDNet(nn.Module):
         """Run the stem and every LGD block.
 
         Returns (local (N, C, T', H', W'), global_ (N, C) or None); with
-        ``return_taps`` also a list with one dict per block: ``name``, ``local``,
-        ``global``, ``residual`` (F(x) + S(x)), ``global_to_local`` (the
-        broadcast term, zeros where off) and ``local_to_global`` (W_gx P(x)).
+        ``return_taps`` also a list of ``BlockTaps``, one per block in order.
         """
         self.check_input(x)
         local = self.stem(x)
         global_ = pool(local) if self.diffusion != "none" else None      # g0 = P(stem output)
-        taps = [] if return_taps else None
+        taps = []
         for name, block in self.named_lgd_blocks():
-            local, global_ = block(local, global_, taps)
-            if taps is not None:
-                taps[-1]["name"] = name
+            if return_taps:
+                local, global_, tap = block(local, global_, name=name)
+                taps.append(tap)
+            else:
+                local, global_ = block(local, global_)
         return (local, global_, taps) if return_taps else (local, global_)
 
     def forward_head(self, local: Tensor, global_: Tensor | None, return_evidence: bool = False,

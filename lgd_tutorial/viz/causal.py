@@ -35,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from ..models import build_model
-from .taps import collect_taps, evaluating, lgd_blocks, resolve_block
+from ..utils import evaluating
+from .taps import collect_taps, lgd_blocks, resolve_block
 
 OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 
@@ -95,7 +96,7 @@ def receptive_field_reach(model: nn.Module, region: Tensor | np.ndarray, frames:
     region = torch.as_tensor(np.asarray(region), dtype=torch.float64)
     x = region.expand(1, 3, frames, *region.shape).contiguous()
     _, _, taps = twin.forward_features(x, return_taps=True)
-    return [(t["local"][0] > 0).any(0) for t in taps]
+    return [(t.local[0] > 0).any(0) for t in taps]
 
 
 @dataclass
@@ -127,8 +128,8 @@ def counterfactual_change(model: nn.Module, clip: Tensor, clip_cf: Tensor, eps: 
     record, record_cf = collect_taps(model, clip), collect_taps(model, clip_cf)
     change = []
     for a, b in zip(record.blocks, record_cf.blocks):
-        scale = a["local"].norm(dim=1).mean((1, 2, 3), keepdim=True) + eps          # (N, 1, 1, 1)
-        change.append((a["local"] - b["local"]).norm(dim=1) / scale)
+        scale = a.local.norm(dim=1).mean((1, 2, 3), keepdim=True) + eps          # (N, 1, 1, 1)
+        change.append((a.local - b.local).norm(dim=1) / scale)
     with torch.no_grad(), evaluating(model):
         logits, logits_cf = model(clip, return_heads=True), model(clip_cf, return_heads=True)
     return Counterfactual(record.names, change, logits, logits_cf)
@@ -144,7 +145,7 @@ def effective_receptive_field(model: nn.Module, clip: Tensor, block: int | str, 
     with evaluating(model):
         _, _, taps = model.forward_features(clip, return_taps=True)
         t, h, w = position
-        taps[index]["local"][0, :, t, h, w].sum().backward()
+        taps[index].local[0, :, t, h, w].sum().backward()
     grad = clip.grad[0].abs().sum((0, 1))
     return grad / grad.max().clamp_min(1e-12)
 
@@ -164,7 +165,7 @@ def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, b
         record = collect_taps(model, clips[i:i + batch])
         rows = []
         for taps in record.blocks:
-            local = taps["local"]                                                        # (n, C, T', H', W')
+            local = taps.local                                                        # (n, C, T', H', W')
             steps, cells = local.shape[2], local.shape[-1]
             middle = ((torch.arange(steps) + 0.5) * frames / steps).long().clamp_max(frames - 1)
             c = centres[i:i + batch][:, middle]                                          # (n, T', 2)
@@ -220,7 +221,7 @@ def mean_global_to_local(model: nn.Module, clips: Tensor, batch: int = 64) -> li
     sums, count = None, 0
     for i in range(0, len(clips), batch):
         record = collect_taps(model, clips[i:i + batch])
-        terms = [t["global_to_local"][:, :, 0, 0, 0].sum(0) if t["global"] is not None else None
+        terms = [t.global_to_local[:, :, 0, 0, 0].sum(0) if t.global_to_local is not None else None
                  for t in record.blocks]
         sums = terms if sums is None else [None if s is None else s + t for s, t in zip(sums, terms)]
         count += len(clips[i:i + batch])
@@ -238,7 +239,7 @@ def fix_global_to_local(model: nn.Module, terms: list[Tensor | None]):
 
     try:
         for (_, block), term in zip(lgd_blocks(model), terms):
-            if term is not None and getattr(block, "tap_global_to_local", None) is not None:
+            if term is not None and block.tap_global_to_local is not None:
                 handles.append(block.tap_global_to_local.register_forward_hook(fixed(term)))
         yield len(handles)
     finally:
@@ -259,9 +260,9 @@ def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: b
     handles = []
     try:
         for _, block in lgd_blocks(model):
-            if global_to_local and getattr(block, "tap_global_to_local", None) is not None:
+            if global_to_local and block.tap_global_to_local is not None:
                 handles.append(block.tap_global_to_local.register_forward_hook(zero))
-            if local_to_global and getattr(block, "local_to_global", None) is not None:
+            if local_to_global and block.local_to_global is not None:
                 handles.append(block.local_to_global.register_forward_hook(zero))
         yield len(handles)
     finally:

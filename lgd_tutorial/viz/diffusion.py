@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..models.lgd import BlockTaps
 from .taps import TapRecord, collect_taps, lgd_blocks, resolve_block
 
 REFERENCES = ("residual", "local")
 
 
-def global_to_local_ratio(block_taps: dict, reference: str = "residual", eps: float = 1e-6) -> Tensor:
+def global_to_local_ratio(block_taps: BlockTaps, reference: str = "residual", eps: float = 1e-6) -> Tensor:
     """Relative size of the global-to-local term per position: (N, T, H, W).
 
     ``block_taps`` is one entry of ``TapRecord.blocks``. Zero everywhere when
@@ -32,9 +33,10 @@ def global_to_local_ratio(block_taps: dict, reference: str = "residual", eps: fl
     """
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
-    term = block_taps["global_to_local"]
-    ref = block_taps[reference]
-    return term.norm(dim=1) / (ref.norm(dim=1) + eps)
+    ref = getattr(block_taps, reference)
+    if block_taps.global_to_local is None:
+        return torch.zeros_like(ref[:, 0])
+    return block_taps.global_to_local.norm(dim=1) / (ref.norm(dim=1) + eps)
 
 
 def global_cosine(local: Tensor, global_: Tensor | None, eps: float = 1e-8) -> Tensor | None:
@@ -77,7 +79,7 @@ def diffusion_maps(model: nn.Module, clip: Tensor, reference: str = "residual",
     ratios, cosines = [], []
     for taps in record.blocks:
         ratios.append(global_to_local_ratio(taps, reference))
-        cosines.append(global_cosine(taps["local"], taps["global"]))
+        cosines.append(global_cosine(taps.local, taps.global_))
     return DiffusionMaps(record.names, ratios, cosines, record)
 
 
@@ -100,7 +102,7 @@ def cut_global_path(model: nn.Module, from_block: int | str = 0, to_block: int |
 
     try:
         for index, (name, block) in enumerate(lgd_blocks(model)):
-            tap = getattr(block, "tap_global_to_local", None)
+            tap = block.tap_global_to_local
             if start <= index <= stop and tap is not None:
                 handles.append(tap.register_forward_hook(zero))
                 cut.append(name)
@@ -165,8 +167,8 @@ def ablate_global_path(model: nn.Module, clip: Tensor, from_block: int | str = 0
         record_cut = collect_taps(model, clip)
     local_change, relative = [], []
     for full, ablated in zip(record.blocks, record_cut.blocks):
-        diff = ablated["local"] - full["local"]
-        local_change.append(diff.norm(dim=1) / (full["local"].norm(dim=1) + eps))
-        relative.append(diff.flatten(1).norm(dim=1) / (full["local"].flatten(1).norm(dim=1) + eps))
+        diff = ablated.local - full.local
+        local_change.append(diff.norm(dim=1) / (full.local.norm(dim=1) + eps))
+        relative.append(diff.flatten(1).norm(dim=1) / (full.local.flatten(1).norm(dim=1) + eps))
     return AblationResult(name, cut, record.names, local_change, relative,
                           record.logits, record_cut.logits, record, record_cut)

@@ -34,7 +34,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from .evidence import normalize_maps
-from .taps import evaluating, lgd_blocks, tap_layers
+from ..utils import evaluating
+from .taps import lgd_blocks, tap_layers
 
 NORMALIZATIONS = ("clip", "frame", None)
 REFUSED = {"scorecam": ScoreCAM, "ablationcam": AblationCAM}

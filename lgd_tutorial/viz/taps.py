@@ -13,10 +13,14 @@ Two ways in:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+from ..models.lgd import BlockTaps
+from ..utils import evaluating
 
 TAP_NAMES = ("local", "global", "global_to_local")
 
@@ -48,7 +52,7 @@ def tap_module(block: nn.Module, tap: str) -> nn.Module | None:
     """The ``tap_<tap>`` Identity of a block, or None where the block has no such path."""
     if tap not in TAP_NAMES:
         raise ValueError(f"tap must be one of {TAP_NAMES}, got {tap!r}")
-    return getattr(block, f"tap_{tap}", None)
+    return getattr(block, f"tap_{tap}")
 
 
 def tap_layers(model: nn.Module, tap: str = "local", blocks=None) -> list[nn.Module]:
@@ -63,29 +67,19 @@ def tap_layers(model: nn.Module, tap: str = "local", blocks=None) -> list[nn.Mod
     return layers
 
 
-@contextlib.contextmanager
-def evaluating(model: nn.Module):
-    """Put ``model`` in eval mode for the duration, then restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 @dataclass
 class TapRecord:
     """What one forward pass shows.
 
-    ``blocks``: one dict per block with ``name``, ``local`` (N, C, T, H, W),
-    ``global`` (N, C) or None, ``residual`` F(x)+S(x), ``global_to_local``
-    (5D, zeros where that path is off or cut) and ``local_to_global`` (N, C) or None.
+    ``blocks``: one ``BlockTaps`` per block (``name``, ``local`` (N, C, T, H, W),
+    ``residual`` F(x)+S(x), ``global_`` (N, C), ``global_to_local`` (5D, zeros
+    where a hook cuts it) and ``local_to_global`` (N, C); None where the block
+    has no such path), detached.
     ``logits`` (N, K); ``evidence`` the kernel evidence (N, K, T', H', W');
     ``local`` / ``global_`` the final representations.
     """
 
-    blocks: list[dict]
+    blocks: list[BlockTaps]
     logits: Tensor
     evidence: Tensor
     local: Tensor
@@ -93,9 +87,9 @@ class TapRecord:
     names: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self.names = [b["name"] for b in self.blocks]
+        self.names = [b.name for b in self.blocks]
 
-    def block(self, key: int | str) -> dict:
+    def block(self, key: int | str) -> BlockTaps:
         if isinstance(key, str):
             if key not in self.names:
                 raise ValueError(f"unknown block {key!r}; blocks: {', '.join(self.names)}")
@@ -105,6 +99,11 @@ class TapRecord:
 
 def _detach(value):
     return value.detach() if isinstance(value, Tensor) else value
+
+
+def detach_taps(tap: BlockTaps) -> BlockTaps:
+    """The same taps, cut from the autograd graph."""
+    return dataclasses.replace(tap, **{f.name: _detach(getattr(tap, f.name)) for f in dataclasses.fields(tap)})
 
 
 @torch.no_grad()
@@ -122,7 +121,7 @@ def collect_taps(model: nn.Module, clip: Tensor, eval_mode: bool = True) -> TapR
     with ctx:
         local, global_, taps = model.forward_features(clip, return_taps=True)
         logits, evidence = model.forward_head(local, global_, return_evidence=True)
-    blocks = [{key: _detach(value) for key, value in tap.items()} for tap in taps]
+    blocks = [detach_taps(tap) for tap in taps]
     return TapRecord(blocks=blocks, logits=logits.detach(), evidence=evidence.detach(),
                      local=local.detach(), global_=_detach(global_))
 

@@ -85,10 +85,10 @@ _, _, taps = local_only.forward_features(clip, return_taps=True)
 object_y, object_x = info["track"][8]
 maps = {}
 for tap in taps[:2]:
-    x = tap["local"]                                                              # (1, C, T', H', W')
+    x = tap.local                                                              # (1, C, T', H', W')
     scale = clip.shape[-1] / x.shape[-1]
     h, w = int(object_y / scale), int(object_x / scale)
-    maps[f"one position of {tap['name']}\n(local map {tuple(x.shape[2:])})"] = input_saliency(x[0, :, 1, h, w].sum())
+    maps[f"one position of {tap.name}\n(local map {tuple(x.shape[2:])})"] = input_saliency(x[0, :, 1, h, w].sum())
 with_global = build_model("lgd3d_tiny", num_classes=4).eval()
 _, global_, _ = with_global.forward_features(clip, return_taps=True)
 maps[f"the global vector g\n(lgd3d_tiny, {global_.shape[1]} numbers)"] = input_saliency(global_.sum())
@@ -259,7 +259,7 @@ with torch.no_grad():
     heads = model(clip, return_heads=True)
 print(f"{'block':<10} {'local x (N, C, T, H, W)':<26} global g (N, C)")
 for tap in taps:
-    print(f"{tap['name']:<10} {str(tuple(tap['local'].shape)):<26} {tuple(tap['global'].shape)}")
+    print(f"{tap.name:<10} {str(tuple(tap.local.shape)):<26} {tuple(tap.global_.shape)}")
 for name, value in heads.items():
     print(f"{name:<14} {tuple(value.shape)}")
 print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")

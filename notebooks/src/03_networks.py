@@ -49,7 +49,7 @@ print(f"{'input':<10} local {tuple(clip.shape)}")
 print(f"{'stem':<10} local {tuple(stem.shape)}   global {tuple(stem.mean((2, 3, 4)).shape)}")
 for tap, block in zip(taps, tiny.blocks()):
     unit = type(block.residual.conv1).__name__
-    print(f"{tap['name']:<10} local {tuple(tap['local'].shape)}   global {tuple(tap['global'].shape)}   unit {unit}")
+    print(f"{tap.name:<10} local {tuple(tap.local.shape)}   global {tuple(tap.global_.shape)}   unit {unit}")
 
 # %% [markdown]
 # The temporal size stays 4 from the stem to the end: the stem strides time (2 frames in the teaching model,
@@ -67,7 +67,7 @@ segments = torch.randn(1, 3, 4, 112, 112)
 with torch.no_grad():
     _, _, taps2d = tiny2d.forward_features(segments, return_taps=True)
 for tap3d, tap2d in zip(taps, taps2d):
-    print(f"{tap3d['name']:<10} LGD-3D local {tuple(tap3d['local'].shape)}   LGD-2D local {tuple(tap2d['local'].shape)}")
+    print(f"{tap3d.name:<10} LGD-3D local {tuple(tap3d.local.shape)}   LGD-2D local {tuple(tap2d.local.shape)}")
 temporal_convs = lambda m: sum(1 for x in m.modules() if isinstance(x, torch.nn.Conv3d) and x.kernel_size[0] == 3)
 print("3x1x1 temporal convs: LGD-3D", temporal_convs(tiny), "| LGD-2D", temporal_convs(tiny2d))
 

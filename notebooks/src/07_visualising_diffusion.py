@@ -290,7 +290,7 @@ beacon_strip = beacon_region(val["sides"][one], strip, settings.size)
 for name, model in models.items():
     maps = []
     for index, taps in enumerate(record.blocks):
-        steps, cells = taps["local"].shape[2], taps["local"].shape[-1]
+        steps, cells = taps.local.shape[2], taps.local.shape[-1]
         position = (steps // 2, int(cy * cells / settings.size), int(cx * cells / settings.size))
         field = effective_receptive_field(model, clip, index, position)
         maps.append(field)
@@ -422,8 +422,8 @@ print(f"\nevidence peaks on the square: plain {peak.loc['p3d_tiny', 'mean']:.0%}
 # %%
 record = collect_taps(lgd, clip)
 for taps in record.blocks:
-    term = taps["global_to_local"].norm(dim=1)
-    print(f"{taps['name']}: |U(W_xg g)| over positions: min {float(term.min()):.4f}, max {float(term.max()):.4f}"
+    term = taps.global_to_local.norm(dim=1)
+    print(f"{taps.name}: |U(W_xg g)| over positions: min {float(term.min()):.4f}, max {float(term.max()):.4f}"
           f" (constant: {bool(torch.allclose(term, term.flatten()[0].expand_as(term)))})")
 
 # %% [markdown]
@@ -438,7 +438,7 @@ for taps in record.blocks:
 # %% tags=["exercise:global_to_local_ratio"]
 def ratio_map(block_taps):
     ### BEGIN SOLUTION
-    return block_taps["global_to_local"].norm(dim=1) / (block_taps["residual"].norm(dim=1) + 1e-6)
+    return block_taps.global_to_local.norm(dim=1) / (block_taps.residual.norm(dim=1) + 1e-6)
     ### END SOLUTION
 
 # %% tags=["exercise:global_to_local_ratio"]
