@@ -12,7 +12,7 @@ forward+backward (training step) clips/s, and sets them against:
 - the same backbone without diffusion (``p3d_r50`` for ``lgd3d_r50``,
   ``p3d_tiny`` for ``lgd3d_tiny``) -> diffusion overhead = t(LGD) / t(P3D);
 - torchvision's R(2+1)D-18 and R3D-18 (random weights), the usual peers;
-- the data pipeline (``lgd_tutorial.data.bench``) -> loader workers needed to
+- the data pipeline (``lgd_tutorial.data.throughput``) -> loader workers needed to
   keep up with the training rate.
 
 Timings are medians over repeats after a warm-up step. The models of one
@@ -25,7 +25,6 @@ measures sustained SGD training.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import time
@@ -36,12 +35,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import build_model
+from .models import build_model, diffusion_pairs
 from .models.summary import count_flops
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
 PEERS = ("r2plus1d_18", "r3d_18")                       # torchvision.models.video, random weights
-OVERHEAD_PAIRS = (("lgd3d_r50", "p3d_r50"), ("lgd3d_tiny", "p3d_tiny"))   # (LGD, same backbone without)
 SIZES = ("16x224", "8x112")
 MODES = ("forward", "train")
 NUM_CLASSES = 400
@@ -127,7 +125,7 @@ def interleaved_times(models: dict[str, nn.Module], clip, labels, mode: str, rep
 def overhead_rows(times: dict[str, list[float]], size: str, mode: str) -> list[dict]:
     """Diffusion overhead per pair measured in this loop: median over repeats of t(LGD) / t(P3D)."""
     rows = []
-    for lgd, plain in OVERHEAD_PAIRS:
+    for lgd, plain in diffusion_pairs():
         if lgd in times and plain in times:
             ratio = statistics.median(a / b for a, b in zip(times[lgd], times[plain]))
             rows.append({"size": size, "mode": mode, "model": lgd, "without_diffusion": plain,
@@ -163,13 +161,13 @@ def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.de
 
 
 def data_rates(results: pd.DataFrame, smoke: bool, repeats: int) -> pd.DataFrame:
-    """Loader workers each model needs at its measured training rate (rates from ``data.bench``).
+    """Loader workers each model needs at its measured training rate (rates from ``data.throughput``).
 
     The per-worker rate is the faster backend's decode+transform rate on the
-    slowest (largest) test video; ``data.bench`` decodes 16-frame clips and
+    slowest (largest) test video; ``data.throughput`` decodes 16-frame clips and
     crops 112 x 112, so for 224 crops it is an upper bound.
     """
-    from .data import bench as data_bench
+    from .data import throughput as data_bench
 
     train = results[results["mode"] == "train"]
     decode = data_bench.run(smoke=smoke, target=float(train["clips_per_s"].max()), repeats=repeats)
@@ -332,32 +330,3 @@ def report(tables: dict) -> str:
                 table = tables[name] if cols is None else tables[name][cols]
                 lines += [f"[{name}]", table.to_string(index=False), ""]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="seconds-long run: 4x64 clips, one repeat, small matmul and data test")
-    parser.add_argument("--models", nargs="+", default=None, help=f"default: {' '.join(MODELS)}")
-    parser.add_argument("--sizes", nargs="+", default=None, help=f"TxS clip sizes (default: {' '.join(SIZES)})")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per model, after one warm-up")
-    parser.add_argument("--batch", type=int, default=1, help="clips per step")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--skip-data", action="store_true", help="leave out the data-loader measurement")
-    parser.add_argument("--out", default="runs/bench", help="folder for the CSV files")
-    parser.add_argument("--figure", default="figures/bench_models.png", help="the plot ('' for none)")
-    args = parser.parse_args(argv)
-    for text in args.sizes or ():
-        try:
-            parse_size(text)
-        except ValueError as e:
-            parser.error(f"--sizes: {e}")
-    tables = run(models=args.models or MODELS,
-                 sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
-                 repeats=1 if args.smoke else args.repeats, batch=args.batch, device=args.device,
-                 threads=args.threads, smoke=args.smoke, data=not args.skip_data, out=args.out,
-                 figure=args.figure or None)
-    print(report(tables))
-    print(f"CSV files in {args.out}/" + (f"; plot: {args.figure}" if args.figure else ""))
-    return 0

@@ -25,13 +25,11 @@ first seed's model of every variant is saved there as a teaching checkpoint
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -359,43 +357,3 @@ def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dic
     (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
     plot_study(curves, runs, meta).savefig(out / "study.png", dpi=120)
     return summary
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    d = StudySettings()
-    parser = argparse.ArgumentParser(prog="lgd study", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/diffusion_study", help="folder for the CSVs, figure and provenance")
-    parser.add_argument("--pretrained-dir", default=None,
-                        help="also save the first seed's model of every variant here as a teaching checkpoint")
-    parser.add_argument("--seeds", type=int, nargs="+", default=d.seeds)
-    parser.add_argument("--variants", nargs="+", default=d.variants, choices=list(VARIANTS))
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--train-per-class", type=int, default=d.train_per_class)
-    parser.add_argument("--val-per-class", type=int, default=d.val_per_class)
-    parser.add_argument("--size", type=int, default=d.size)
-    parser.add_argument("--gap", type=int, default=d.gap)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--report", metavar="FOLDER", default=None,
-                        help="print the Markdown table of a finished study folder and exit (trains nothing)")
-    parser.add_argument("--redraw", metavar="FOLDER", default=None,
-                        help="rewrite the summary, the figure and the CSVs of a finished study folder from its "
-                             "runs.csv, curves.csv and study.json (trains nothing)")
-    args = parser.parse_args(argv)
-    if args.report:
-        print(report(Path(args.report)))
-        return 0
-    if args.redraw:
-        folder = Path(args.redraw)
-        meta = json.loads((folder / "study.json").read_text())
-        write_outputs(folder, pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "curves.csv"), meta)
-        print(report(folder))
-        return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    s = StudySettings(seeds=args.seeds, variants=args.variants, epochs=args.epochs,
-                      train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                      size=args.size, gap=args.gap)
-    summary = run_study(s, Path(args.out), Path(args.pretrained_dir) if args.pretrained_dir else None, argv)
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0

@@ -80,3 +80,32 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def lazy_exports(package: str, exports: dict[str, list[str]]):
+    """``(__getattr__, __dir__, __all__)`` for a package whose public names load on first use.
+
+    ``exports`` maps a submodule (relative to ``package``) to the names it
+    provides. Importing the package stays cheap (``lgd --help`` does not
+    import PyTorch); ``from package import name`` imports the one submodule.
+    """
+    import importlib
+
+    where = {}
+    for module, names in exports.items():
+        for name in names:
+            if name in where:
+                raise ValueError(f"{package}: {name!r} is exported by both {where[name]} and {module}")
+            where[name] = module
+
+    def __getattr__(name: str):
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        setattr(importlib.import_module(package), name, value)
+        return value
+
+    def __dir__():
+        return sorted(set(vars(importlib.import_module(package))) | set(where))
+
+    return __getattr__, __dir__, sorted(where)

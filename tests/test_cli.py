@@ -1,6 +1,6 @@
-"""The `lgd` command: every subcommand it lists exists and answers --help."""
+"""The `lgd` command: one argparse tree, every subcommand answers --help, flags mean the same everywhere."""
 
-import importlib
+import argparse
 import subprocess
 import sys
 
@@ -9,11 +9,30 @@ import pytest
 from lgd_tutorial import cli
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def _all_parsers(parser, path=()):
+    """(command path, parser) for the root and every sub-command, depth first."""
+    yield path, parser
+    for name, sub in _subparsers(parser).items():
+        yield from _all_parsers(sub, path + (name,))
+
+
 def test_help_lists_every_subcommand(capsys):
-    assert cli.main(["--help"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
     out = capsys.readouterr().out
     for name in cli.COMMANDS:
-        assert name in out
+        assert f"    {name}" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 0
+    assert "commands" in capsys.readouterr().out
 
 
 def test_unknown_subcommand_is_rejected_by_name(capsys):
@@ -23,17 +42,56 @@ def test_unknown_subcommand_is_rejected_by_name(capsys):
     assert "'trian'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
-def test_every_subcommand_module_provides_main(name):
-    module = importlib.import_module(cli.COMMANDS[name][0])
-    assert callable(getattr(module, "main", None)), f"{module.__name__} has no main(argv)"
+def test_every_leaf_command_has_something_to_run():
+    for path, parser in _all_parsers(cli.build_parser()):
+        if path and not _subparsers(parser):
+            assert callable(parser.get_default("run")), f"lgd {' '.join(path)} has no run()"
 
 
-@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("flag,meaning", [("--out", "folder"), ("--device", "auto cpu cuda")])
+def test_shared_flags_mean_the_same_everywhere(flag, meaning):
+    """--out is always a folder, --device always chooses among auto, cpu and cuda; --batch is never used."""
+    for path, parser in _all_parsers(cli.build_parser()):
+        for action in parser._actions:
+            assert "--batch" not in action.option_strings, f"lgd {' '.join(path)}: use --batch-size"
+            if flag not in action.option_strings:
+                continue
+            if flag == "--out":
+                default = str(action.default or "")
+                assert not default.endswith((".csv", ".json", ".png")), f"lgd {' '.join(path)} --out {default}"
+                assert "folder" in (action.help or ""), f"lgd {' '.join(path)}: --out help must say it is a folder"
+            else:
+                assert tuple(action.choices) == tuple(meaning.split()), f"lgd {' '.join(path)} --device"
+
+
+def test_choices_typed_in_the_cli_match_where_they_are_defined():
+    """The few choices the light CLI modules spell out (to keep --help fast) agree with their sources."""
+    from lgd_tutorial.cli import prepare, study, workbook
+    from lgd_tutorial.data.prepare import VERSIONS
+    from lgd_tutorial.notebooks import PROFILES
+    from lgd_tutorial.study import VARIANTS
+
+    assert prepare.KINETICS == tuple(VERSIONS)
+    assert study.VARIANTS == tuple(VARIANTS)
+    assert workbook.PROFILES == PROFILES
+
+
+def test_python_m_lgd_tutorial_is_the_lgd_command():
+    result = subprocess.run([sys.executable, "-m", "lgd_tutorial", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "summary" in result.stdout and "workbook" in result.stdout
+
+
+@pytest.mark.parametrize("name", cli.COMMANDS)
 def test_every_subcommand_answers_help(name):
-    result = subprocess.run(
-        [sys.executable, "-m", "lgd_tutorial.cli", name, "--help"],
-        capture_output=True, text=True, timeout=120,
-    )
+    result = subprocess.run([sys.executable, "-m", "lgd_tutorial", name, "--help"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"lgd {name}" in result.stdout
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from lgd_tutorial import cli; cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

@@ -1,17 +1,20 @@
 """Kinetics CSVs, class lists, layouts, manifests and subsets."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from lgd_tutorial.data.encode import pattern_frames, write_video
-from lgd_tutorial.data.kinetics import (KINETICS_DIR, AnnotationError, build_manifest, clip_filename,
+from lgd_tutorial.data.kinetics import (AnnotationError, build_manifest, clip_filename,
                                         find_videos, folder_key, load_classes, load_manifest, mmaction_folder,
                                         parse_clip_filename, read_annotations, read_list_file, safe_join,
                                         save_manifest, write_annotations)
 from lgd_tutorial.data.subsets import SubsetSpec, make_subset, write_subset
 
-K400 = KINETICS_DIR / "kinetics-400_val.csv"
-K600 = KINETICS_DIR / "kinetics-600_val.csv"
+ANNOTATIONS = Path(__file__).resolve().parents[1] / "data" / "kinetics"   # the official CSVs in the repository
+K400 = ANNOTATIONS / "kinetics-400_val.csv"
+K600 = ANNOTATIONS / "kinetics-600_val.csv"
 
 
 def test_official_csvs_and_class_lists():
@@ -173,7 +176,7 @@ def test_ready_subset_definition_is_reproducible():
     folder = SUBSETS_DIR / "k400_50classes"
     spec = load_spec(folder / "subset.json")
     assert spec.num_classes == 50
-    rebuilt = make_subset(read_annotations(KINETICS_DIR / spec.source), spec.num_classes, spec.clips_per_class,
+    rebuilt = make_subset(read_annotations(ANNOTATIONS / spec.source), spec.num_classes, spec.clips_per_class,
                           spec.seed, spec.choose)
     pd.testing.assert_frame_equal(rebuilt, read_annotations(folder / "annotations.csv"))
     assert json.loads((folder / "subset.json").read_text())["source"] == "kinetics-400_val.csv"

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 import torch
 
-from lgd_tutorial import exercises, grading
+from lgd_tutorial import exercises
+from lgd_tutorial.exercises import grading
 from lgd_tutorial.exercises import ExerciseError
 from lgd_tutorial.models import lgd, p3d
 from lgd_tutorial.notebooks import list_notebooks
@@ -176,9 +177,8 @@ def submissions(tmp_path):
 
 
 def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_path):
-    out = tmp_path / "grades.csv"
-    grading.grade_folder(submissions, timeout=20, out=out, sources=None, echo=False)
-    with open(out) as handle:
+    grading.grade_folder(submissions, timeout=20, out=tmp_path, sources=None, echo=False)
+    with open(tmp_path / "grades.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(grading.CSV_FIELDS)
     grade = {(Path(r["notebook"]).parent.name, r["exercise"]): (int(r["score"]), int(r["max"]), r["reason"]) for r in rows}
@@ -203,7 +203,7 @@ def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_ze
     (folder / "student").mkdir()
     (folder / "teacher" / source.name).write_bytes(source.read_bytes())
     nbformat.write(grading.build_student_notebook(nbformat.read(source, as_version=4)), folder / "student" / source.name)
-    grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g.csv", sources=NOTEBOOKS, echo=False)
+    grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g", sources=NOTEBOOKS, echo=False)
     teacher = [g for g in grades if g.notebook.startswith("teacher")]
     student = [g for g in grades if g.notebook.startswith("student")]
     assert {g.exercise for g in teacher} == {"pool_broadcast", "lgd_block", "p3d_b"}

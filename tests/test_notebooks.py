@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lgd_tutorial import workbook
+from lgd_tutorial.cli import main as lgd
 from lgd_tutorial.notebooks import list_notebooks, notebook_from_script, run_notebook, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,9 +144,9 @@ def test_parameters_are_injected_after_the_parameters_cell(tmp_path):
 def test_workbook_runs_only_the_selected_notebooks_and_fails_when_one_fails(tmp_path, capsys):
     write_notebook(tmp_path / "01_first.ipynb", "pass")
     write_notebook(tmp_path / "02_second.ipynb", "1 / 0")
-    assert workbook.main(["--notebooks", str(tmp_path), "--only", "01", "--profile", "cpu"]) == 0
+    assert lgd(["workbook", "--notebooks", str(tmp_path), "--only", "01", "--profile", "cpu"]) == 0
     assert "02_second" not in capsys.readouterr().out
-    assert workbook.main(["--notebooks", str(tmp_path), "--profile", "cpu"]) == 1
+    assert lgd(["workbook", "--notebooks", str(tmp_path), "--profile", "cpu"]) == 1
     assert "ZeroDivisionError" in capsys.readouterr().out
     assert (tmp_path / "executed" / "02_second.ipynb").exists()
 

@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -169,9 +170,9 @@ def test_download_rejects_bad_checksum_and_unsafe_archives(tmp_path):
 
 
 def test_subset_and_validate_from_the_command_line(videos, tmp_path, capsys):
-    from lgd_tutorial.data.kinetics import KINETICS_DIR
+    annotations = Path(__file__).resolve().parents[1] / "data" / "kinetics"
     out = tmp_path / "sub"
-    assert lgd(["prepare", "subset", "--annotations", str(KINETICS_DIR / "kinetics-400_val.csv"),
+    assert lgd(["prepare", "subset", "--annotations", str(annotations / "kinetics-400_val.csv"),
                 "--classes", "3", "--clips", "2", "--out", str(out)]) == 0
     assert len(pd.read_csv(out / "annotations.csv")) == 6
     root, csv = videos

@@ -3,7 +3,8 @@
 import json
 
 from lgd_tutorial.models import build_model
-from lgd_tutorial.models.summary import main, parameter_breakdown, summarize
+from lgd_tutorial.cli import main as lgd
+from lgd_tutorial.models.summary import parameter_breakdown, summarize
 
 
 def test_parts_add_up_to_the_total_and_lgd_parts_vanish_without_diffusion():
@@ -23,10 +24,10 @@ def test_flops_grow_with_the_clip():
 
 
 def test_cli_prints_the_breakdown_and_flops(capsys):
-    assert main(["lgd3d_tiny", "--frames", "8", "--size", "64", "--num-classes", "5"]) == 0
+    assert lgd(["summary", "lgd3d_tiny", "--frames", "8", "--size", "64", "--num-classes", "5"]) == 0
     out = capsys.readouterr().out
     for part in ("backbone convs", "temporal convs", "LGD projections", "classifier", "total", "FLOPs"):
         assert part in out
-    assert main(["p3d_tiny", "--size", "64", "--json"]) == 0
+    assert lgd(["summary", "p3d_tiny", "--size", "64", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["params"]["LGD projections"] == 0 and data["gflops"] > 0

@@ -13,11 +13,14 @@ import pytest
 import torch
 import yaml
 
-from lgd_tutorial import train as T
+from lgd_tutorial import training
+from lgd_tutorial.builders import lr_at, model_from_checkpoint
+from lgd_tutorial.checkpoint import CheckpointError, checkpoints_in, load_checkpoint, newest_good_checkpoint
+from lgd_tutorial.cli import main as lgd
 from lgd_tutorial.config import CONFIG_DIR, ConfigError, from_dict, load_config
 from lgd_tutorial.data import synthetic
-from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
-from lgd_tutorial.evaluate import main as evaluate_main
+from lgd_tutorial.distributed import ShardedSampler
+from lgd_tutorial.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +83,21 @@ def test_learning_rate_schedule():
     cfg = from_dict({"optim": {"epochs": 10, "lr": 0.1, "lr_batch": 16, "warmup_epochs": 1},
                      "data": {"batch_size": 8}})
     steps = 10
-    lrs = [T.lr_at(s, steps, cfg, world=2) for s in range(100)]          # global batch 16: base 0.1
+    lrs = [lr_at(s, steps, cfg, world=2) for s in range(100)]          # global batch 16: base 0.1
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert max(lrs) == pytest.approx(0.1, rel=1e-3) and lrs[-1] < 1e-3
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))               # cosine decays
-    assert T.lr_at(0, steps, cfg, world=4) == pytest.approx(0.02)         # linear scaling with the batch
+    assert lr_at(0, steps, cfg, world=4) == pytest.approx(0.02)         # linear scaling with the batch
     cfg = from_dict({"optim": {"schedule": "step", "milestones": [3, 6], "warmup_epochs": 0, "lr": 0.1,
                                "lr_batch": 16}, "data": {"batch_size": 16}})
-    assert [round(T.lr_at(e * 10, 10, cfg, 1), 6) for e in (0, 3, 6)] == [0.1, 0.01, 0.001]
+    assert [round(lr_at(e * 10, 10, cfg, 1), 6) for e in (0, 3, 6)] == [0.1, 0.01, 0.001]
 
 
 def test_sampler_shards_and_resumes():
-    parts = [T.ShardedSampler(10, True, 1, r, 3) for r in range(3)]
+    parts = [ShardedSampler(10, True, 1, r, 3) for r in range(3)]
     seen = sorted(i for p in parts for i in p)
     assert len(seen) == 12 and set(seen) == set(range(10))             # padded to 12, covers everything
-    one = T.ShardedSampler(10, True, 1)
+    one = ShardedSampler(10, True, 1)
     full = list(one)
     one.set_epoch(0, start=4)
     assert list(one) == full[4:]
@@ -108,7 +111,7 @@ def test_teaching_model_overfits_a_handful_of_clips(synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "run", data={"scale": [32, 32]},
                           optim={"epochs": 24, "lr": 0.02, "warmup_epochs": 1, "weight_decay": 0.0},
                           run={"eval_every": 0}))
-    result = T.train(cfg)
+    result = training.train(cfg)
     assert result["status"] == "done"
     assert result["train"]["acc1"] == 1.0 and result["train"]["loss"] < 0.2, result
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
@@ -117,7 +120,7 @@ def test_teaching_model_overfits_a_handful_of_clips(synth, tmp_path):
     assert (metrics["clips_per_s"] > 0).all() and metrics["data_wait_frac"].between(0, 1).all()
 
 
-class StopAt(T.Trainer):
+class StopAt(training.Trainer):
     """A trainer that receives a pre-emption signal at a given step."""
 
     stop_at = 3
@@ -129,14 +132,14 @@ class StopAt(T.Trainer):
 
 
 def test_exact_resume_after_preemption(synth, tmp_path):
-    straight = T.Trainer(from_dict(small(synth, tmp_path / "a", model={"dropout": 0.3})))
+    straight = training.Trainer(from_dict(small(synth, tmp_path / "a", model={"dropout": 0.3})))
     straight.fit()
     cfg = from_dict(small(synth, tmp_path / "b", model={"dropout": 0.3}))
     first = StopAt(cfg)
     result = first.fit()
     assert result["status"] == "preempted" and result["signal"] == "SIGUSR1"
     assert first.global_step == 3 and first.step_in_epoch == 1           # inside the second epoch
-    second = T.Trainer(cfg)
+    second = training.Trainer(cfg)
     second.fit()
     assert second.global_step == straight.global_step == 4
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
@@ -163,7 +166,7 @@ def test_a_process_killed_mid_epoch_resumes_with_the_same_per_step_losses(synth,
     for name in ("straight", "killed"):
         configs[name] = tmp_path / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(small(synth, tmp_path / name, **settings)))
-    command = [sys.executable, "-m", "lgd_tutorial.train", "--config"]
+    command = [sys.executable, "-m", "lgd_tutorial", "train", "--config"]
     subprocess.run(command + [str(configs["straight"])], env=run_env(), check=True, capture_output=True, timeout=300)
     proc = subprocess.Popen(command + [str(configs["killed"])], env=run_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -179,8 +182,8 @@ def test_a_process_killed_mid_epoch_resumes_with_the_same_per_step_losses(synth,
     straight, resumed = train_losses(tmp_path / "straight"), train_losses(tmp_path / "killed")
     assert sorted(resumed) == sorted(straight) == list(range(1, 9))
     assert resumed == straight
-    a = T.load_checkpoint(T.checkpoints_in(tmp_path / "straight")[0])
-    b = T.load_checkpoint(T.checkpoints_in(tmp_path / "killed")[0])
+    a = load_checkpoint(checkpoints_in(tmp_path / "straight")[0])
+    b = load_checkpoint(checkpoints_in(tmp_path / "killed")[0])
     assert a["global_step"] == b["global_step"] == 8
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
@@ -188,25 +191,25 @@ def test_a_process_killed_mid_epoch_resumes_with_the_same_per_step_losses(synth,
 
 def test_corrupt_checkpoint_falls_back_to_the_previous(synth, tmp_path, caplog):
     cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
-    T.Trainer(cfg).fit()
-    ckpts = T.checkpoints_in(tmp_path / "r")
+    training.Trainer(cfg).fit()
+    ckpts = checkpoints_in(tmp_path / "r")
     assert [p.name for p in ckpts] == ["step_00000004.pt", "step_00000003.pt", "step_00000002.pt"]
     data = ckpts[0].read_bytes()
     ckpts[0].write_bytes(data[: len(data) // 2])                       # truncated
-    with pytest.raises(T.CheckpointError, match="step_00000004.pt"):
-        T.load_checkpoint(ckpts[0])
-    path, state = T.newest_good_checkpoint(tmp_path / "r")
+    with pytest.raises(CheckpointError, match="step_00000004.pt"):
+        load_checkpoint(ckpts[0])
+    path, state = newest_good_checkpoint(tmp_path / "r")
     assert path == ckpts[1] and state["global_step"] == 3
     assert "step_00000004.pt" in caplog.text
-    assert not list((tmp_path / "r").glob(".*.tmp"))                   # atomic writes leave nothing behind
+    assert not list((tmp_path / "r").glob(".*tmp*"))                   # atomic writes leave nothing behind
 
 
 def test_evaluation_multi_view(synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "e", optim={"epochs": 1}))
-    T.Trainer(cfg).fit()
+    training.Trainer(cfg).fit()
     model, loaded = model_from_checkpoint(tmp_path / "e" / "best.pt")
     assert loaded.model.arch == "lgd3d_tiny"
-    code = evaluate_main(["--checkpoint", str(tmp_path / "e" / "best.pt"), "--clips", "2", "--crops", "3",
+    code = lgd(["evaluate", "--checkpoint", str(tmp_path / "e" / "best.pt"), "--clips", "2", "--crops", "3",
                           "--out", str(tmp_path / "eval")])
     assert code == 0
     pred = pd.read_csv(tmp_path / "eval" / "predictions.csv")
@@ -222,15 +225,15 @@ def test_evaluation_multi_view(synth, tmp_path):
     result = evaluate(model, ds)
     assert result.views_per_video == 6 and result.videos == 4
     assert result.video_acc1 == pytest.approx(pred["correct"].mean())
-    assert evaluate_main(["--checkpoint", str(tmp_path / "nothing.pt")]) == 2
+    assert lgd(["evaluate", "--checkpoint", str(tmp_path / "nothing.pt")]) == 2
 
 
 def test_fine_tuning_options(synth, tmp_path):
-    T.Trainer(from_dict(small(synth, tmp_path / "src", optim={"epochs": 1}))).fit()
+    training.Trainer(from_dict(small(synth, tmp_path / "src", optim={"epochs": 1}))).fit()
     cfg = from_dict(small(synth, tmp_path / "ft", model={"num_classes": 4, "init_from": str(tmp_path / "src" / "best.pt"),
                                                          "new_classifier": True},
                           optim={"epochs": 1, "freeze_bn": True, "backbone_lr_mult": 0.1}))
-    trainer = T.Trainer(cfg)
+    trainer = training.Trainer(cfg)
     bn = trainer.model.stem.modules() if hasattr(trainer.model, "stem") else trainer.model.modules()
     norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     before = [m.running_mean.clone() for m in norms]
@@ -242,7 +245,7 @@ def test_fine_tuning_options(synth, tmp_path):
 
 
 def test_cli_rejects_bad_config(tmp_path, capsys):
-    assert T.main(["--config", "tiny_synthetic_cpu", "optim.epochs=zero"]) == 2
+    assert lgd(["train", "--config", "tiny_synthetic_cpu", "optim.epochs=zero"]) == 2
     assert "optim.epochs" in capsys.readouterr().err
 
 
@@ -263,7 +266,7 @@ def run_env():
 def test_sigterm_writes_a_checkpoint_and_the_run_continues(synth, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(small(synth, tmp_path / "run", optim={"epochs": 30})))
-    cmd = [sys.executable, "-m", "lgd_tutorial.train", "--config", str(config)]
+    cmd = [sys.executable, "-m", "lgd_tutorial", "train", "--config", str(config)]
     proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = tmp_path / "run" / "metrics.csv"
     deadline = time.time() + 120
@@ -271,13 +274,13 @@ def test_sigterm_writes_a_checkpoint_and_the_run_continues(synth, tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == T.PREEMPTED, out
+    assert proc.returncode == training.PREEMPTED, out
     assert "SIGTERM received" in out
-    state = T.load_checkpoint(T.checkpoints_in(tmp_path / "run")[0])
+    state = load_checkpoint(checkpoints_in(tmp_path / "run")[0])
     assert 0 < state["global_step"] < 60
     resumed = subprocess.run(cmd + ["optim.epochs=30"], env=run_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed from" in resumed.stderr and "step 60" in resumed.stdout
+    assert "resumed from" in resumed.stderr and "step 60" in resumed.stdout
 
 
 @pytest.mark.slow
@@ -290,21 +293,21 @@ def test_two_gloo_processes_match_one_process(synth, tmp_path):
         k: v for k, v in common.items() if k != "data"})))
     two = tmp_path / "two.yaml"
     two.write_text(yaml.safe_dump(small(synth, tmp_path / "two", data={"batch_size": 2}, **common)))
-    subprocess.run([sys.executable, "-m", "lgd_tutorial.train", "--config", str(one)], env=run_env(),
+    subprocess.run([sys.executable, "-m", "lgd_tutorial", "train", "--config", str(one)], env=run_env(),
                    check=True, capture_output=True, timeout=300)
     port = free_port()
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                                "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "lgd-test",
-                               "-m", "lgd_tutorial.train", "--config", str(two)],
+                               "-m", "lgd_tutorial", "train", "--config", str(two)],
                               env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
               for _ in range(2)]
     outs = [n.communicate(timeout=400)[0] for n in nodes]
     for n, out in zip(nodes, outs):
         assert n.returncode == 0, out
         assert "terminate called" not in out
-    a = T.load_checkpoint(T.checkpoints_in(tmp_path / "one")[0])
-    b = T.load_checkpoint(T.checkpoints_in(tmp_path / "two")[0])
+    a = load_checkpoint(checkpoints_in(tmp_path / "one")[0])
+    b = load_checkpoint(checkpoints_in(tmp_path / "two")[0])
     assert a["global_step"] == b["global_step"] == 4 and b["world"] == 2
     worst = max(float((a["model"][k].float() - b["model"][k].float()).abs().max()) for k in a["model"])
     # Same data and the same mean gradient, summed in a different order: float32 rounding only.
@@ -332,6 +335,6 @@ def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(sy
     done = subprocess.run(["bash", str(script), "run.log_every=2"], env=env, capture_output=True, text=True,
                           timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
-    state = T.load_checkpoint(T.checkpoints_in(tmp_path / "run")[0])
+    state = load_checkpoint(checkpoints_in(tmp_path / "run")[0])
     assert state["world"] == 2 and state["epoch"] == 1
     assert state["config"]["run"]["log_every"] == 2

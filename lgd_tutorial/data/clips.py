@@ -28,7 +28,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -198,23 +197,3 @@ class FailureReport:
 
     def reset(self) -> None:
         self.failed.clear()
-
-
-def manifest_from_folder(root, split: str, classes: list[str] | None = None) -> pd.DataFrame:
-    """A manifest for ``root/split/label/*.mp4`` without an annotation CSV (label = folder name)."""
-    from .kinetics import folder_key
-    base = Path(root) / split
-    rows = []
-    folders = sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
-    if classes is None:
-        classes = folders
-    by_key = {folder_key(c): i for i, c in enumerate(classes)}
-    for folder in folders:
-        idx = by_key.get(folder_key(folder))
-        if idx is None:
-            raise ValueError(f"{base / folder}: folder name matches no class")
-        for f in sorted((base / folder).iterdir()):
-            rows.append({"youtube_id": f.stem, "time_start": 0, "time_end": 0, "label": classes[idx],
-                         "label_index": idx, "split": split, "path": f.relative_to(root).as_posix(),
-                         "status": "present" if f.is_file() and f.stat().st_size else "unreadable", "reason": ""})
-    return pd.DataFrame(rows)

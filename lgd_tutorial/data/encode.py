@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from ..utils import atomic_path
 
 
 def write_video(path, frames: np.ndarray, fps: float = 25, codec: str = "libx264",
@@ -28,62 +29,60 @@ def write_video(path, frames: np.ndarray, fps: float = 25, codec: str = "libx264
     if codec in ("libx264", "h264", "libx265") and (h % 2 or w % 2):
         raise ValueError(f"{codec} needs even frame sizes, got {w}x{h}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     rate = Fraction(fps).limit_denominator(1001)
     opts = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
     if bframes is not None:
         opts["bf"] = str(bframes)
     opts.update(options or {})
-    try:
-        with av.open(str(tmp), mode="w", format="mp4" if path.suffix == ".mp4" else None) as out:
-            stream = out.add_stream(codec, rate=rate, options=opts)
-            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-            if color_range == "pc":
-                stream.codec_context.color_range = 2          # AVCOL_RANGE_JPEG: full range
-            if rotation:
-                stream.set_display_rotation(rotation)
-            small = None
-            if extra_stream:
-                small = out.add_stream(codec, rate=rate, options=opts)
-                small.width, small.height, small.pix_fmt = max(2, w // 4 // 2 * 2), max(2, h // 4 // 2 * 2), "yuv420p"
-            sound = None
-            if audio:
-                sound = out.add_stream("aac", rate=22050)
-                sound.layout = "mono"
-            for i, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                if color_range == "pc":
-                    frame.color_range = 2
-                for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                    out.mux(packet)
-                if small is not None:
-                    f2 = frame.reformat(width=small.width, height=small.height, format="yuv420p")
-                    f2.pts = i
-                    for packet in small.encode(f2):
-                        out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-            if small is not None:
-                for packet in small.encode():
-                    out.mux(packet)
-            if sound is not None:
-                samples = int(22050 * t / float(rate))
-                chunk = 1024
-                for start in range(0, samples, chunk):
-                    n = min(chunk, samples - start)
-                    af = av.AudioFrame.from_ndarray(np.zeros((1, n), np.float32), format="fltp", layout="mono")
-                    af.sample_rate = 22050
-                    af.pts = start
-                    for packet in sound.encode(af):
-                        out.mux(packet)
-                for packet in sound.encode():
-                    out.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4" if path.suffix == ".mp4" else None) as out:
+        stream = out.add_stream(codec, rate=rate, options=opts)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if color_range == "pc":
+            stream.codec_context.color_range = 2          # AVCOL_RANGE_JPEG: full range
+        if rotation:
+            stream.set_display_rotation(rotation)
+        small = None
+        if extra_stream:
+            small = out.add_stream(codec, rate=rate, options=opts)
+            small.width, small.height, small.pix_fmt = max(2, w // 4 // 2 * 2), max(2, h // 4 // 2 * 2), "yuv420p"
+        sound = None
+        if audio:
+            sound = out.add_stream("aac", rate=22050)
+            sound.layout = "mono"
+        _encode_frames(out, stream, small, frames, pix_fmt, color_range)
+        if sound is not None:
+            _encode_silence(out, sound, int(22050 * t / float(rate)))
     return path
+
+
+def _encode_frames(out, stream, small, frames: np.ndarray, pix_fmt: str, color_range: str | None) -> None:
+    """Every frame into ``stream`` (and, scaled down, into the second stream ``small``), then flush both."""
+    import av
+
+    for i, image in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if color_range == "pc":
+            frame.color_range = 2
+        out.mux(stream.encode(frame.reformat(format=pix_fmt)))
+        if small is not None:
+            f2 = frame.reformat(width=small.width, height=small.height, format="yuv420p")
+            f2.pts = i
+            out.mux(small.encode(f2))
+    out.mux(stream.encode())
+    if small is not None:
+        out.mux(small.encode())
+
+
+def _encode_silence(out, sound, samples: int, rate: int = 22050, chunk: int = 1024) -> None:
+    """``samples`` zero samples into the mono audio stream ``sound``, then flush it."""
+    import av
+
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, n), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        out.mux(sound.encode(frame))
+    out.mux(sound.encode())
 
 
 def pattern_frames(num_frames: int = 16, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:

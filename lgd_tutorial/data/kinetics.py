@@ -29,8 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO_DATA = Path(os.environ.get("LGD_DATA_DIR", Path(__file__).resolve().parents[2] / "data"))
-KINETICS_DIR = REPO_DATA / "kinetics"
+from ..utils import atomic_path
+
+RESOURCES = Path(__file__).resolve().parent / "resources"       # package data: installed with the package
+CLASS_LISTS = RESOURCES / "kinetics"                              # kinetics{400,600,700}_classes.txt
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 MANIFEST_COLUMNS = ["youtube_id", "time_start", "time_end", "label", "label_index", "split",
                     "path", "status", "reason"]
@@ -72,12 +74,12 @@ def mmaction_folder(label: str) -> str:
 # --------------------------------------------------------------------------- class lists
 
 def class_list_path(name: str) -> Path:
-    """``kinetics400`` / ``kinetics600`` / ``kinetics700`` -> the class list file under data/kinetics/."""
+    """``kinetics400`` / ``kinetics600`` / ``kinetics700`` -> the class list file shipped with the package."""
     digits = re.sub(r"\D", "", name)
-    path = KINETICS_DIR / f"kinetics{digits}_classes.txt"
+    path = CLASS_LISTS / f"kinetics{digits}_classes.txt"
     if not digits or not path.exists():
         raise ValueError(f"unknown class list {name!r}; have: "
-                         f"{sorted(p.name for p in KINETICS_DIR.glob('*_classes.txt'))}")
+                         f"{sorted(p.name for p in CLASS_LISTS.glob('*_classes.txt'))}")
     return path
 
 
@@ -141,16 +143,13 @@ def read_annotations(path, split: str | None = None) -> pd.DataFrame:
 def write_annotations(frame: pd.DataFrame, path) -> Path:
     """Write annotations in the official format (labels quoted when they contain spaces, as K400 does)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     cols = ["label", "youtube_id", "time_start", "time_end", "split"]
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         w.writerow(cols)
         for r in frame[cols].itertuples(index=False):
             label = r.label if isinstance(r.label, str) else ""
             w.writerow([label, r.youtube_id, int(r.time_start), int(r.time_end), r.split])
-    os.replace(tmp, path)
     return path
 
 
@@ -281,10 +280,8 @@ def file_status(path: Path, check: str = "exists", backend: str = "auto") -> tup
 
 def save_manifest(manifest: pd.DataFrame, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    manifest.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        manifest.to_csv(tmp, index=False)
     return path
 
 

@@ -13,7 +13,6 @@ never overwritten.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -29,17 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .kinetics import (AnnotationError, build_manifest, clip_filename, file_status, find_videos,
-                       load_classes, parse_clip_filename, read_annotations, save_manifest,
-                       summarize_manifest)
+from ..utils import atomic_path
+from ..utils import progress as progress_bar
+from .kinetics import (build_manifest, file_status, parse_clip_filename, read_annotations, save_manifest)
 
 CVDF_BASE = "https://s3.amazonaws.com/kinetics"
 VERSIONS = {"400": "400", "600": "600", "700": "700_2020"}
-
-
-def _tqdm(iterable=None, **kw):
-    from tqdm.auto import tqdm
-    return tqdm(iterable, **kw)
 
 
 # --------------------------------------------------------------------------- validate
@@ -77,8 +71,8 @@ def validate(annotations, root, classes=None, out=None, workers: int = 2, backen
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
             results = pool.map(_check_one, jobs, chunksize=4) if pool else map(_check_one, jobs)
-            for rel, status, reason in (_tqdm(results, total=len(jobs), desc="validate", unit="video")
-                                        if progress else results):
+            for rel, status, reason in progress_bar(results, progress, total=len(jobs), desc="validate",
+                                                    unit="video"):
                 done[rel] = (status, reason)
                 log.write(json.dumps({"path": rel, "status": status, "reason": reason}) + "\n")
                 log.flush()
@@ -106,21 +100,23 @@ def resize_one(src: Path, dst: Path, short_side: int = 320, crf: int = 23) -> st
         return "kept"
     if src.resolve() == dst.resolve():
         raise ValueError(f"refusing to overwrite the source {src}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp{dst.suffix}")
     s = int(short_side)
     scale = f"scale='if(gt(iw,ih),-2,{s})':'if(gt(iw,ih),{s},-2)'"
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-vf", scale, "-an",
-           "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-           "-threads", "1", "-movflags", "+faststart", str(tmp)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return "failed: " + (proc.stderr.strip().splitlines() or ["ffmpeg error"])[-1]
-        os.replace(tmp, dst)
-        return "resized"
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(dst) as tmp:
+            cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-vf", scale, "-an",
+                   "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+                   "-threads", "1", "-movflags", "+faststart", str(tmp)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise _EncodeFailed((proc.stderr.strip().splitlines() or ["ffmpeg error"])[-1])
+    except _EncodeFailed as e:
+        return f"failed: {e}"
+    return "resized"
+
+
+class _EncodeFailed(RuntimeError):
+    pass
 
 
 def resize(src, dst, short_side: int = 320, workers: int = 2, progress: bool = True) -> dict[str, int]:
@@ -136,8 +132,8 @@ def resize(src, dst, short_side: int = 320, workers: int = 2, progress: bool = T
     failures = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = pool.map(lambda j: resize_one(j[0], j[1], short_side), jobs)
-        for (srcfile, _), status in zip(jobs, _tqdm(results, total=len(jobs), desc="resize", unit="video")
-                                        if progress else results):
+        bar = progress_bar(results, progress, total=len(jobs), desc="resize", unit="video")
+        for (srcfile, _), status in zip(jobs, bar):
             word = status.split(":")[0]
             counts[word] = counts.get(word, 0) + 1
             if word == "failed":
@@ -153,6 +149,42 @@ class DownloadError(RuntimeError):
     pass
 
 
+def _transfer(url: str, part: Path, have: int, total: int | None, chunk: int, timeout: float) -> int | None:
+    """One request: append to ``part`` from byte ``have`` on (or rewrite it when the server ignores the
+    range). Returns the file's total size as the server reports it (``total`` when it says nothing)."""
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if have and response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {have}-"):
+                raise DownloadError(f"{url}: server sent range {content_range!r}, asked for {have}-")
+            total = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else total
+            mode = "ab"
+        else:                                     # 200: the whole file (no range support)
+            length = response.headers.get("Content-Length")
+            total = int(length) if length else total
+            mode = "wb"
+        with open(part, mode) as f:
+            for block in iter(lambda: response.read(chunk), b""):
+                f.write(block)
+    return total
+
+
+def _verify(url: str, part: Path, total: int | None, md5: str | None) -> None:
+    """Size against the server's total, then the MD5; a wrong MD5 removes the partial file."""
+    have = part.stat().st_size
+    if total is not None and have != total:
+        raise DownloadError(f"{url}: got {have} bytes, expected {total}")
+    if md5:
+        digest = hashlib.md5()
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != md5.lower():
+            part.unlink()
+            raise DownloadError(f"{url}: MD5 {digest.hexdigest()} does not match {md5}; the partial file was removed")
+
+
 def fetch(url: str, dest: Path, expected_size: int | None = None, md5: str | None = None,
           retries: int = 5, chunk: int = 1 << 20, timeout: float = 60) -> Path:
     """Download ``url`` to ``dest`` with resume (HTTP Range) and verification.
@@ -166,31 +198,13 @@ def fetch(url: str, dest: Path, expected_size: int | None = None, md5: str | Non
         return dest
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    total = expected_size
-    last_error = None
+    total, last_error = expected_size, None
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
         if total is not None and have == total:
             break
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                if have and response.status == 206:
-                    content_range = response.headers.get("Content-Range", "")
-                    if not content_range.startswith(f"bytes {have}-"):
-                        raise DownloadError(f"{url}: server sent range {content_range!r}, asked for {have}-")
-                    total = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else total
-                    mode = "ab"
-                else:                                     # 200: the whole file (no range support)
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length else total
-                    mode = "wb"
-                with open(part, mode) as f:
-                    while True:
-                        block = response.read(chunk)
-                        if not block:
-                            break
-                        f.write(block)
+            total = _transfer(url, part, have, total, chunk, timeout)
             have = part.stat().st_size
             if total is None or have == total:
                 break
@@ -207,17 +221,7 @@ def fetch(url: str, dest: Path, expected_size: int | None = None, md5: str | Non
     else:
         raise DownloadError(f"{url}: gave up after {retries + 1} attempts; {have} bytes kept in {part} "
                             f"for the next run ({last_error})")
-    have = part.stat().st_size
-    if total is not None and have != total:
-        raise DownloadError(f"{url}: got {have} bytes, expected {total}")
-    if md5:
-        digest = hashlib.md5()
-        with open(part, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != md5.lower():
-            part.unlink()
-            raise DownloadError(f"{url}: MD5 {digest.hexdigest()} does not match {md5}; the partial file was removed")
+    _verify(url, part, total, md5)
     os.replace(part, dest)
     return dest
 
@@ -289,7 +293,7 @@ def download(version: str, split: str, root, base_url: str = CVDF_BASE, annotati
               for r in frame.itertuples(index=False) if isinstance(r.label, str)}
     counts = {"archives": 0, "videos": 0}
     entries = read_url_list(list_file.read_text(encoding="utf-8"))
-    for url, md5 in (_tqdm(entries, desc=f"k{version} {split}", unit="archive") if progress else entries):
+    for url, md5 in progress_bar(entries, progress, desc=f"k{version} {split}", unit="archive"):
         name = Path(urllib.request.url2pathname(url.rsplit("/", 1)[-1]))
         done_marker = downloads / f"{name}.done"
         if done_marker.exists():
@@ -305,70 +309,3 @@ def download(version: str, split: str, root, base_url: str = CVDF_BASE, annotati
         done_marker.write_text("ok\n")
         counts["archives"] += 1
     return counts
-
-
-# --------------------------------------------------------------------------- command line
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd prepare", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="step", required=True)
-
-    p = sub.add_parser("validate", help="decode-check every annotated clip; write the manifest")
-    p.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
-    p.add_argument("--root", required=True, help="dataset root")
-    p.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
-    p.add_argument("--out", default=None, help="manifest CSV (default ROOT/manifest.csv)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
-
-    p = sub.add_parser("resize", help="re-encode videos to a short side (resumable)")
-    p.add_argument("--src", required=True)
-    p.add_argument("--dst", required=True)
-    p.add_argument("--short-side", type=int, default=320)
-    p.add_argument("--workers", type=int, default=2)
-
-    p = sub.add_parser("download", help="fetch, verify, extract and sort the CVDF archives (resumable)")
-    p.add_argument("--version", default="400", choices=sorted(VERSIONS))
-    p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--root", required=True)
-    p.add_argument("--base-url", default=CVDF_BASE)
-    p.add_argument("--annotations", default=None)
-    p.add_argument("--keep-archives", action="store_true")
-
-    p = sub.add_parser("subset", help="N classes x M clips per class from an official CSV")
-    p.add_argument("--annotations", required=True)
-    p.add_argument("--classes", type=int, default=50)
-    p.add_argument("--clips", type=int, default=40, help="clips per class")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--choose", default="even", choices=["even", "random"])
-    p.add_argument("--names", default=None, help="a file of class names (one per line) instead of --classes")
-    p.add_argument("--name", default=None, help="subset name (default: from the CSV and sizes)")
-    p.add_argument("--out", default=None, help="folder (default data/subsets/NAME)")
-
-    args = parser.parse_args(argv)
-    try:
-        if args.step == "validate":
-            classes = load_classes(args.classes) if args.classes else None
-            manifest = validate(args.annotations, args.root, classes, args.out, args.workers, args.backend)
-            print(summarize_manifest(manifest))
-            bad = manifest[manifest["status"] != "present"]
-            for r in bad.head(20).itertuples():
-                print(f"  {r.status}: {r.path} {r.reason}")
-        elif args.step == "resize":
-            print(resize(args.src, args.dst, args.short_side, args.workers))
-        elif args.step == "download":
-            print(download(args.version, args.split, args.root, args.base_url, args.annotations, args.keep_archives))
-        else:
-            from .subsets import SubsetSpec, write_subset
-            names = None
-            if args.names:
-                names = [l.strip() for l in Path(args.names).read_text().splitlines() if l.strip()]
-            name = args.name or f"{Path(args.annotations).stem}_{len(names) if names else args.classes}x{args.clips}"
-            spec = SubsetSpec(name, str(args.annotations), len(names) if names else args.classes, args.clips,
-                              args.seed, "names" if names else args.choose, names or [])
-            out = write_subset(spec, args.out)
-            print(f"subset {name}: {len(pd.read_csv(out / 'annotations.csv'))} clips -> {out}")
-    except (AnnotationError, DownloadError, ValueError, FileNotFoundError) as e:
-        print(f"lgd prepare {args.step}: error: {e}", file=sys.stderr)
-        return 2
-    return 0

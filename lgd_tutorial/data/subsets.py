@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .kinetics import REPO_DATA, AnnotationError, read_annotations, write_annotations
+from .kinetics import RESOURCES, AnnotationError, read_annotations, write_annotations
 
-SUBSETS_DIR = REPO_DATA / "subsets"
+SUBSETS_DIR = RESOURCES / "subsets"          # the subset definitions shipped with the package
 
 
 @dataclass
@@ -70,7 +70,7 @@ def make_subset(annotations: pd.DataFrame, num_classes: int, clips_per_class: in
 
 def write_subset(spec: SubsetSpec, out_dir=None) -> Path:
     """Build the subset a spec describes; write ``annotations.csv``, ``classes.txt`` and ``subset.json``."""
-    out_dir = Path(out_dir) if out_dir else SUBSETS_DIR / spec.name
+    out_dir = Path(out_dir) if out_dir else Path("data") / "subsets" / spec.name
     annotations = read_annotations(spec.source)
     subset = make_subset(annotations, spec.num_classes, spec.clips_per_class, spec.seed, spec.choose,
                          spec.classes or None)

@@ -39,9 +39,7 @@ Why a purely local network struggles:
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -92,6 +90,40 @@ def geometry(size: int, band: int | None = None, object_size: int | None = None,
     return {"band": band, "object_size": obj, "gap": gap, "margin": margin, "room": room}
 
 
+def _object_path(name: str, rng: np.random.Generator, near: float, far: float, room: float,
+                 frames: int) -> list[tuple[float, float | None]]:
+    """(distance from the beacon edge, position along it or None for "wherever") per frame, for class ``name``."""
+    travel = room * rng.uniform(0.6, 1.0)
+    steps = max(1, frames - 1)
+    if name == "approach beacon":
+        d0 = rng.uniform(near + travel, far)
+        return [(d0 - travel * t / steps, None) for t in range(frames)]
+    if name == "leave beacon":
+        d0 = rng.uniform(near, far - travel)
+        return [(d0 + travel * t / steps, None) for t in range(frames)]
+    if name == "pass beacon":
+        d = rng.uniform(near, far)
+        a0 = rng.uniform(near, far - travel)
+        forward = rng.random() < 0.5
+        return [(d, a0 + travel * (t / steps if forward else 1 - t / steps)) for t in range(frames)]
+    return [(rng.uniform(near, far), None)] * frames
+
+
+def _beacon_slice(side: str, band: int, size: int) -> tuple[slice, ...]:
+    """The pixels the beacon covers on an image (H, W, 3)."""
+    return {"left": (slice(None), slice(0, band)), "right": (slice(None), slice(size - band, size)),
+            "top": (slice(0, band),), "bottom": (slice(size - band, size),)}[side]
+
+
+def _corner(side: str, distance: float, along: float, size: int, obj: int) -> tuple[int, int]:
+    """The object's top-left (y, x) at ``distance`` from the beacon's edge and ``along`` it."""
+    if side in ("left", "right"):
+        y, x = along, (distance if side == "left" else size - distance - obj)
+    else:
+        y, x = (distance if side == "top" else size - distance - obj), along
+    return int(round(y)), int(round(x))
+
+
 def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 24, with_info: bool = False,
            band: int | None = None, object_size: int | None = None, gap: int | None = None):
     """Frames (T, size, size, 3) uint8 of one video of class ``label`` (an index into CLASSES).
@@ -112,23 +144,8 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
 
     # The object's path in (distance from the beacon edge, position along it), both
     # inside [margin, margin + room]: the same square for every side.
-    near, far = margin, margin + room
-    travel = room * rng.uniform(0.6, 1.0)
-    steps = max(1, frames - 1)
-    if name == "approach beacon":
-        d0 = rng.uniform(near + travel, far)
-        path = [(d0 - travel * t / steps, None) for t in range(frames)]
-    elif name == "leave beacon":
-        d0 = rng.uniform(near, far - travel)
-        path = [(d0 + travel * t / steps, None) for t in range(frames)]
-    elif name == "pass beacon":
-        d = rng.uniform(near, far)
-        a0 = rng.uniform(near, far - travel)
-        forward = rng.random() < 0.5
-        path = [(d, a0 + travel * (t / steps if forward else 1 - t / steps)) for t in range(frames)]
-    else:
-        path = [(rng.uniform(near, far), None)] * frames
-    along = rng.uniform(near, far)
+    path = _object_path(name, rng, margin, margin + room, room, frames)
+    along = rng.uniform(margin, margin + room)
 
     low, high = band, size - band - obj // 2 - 2                   # clear of a beacon on any side
     distractors = [(rng.uniform(low, high), rng.uniform(low, high), int(rng.integers(len(PALETTE))))
@@ -137,26 +154,12 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
     track = []
     for t in range(frames):
         img = background.copy()
-        if side == "left":
-            img[:, :band] = PALETTE[beacon_colour]
-        elif side == "right":
-            img[:, size - band:] = PALETTE[beacon_colour]
-        elif side == "top":
-            img[:band] = PALETTE[beacon_colour]
-        else:
-            img[size - band:] = PALETTE[beacon_colour]
+        img[_beacon_slice(side, band, size)] = PALETTE[beacon_colour]
         for y, x, c in distractors:                                 # still, flickering in brightness
             y2, x2 = int(y), int(x)
             img[y2: y2 + obj // 2 + 2, x2: x2 + obj // 2 + 2] = PALETTE[c] * rng.uniform(0.7, 1.0)
         d, a = path[t]
-        a = along if a is None else a
-        if side in ("left", "right"):
-            x = d if side == "left" else size - d - obj
-            y = a
-        else:
-            y = d if side == "top" else size - d - obj
-            x = a
-        y, x = int(round(y)), int(round(x))
+        y, x = _corner(side, d, along if a is None else a, size, obj)
         track.append((y, x))
         img[y: y + obj, x: x + obj] = PALETTE[object_colour]
         img += rng.normal(0, 6, img.shape).astype(np.float32)          # sensor noise
@@ -246,22 +249,3 @@ def _progress(iterable, total: int, enabled: bool):
         return iterable
     from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc="synthetic videos", unit="video")
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd data synth", description="Write the synthetic LGD dataset (mp4 + CSVs).")
-    parser.add_argument("out", help="output folder, e.g. data/synthetic")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--videos-per-class", type=int, default=DEFAULTS["videos_per_class"])
-    parser.add_argument("--val-per-class", type=int, default=DEFAULTS["val_per_class"])
-    parser.add_argument("--size", type=int, default=DEFAULTS["size"])
-    parser.add_argument("--frames", type=int, default=DEFAULTS["frames"])
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    out = generate(args.out, args.seed, args.videos_per_class, args.val_per_class, args.size, args.frames,
-                   workers=args.workers)
-    size = sum(p.stat().st_size for p in out.rglob("*.mp4"))
-    count = sum(1 for _ in out.rglob("*.mp4"))
-    print(f"{count} videos, {size / 1e6:.1f} MB, in {time.perf_counter() - t0:.1f} s -> {out}")
-    return 0

@@ -21,6 +21,7 @@ from torch import Tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TEST_CROPS = (1, 3)                      # views per clip at test time: a centre crop, or three along the long side
 
 
 def to_tensor(frames: np.ndarray) -> Tensor:
@@ -118,32 +119,31 @@ class HorizontalFlip:
 
 
 class CenterCrop:
+    """One size x size crop at the centre (a clip smaller than the crop is padded first)."""
+
     def __init__(self, size: int):
         self.size = size
+
+    def boxes(self, h: int, w: int) -> list[tuple[int, int]]:
+        """The (top, left) corner of every crop of an h x w frame."""
+        return [((h - self.size) // 2, (w - self.size) // 2)]
 
     def __call__(self, clip: Tensor, rng=None) -> Tensor:
         _check(clip)
         clip = _pad_to(clip, self.size)
-        h, w = clip.shape[-2:]
-        return crop(clip, (h - self.size) // 2, (w - self.size) // 2, self.size, self.size)
+        s = self.size
+        views = [crop(clip, top, left, s, s) for top, left in self.boxes(*clip.shape[-2:])]
+        return views[0] if len(views) == 1 else torch.stack(views)
 
 
-class ThreeCrop:
+class ThreeCrop(CenterCrop):
     """Three size x size crops along the long side (start, centre, end): (3, C, T, size, size)."""
 
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, clip: Tensor, rng=None) -> Tensor:
-        _check(clip)
-        clip = _pad_to(clip, self.size)
-        h, w = clip.shape[-2:]
+    def boxes(self, h: int, w: int) -> list[tuple[int, int]]:
         s = self.size
         if w >= h:
-            boxes = [((h - s) // 2, left) for left in (0, (w - s) // 2, w - s)]
-        else:
-            boxes = [(top, (w - s) // 2) for top in (0, (h - s) // 2, h - s)]
-        return torch.stack([crop(clip, t, l, s, s) for t, l in boxes])
+            return [((h - s) // 2, left) for left in (0, (w - s) // 2, w - s)]
+        return [(top, (w - s) // 2) for top in (0, (h - s) // 2, h - s)]
 
 
 class Normalize:
@@ -184,8 +184,8 @@ def train_transform(crop_size: int = 112, scale=(128, 160), resized_crop: bool =
 def test_transform(crop_size: int = 112, short_side: int = 128, crops: int = 1,
                    normalize: bool = True) -> Compose:
     """Fixed short side, then a centre crop (crops=1) or three crops (crops=3: a views dimension)."""
-    if crops not in (1, 3):
-        raise ValueError(f"crops must be 1 or 3, got {crops}")
+    if crops not in TEST_CROPS:
+        raise ValueError(f"crops must be one of {TEST_CROPS}, got {crops}")
     steps = [ShortSideScale(short_side), CenterCrop(crop_size) if crops == 1 else ThreeCrop(crop_size)]
     if normalize:
         steps.append(Normalize())

@@ -215,7 +215,6 @@ class DecordVideo(Video):
     backend = "decord"
 
     def __init__(self, path, short_side: int | None = None, info: VideoInfo | None = None):
-        import decord
         path = Path(path)
         info = info or probe(path)
         super().__init__(path, short_side, info)

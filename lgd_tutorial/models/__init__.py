@@ -10,7 +10,8 @@ from .classifier import KernelizedClassifier
 from .inflate import inflate_from_2d
 from .lgd import DIFFUSIONS, LGD2D, LGD3D, LGDBlock, LGDNet
 from .pretrained import PretrainedError, list_pretrained, load_pretrained
-from .registry import build_model, list_models
+from .registry import ModelInfo, build_model, diffusion_pairs, list_models, model_info
 
 __all__ = ["DIFFUSIONS", "KernelizedClassifier", "LGD2D", "LGD3D", "LGDBlock", "LGDNet",
-           "PretrainedError", "build_model", "inflate_from_2d", "list_models", "list_pretrained", "load_pretrained"]
+           "ModelInfo", "PretrainedError", "build_model", "diffusion_pairs", "inflate_from_2d", "list_models",
+           "list_pretrained", "load_pretrained", "model_info"]

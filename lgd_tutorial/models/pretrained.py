@@ -10,13 +10,14 @@ not match its manifest entry is refused by name.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..utils import atomic_path
 from .registry import build_model
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
@@ -50,12 +51,6 @@ def list_pretrained(folder: Path | None = None) -> list[str]:
     return sorted(read_manifest(folder))
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_pretrained(model: nn.Module, folder: Path, name: str, info: dict) -> Path:
     """Save ``model`` as ``folder/name.pt`` and record it in the folder's manifest.
 
@@ -70,7 +65,8 @@ def save_pretrained(model: nn.Module, folder: Path, name: str, info: dict) -> Pa
         raise ValueError(f"info for {name!r} lacks {sorted(missing)}")
     path = folder / f"{name}.pt"
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    _write_atomic(path, lambda tmp: torch.save({"model": state}, tmp))
+    with atomic_path(path) as tmp:
+        torch.save({"model": state}, tmp)
     build_args = {"diffusion": model.diffusion, "dropout": model.classifier.dropout.p,
                   "kernel": model.classifier.kernel,
                   "pooled_global_head": model.diffusion == "none" and model.classifier.global_head is not None}
@@ -78,7 +74,8 @@ def save_pretrained(model: nn.Module, folder: Path, name: str, info: dict) -> Pa
              "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest = read_manifest(folder)
     manifest[name] = entry
-    _write_atomic(folder / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n"))
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -1,28 +1,63 @@
-"""Registered models: ``build_model(name, num_classes, **overrides)`` and ``list_models()``.
+"""Registered models: ``build_model(name, num_classes, **overrides)``, ``list_models()`` and ``model_info(name)``.
 
-One small constructor per variant. The teaching models (``*_tiny``) are
-ResNet-18-shaped with a quarter of the width and one block per stage; their
-stem strides 2 frames (not 4) so an 8-frame clip keeps 4 temporal positions.
+One small constructor per variant, each registered with what the rest of the
+package needs to know about it (``ModelInfo``): its default clip size, the
+input normalisation, the same backbone without diffusion, where its
+classifier lives. Nothing else in the package guesses these from a name.
+
+The teaching models (``*_tiny``) are ResNet-18-shaped with a quarter of the
+width and one block per stage; their stem strides 2 frames (not 4) so an
+8-frame clip keeps 4 temporal positions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .lgd import LGD2D, LGD3D
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 R50, R101 = (3, 4, 6, 3), (3, 4, 23, 3)
 TINY = dict(block="basic", layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_channels=16,
             temporal_stride=2)
 
 
-def register(name: str):
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model expects and how it relates to the others.
+
+    ``frames`` x ``size`` x ``size`` is the clip it is built for; ``mean`` /
+    ``std`` normalise RGB in [0, 1]; ``plain`` names the same backbone without
+    diffusion (None for a network that is already plain); ``classifier`` is the
+    attribute holding the classifier (the head a fine-tune replaces).
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    frames: int = 16
+    size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    plain: str | None = None
+    classifier: str = "classifier"
+
+    @property
+    def description(self) -> str:
+        return (self.builder.__doc__ or "").strip().splitlines()[0] if self.builder.__doc__ else ""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(name: str, **info):
+    """Register a constructor ``fn(num_classes, **overrides)`` under ``name``; a name may be registered once."""
     def wrap(fn):
-        _REGISTRY[name] = fn
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
+        _REGISTRY[name] = ModelInfo(name, fn, **info)
         return fn
     return wrap
 
@@ -32,16 +67,26 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
-    """Build a registered model; ``overrides`` (diffusion, kernel, dropout, ...) go to its constructor."""
+def model_info(name: str) -> ModelInfo:
+    """The ``ModelInfo`` of a registered model; ValueError listing the names for an unknown one."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    model = _REGISTRY[name](num_classes, **overrides)
+    return _REGISTRY[name]
+
+
+def diffusion_pairs() -> list[tuple[str, str]]:
+    """(LGD model, the same backbone without diffusion) for every registered pair."""
+    return [(name, info.plain) for name, info in sorted(_REGISTRY.items()) if info.plain]
+
+
+def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
+    """Build a registered model; ``overrides`` (diffusion, kernel, dropout, ...) go to its constructor."""
+    model = model_info(name).builder(num_classes, **overrides)
     model.arch = name
     return model
 
 
-@register("lgd3d_r50")
+@register("lgd3d_r50", plain="p3d_r50")
 def lgd3d_r50(num_classes: int, **kw) -> LGD3D:
     """LGD-3D on a P3D ResNet-50 (16 LGD blocks)."""
     return LGD3D("bottleneck", R50, num_classes, **kw)
@@ -66,20 +111,20 @@ def lgd2d_r50(num_classes: int, **kw) -> LGD2D:
     return LGD2D("bottleneck", R50, num_classes, **kw)
 
 
-@register("lgd3d_tiny")
+@register("lgd3d_tiny", frames=8, size=112, plain="p3d_tiny")
 def lgd3d_tiny(num_classes: int, **kw) -> LGD3D:
     """Teaching LGD-3D: trains on a 2-core CPU in minutes at 8x112x112 or smaller."""
     return LGD3D(num_classes=num_classes, **{**TINY, **kw})
 
 
-@register("p3d_tiny")
+@register("p3d_tiny", frames=8, size=112)
 def p3d_tiny(num_classes: int, **kw) -> LGD3D:
     """The teaching model without diffusion."""
     kw.setdefault("diffusion", "none")
     return LGD3D(num_classes=num_classes, **{**TINY, **kw})
 
 
-@register("lgd2d_tiny")
+@register("lgd2d_tiny", frames=8, size=112)
 def lgd2d_tiny(num_classes: int, **kw) -> LGD2D:
     """Teaching LGD-2D (reconstruction)."""
     return LGD2D(num_classes=num_classes, **{**TINY, "temporal_stride": 1, **kw})

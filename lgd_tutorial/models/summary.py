@@ -6,15 +6,13 @@ counts a multiply-add as 2 FLOPs; papers often quote multiply-adds (= FLOPs / 2)
 
 from __future__ import annotations
 
-import argparse
-import json
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .classifier import KernelizedClassifier
-from .registry import build_model, list_models
+from .registry import build_model
 
 PARTS = ("backbone convs", "temporal convs", "batch norm", "LGD projections", "classifier")
 
@@ -86,36 +84,3 @@ def format_summary(summary: dict) -> str:
     lines.append(f"  {'total':<16} {params['total'] / 1e6:9.3f} M")
     lines.append(f"  FLOPs            {summary['gflops']:9.2f} G  ({summary['gflops'] / 2:.2f} G multiply-adds)")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd summary",
-                                     description="Parameters per part and FLOPs of a registered model.")
-    parser.add_argument("model", nargs="?", help=f"one of: {', '.join(list_models())}")
-    parser.add_argument("--all", action="store_true", help="summarise every registered model")
-    parser.add_argument("--frames", type=int, default=None, help="clip length T (default: 16, 8 for *_tiny)")
-    parser.add_argument("--size", type=int, default=None, help="crop size (default: 224, 112 for *_tiny)")
-    parser.add_argument("--num-classes", type=int, default=400)
-    parser.add_argument("--diffusion", default=None, help="override the diffusion setting")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    if args.all == bool(args.model):
-        parser.error("name one MODEL or pass --all")
-    names = list_models() if args.all else [args.model]
-    if args.model and args.model not in list_models():
-        parser.error(f"unknown model {args.model!r}; choose from: {', '.join(list_models())}")
-    overrides = {"diffusion": args.diffusion} if args.diffusion else {}
-    results = []
-    for name in names:
-        tiny = name.endswith("_tiny")
-        frames = args.frames or (8 if tiny else 16)
-        size = args.size or (112 if tiny else 224)
-        try:
-            results.append(summarize(name, frames, size, args.num_classes, **overrides))
-        except ValueError as error:
-            parser.error(str(error))
-    if args.json:
-        print(json.dumps(results if args.all else results[0], indent=2))
-    else:
-        print("\n\n".join(format_summary(r) for r in results))
-    return 0

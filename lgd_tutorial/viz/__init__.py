@@ -8,12 +8,10 @@ fields, probes, path cuts), ``study`` (their figures and the study's),
 so ``import lgd_tutorial.viz`` (and ``lgd viz --help``) stays cheap.
 """
 
-from __future__ import annotations
+from ..utils import lazy_exports
 
-import importlib
-
-_EXPORTS = {
-    "taps": ["TapRecord", "TapRecorder", "collect_taps", "evaluating", "lgd_blocks", "resolve_block",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "taps": ["TapRecord", "TapRecorder", "collect_taps", "detach_taps", "lgd_blocks", "resolve_block",
              "tap_layers"],
     "diffusion": ["AblationResult", "DiffusionMaps", "ablate_global_path", "cut_global_path", "diffusion_maps",
                   "global_cosine", "global_to_local_ratio"],
@@ -32,19 +30,4 @@ _EXPORTS = {
                "object_features", "receptive_field_reach", "swap_beacon"],
     "study": ["plot_counterfactual", "plot_effective_fields", "plot_probes", "plot_study"],
     "spreading": ["evidence_on_the_square", "one_region_clips", "train_on_one_region_clips"],
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+})

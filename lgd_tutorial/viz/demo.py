@@ -28,13 +28,13 @@ needed for maps that mean more.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .evidence import IMAGENET_MEAN, IMAGENET_STD, clip_to_frames
+from ..data.transforms import Normalize
+from .evidence import clip_to_frames
 
 DEMO_FILES = ("diffusion_grid_demo.png", "gradcam_strip_demo.png")
 
@@ -52,8 +52,7 @@ def synthetic_clip(frames: int = 8, size: int = 64, seed: int = 0) -> torch.Tens
         top = size // 2 - side // 2
         video[t, top:top + side, left:left + side] = (0.95, 0.85, 0.2)
     clip = torch.from_numpy(video).permute(3, 0, 1, 2)
-    clip = (clip - torch.tensor(IMAGENET_MEAN)[:, None, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None, None]
-    return clip[None]
+    return Normalize()(clip)[None]
 
 
 def render_demo(out, frames: int = 8, size: int = 64, seed: int = 0, num_classes: int = 5) -> list[Path]:
@@ -81,7 +80,7 @@ def render_demo(out, frames: int = 8, size: int = 64, seed: int = 0, num_classes
 VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip.png")
 
 
-def _study_clip(info: dict, number: int):
+def study_clip(info: dict, number: int):
     """(uint8 frames, beacon side, strip width, object track, object size) of validation clip ``number`` of the
     study that made ``info``."""
     from ..data import synthetic
@@ -92,8 +91,8 @@ def _study_clip(info: dict, number: int):
     return frames, side, settings.band + synthetic.CAMERA_JITTER, track, settings.object_size
 
 
-def _checkpoint_clip(cfg, number: int):
-    """A synthetic clip at a training checkpoint's clip size (default layout), as ``_study_clip`` returns it."""
+def checkpoint_clip(cfg, number: int):
+    """A synthetic clip at a training checkpoint's clip size (default layout), as ``study_clip`` returns it."""
     from ..data import synthetic
 
     size, count = cfg.data.crop_size, cfg.data.num_frames
@@ -131,47 +130,3 @@ def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, t
                           title=f"{title}: Grad-CAM, last block, clip-level weights and normalisation")
     paths.append(save_figure(strip, out / VIZ_FILES[2]))
     return paths
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lgd viz", description=__doc__.split("\n\n")[0].strip("`"))
-    parser.add_argument("--demo", action="store_true",
-                        help="render the demo figures for a randomly initialised lgd3d_tiny on a synthetic clip")
-    parser.add_argument("--pretrained", default="lgd3d_tiny_beacon_both",
-                        help="shipped teaching checkpoint to draw (default: %(default)s; see list_pretrained())")
-    parser.add_argument("--plain", default="lgd3d_tiny_beacon_none",
-                        help="shipped checkpoint to compare with in the counterfactual ('' for none)")
-    parser.add_argument("--checkpoint", help="draw a checkpoint written by lgd train instead")
-    parser.add_argument("--clip", type=int, default=0, help="which validation clip of the study (default 0)")
-    parser.add_argument("--out", default="runs/viz", help="output folder (default: runs/viz)")
-    parser.add_argument("--frames", type=int, default=8, help="frames of the demo clip (default 8)")
-    parser.add_argument("--size", type=int, default=64, help="height and width of the demo clip (default 64)")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.demo:
-        paths = render_demo(args.out, args.frames, args.size, args.seed)
-    elif args.checkpoint:
-        from ..evaluate import model_from_checkpoint
-
-        model, cfg = model_from_checkpoint(args.checkpoint)
-        paths = render_models(args.out, {Path(args.checkpoint).name: model}, *_checkpoint_clip(cfg, args.clip),
-                              title=cfg.model.arch)
-    else:
-        from ..models import PretrainedError, load_pretrained
-
-        try:
-            model, info = load_pretrained(args.pretrained)
-            models = {args.pretrained: model}
-            if args.plain:
-                models[args.plain] = load_pretrained(args.plain)[0]
-        except PretrainedError as e:
-            parser.error(str(e))
-        paths = render_models(args.out, models, *_study_clip(info, args.clip), title=args.pretrained)
-    for path in paths:
-        print(f"wrote {path}")
-    return 0

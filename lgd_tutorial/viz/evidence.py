@@ -12,10 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .taps import collect_taps
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def class_evidence(model: nn.Module, clip: Tensor, classes=None) -> tuple[Tensor, Tensor]:

@@ -10,7 +10,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from .diffusion import diffusion_maps

@@ -34,7 +34,7 @@ import torch
 
 from lgd_tutorial.config import load_config
 from lgd_tutorial.data.clips import ClipDataset
-from lgd_tutorial.data.kinetics import KINETICS_DIR, load_manifest, read_annotations, summarize_manifest
+from lgd_tutorial.data.kinetics import KINETICS_DIR, read_annotations, summarize_manifest
 from lgd_tutorial.data.prepare import validate
 from lgd_tutorial.data.subsets import SUBSETS_DIR, load_spec, make_subset
 from lgd_tutorial.data.transforms import test_transform

@@ -372,17 +372,17 @@ check_workers_needed(workers_needed)
 # %% [markdown]
 # ## 6.4 Data-parallel training with `torchrun`
 #
-# `lgd_tutorial.train` is one script for every scale. Started by `torchrun`, which sets `RANK`, `WORLD_SIZE`,
+# `lgd train` (the module `lgd_tutorial.training`) is one script for every scale. Started by `torchrun`, which sets `RANK`, `WORLD_SIZE`,
 # `LOCAL_RANK` and the rendezvous address in each worker's environment, it joins a process group, wraps the
 # model in `DistributedDataParallel` (NCCL on GPUs, gloo on CPUs), gives each process its own shard of every
 # epoch and lets rank 0 alone log and write checkpoints. Gradients are averaged over processes in every
 # backward pass, so N processes with B clips each take the same step as one process with N x B clips.
 #
 # ```bash
-# torchrun --standalone --nproc-per-node 8 -m lgd_tutorial.train --config k400_full          # one node, 8 GPUs
+# torchrun --standalone --nproc-per-node 8 -m lgd_tutorial train --config k400_full          # one node, 8 GPUs
 # # many nodes: the same command on every node, with one rendezvous address
 # torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HEAD:29500 --rdzv-id lgd \
-#          -m lgd_tutorial.train --config k400_full
+#          -m lgd_tutorial train --config k400_full
 # ```
 #
 # The learning rate in a recipe is given for `optim.lr_batch` clips and scaled linearly with the global batch
@@ -424,13 +424,13 @@ synthetic.generate(WORK / "synthetic", seed=6, videos_per_class=4, val_per_class
 
 def torchrun(*overrides, nproc=NPROC) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "lgd_tutorial.train", "--config", "tiny_synthetic_cpu", *SMALL, *overrides]
-    print("$ torchrun --standalone --nproc-per-node", nproc, "-m lgd_tutorial.train --config tiny_synthetic_cpu",
+               "-m", "lgd_tutorial", "train", "--config", "tiny_synthetic_cpu", *SMALL, *overrides]
+    print("$ torchrun --standalone --nproc-per-node", nproc, "-m lgd_tutorial train --config tiny_synthetic_cpu",
           " ".join(overrides), "...")
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     lines = [line for line in (done.stdout + done.stderr).splitlines()
-             if line.startswith(("epoch", "done", "INFO lgd_tutorial.train: resumed"))]
+             if line.startswith(("epoch", "done", "INFO lgd_tutorial.training: resumed"))]
     print("\n".join(lines), f"\n(exit status {done.returncode}, {time.perf_counter() - start:.0f} s)")
     if "done:" not in done.stdout:
         raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
@@ -496,7 +496,7 @@ print(sbatch.read_text())
 
 # %%
 PREEMPT_DIR = WORK / "preempt"
-command = [sys.executable, "-m", "lgd_tutorial.train", "--config", "tiny_synthetic_cpu", *SMALL,
+command = [sys.executable, "-m", "lgd_tutorial", "train", "--config", "tiny_synthetic_cpu", *SMALL,
            "optim.epochs=12", "data.batch_size=8", f"run.out_dir={PREEMPT_DIR}"]
 job = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 log_file = PREEMPT_DIR / "metrics.csv"

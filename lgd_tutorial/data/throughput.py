@@ -10,7 +10,6 @@ training rate R clips/s = R / (per-worker clips/s), rounded up.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import tempfile
@@ -99,18 +98,3 @@ def run(smoke: bool = False, target: float = 100.0, out: str | None = None, repe
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)
     return table
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd data bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="seconds-long run at tiny sizes")
-    parser.add_argument("--target", type=float, default=100.0, help="training rate to feed, clips/s")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="runs/bench/data.csv")
-    args = parser.parse_args(argv)
-    table = run(args.smoke, args.target, args.out, args.repeats)
-    with pd.option_context("display.width", 120, "display.float_format", "{:.1f}".format):
-        print(table.to_string(index=False))
-    print(f"16-frame clips (stride 2) decoded at short side 128, cropped to 112; "
-          f"workers_for_target = ceil({args.target:g} clips/s / rate). CSV: {args.out}")
-    return 0

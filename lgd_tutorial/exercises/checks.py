@@ -10,7 +10,7 @@ in plain words what differs: which shape, which diffusion, which term.
     check_lgd_block(MyLGDBlock)          # or a class with LGDBlock's constructor
 
 The instructor's side (``lgd exercises build`` and ``grade``) is in
-``lgd_tutorial.grading``.
+``lgd_tutorial.exercises.grading``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .models import lgd, p3d
-from .models.inflate import _inflate_kernel
+from ..models import lgd, p3d
+from ..models.inflate import _inflate_kernel
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
@@ -439,7 +439,7 @@ def check_workers_needed(workers_needed) -> bool:
 def check_scaled_lr(scaled_lr) -> bool:
     """``scaled_lr(base_lr, lr_batch, batch_per_process, processes, accumulate)``: the linear scaling rule.
 
-    The same rule as ``lgd_tutorial.train.lr_at``: base_lr x (batch x processes x accumulate) / lr_batch.
+    The same rule as ``lgd_tutorial.builders.lr_at``: base_lr x (batch x processes x accumulate) / lr_batch.
     """
     cases = [(0.04, 256, 16, 4, 2), (0.04, 256, 16, 32, 1), (0.05, 16, 16, 1, 1), (0.1, 64, 8, 2, 3)]
     for base, lr_batch, batch, processes, accumulate in cases:
@@ -464,8 +464,8 @@ def check_scaled_lr(scaled_lr) -> bool:
 
 
 def _taps_for_ratio_check():
-    from .models import build_model
-    from .viz.taps import collect_taps
+    from ..models import build_model
+    from ..viz.taps import collect_taps
 
     torch.manual_seed(0)
     model = build_model("lgd3d_tiny", num_classes=3).eval()
@@ -481,7 +481,7 @@ def check_global_to_local_ratio(ratio_map) -> bool:
     ``block_taps`` is one entry of ``collect_taps(model, clip).blocks``, a ``BlockTaps`` (attributes
     ``local``, ``residual``, ``global_to_local``, ...). The norms are taken over the channels.
     """
-    from .viz.diffusion import global_to_local_ratio
+    from ..viz.diffusion import global_to_local_ratio
 
     record = _taps_for_ratio_check()
     for taps in record.blocks:

@@ -10,9 +10,7 @@ confusion matrix; writes them with a predictions CSV to ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ConfigError, from_dict
+from .config import Config
 from .data.clips import ClipDataset
-from .data.transforms import test_transform
-from .models import build_model
-from .train import CheckpointError, load_checkpoint
+from .utils import progress as progress_bar
 
 
 @dataclass
@@ -44,14 +40,10 @@ class EvalResult:
                 f"video top-1 {self.video_acc1:.3f}, top-5 {self.video_acc5:.3f}")
 
 
-def model_from_checkpoint(path, device="cpu"):
-    """(model in eval mode, its Config) from a checkpoint written by ``lgd train``."""
-    state = load_checkpoint(path)
-    cfg = from_dict(state.get("config") or {})
-    m = cfg.model
-    model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg
+def class_names(cfg: Config) -> list[str] | None:
+    """The class names of a run's data (``classes.txt`` in its root), or None when there is no such file."""
+    path = Path(cfg.data.classes) if cfg.data.classes else Path(cfg.data.root) / "classes.txt"
+    return path.read_text().splitlines() if path.exists() else None
 
 
 @torch.no_grad()
@@ -62,9 +54,7 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     num_classes = None
     rows, clip_hits, clip_total, failed = [], 0, 0, []
-    if progress:
-        from tqdm.auto import tqdm
-        loader = tqdm(loader, desc="evaluate", unit="batch")
+    loader = progress_bar(loader, progress, desc="evaluate", unit="batch")
     for clips, labels, index, bad in loader:
         failed += [int(i) for i in bad.flatten() if i >= 0]
         if clips.dim() == 5:                       # one view per video
@@ -114,43 +104,3 @@ def save(result: EvalResult, out) -> Path:
          "videos": result.videos, "views_per_video": result.views_per_video, "failed_videos": result.failed},
         indent=2) + "\n")
     return out
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd evaluate", description="Multi-view evaluation of a checkpoint.")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--manifest", default=None, help="manifest CSV (default: the run's validation manifest)")
-    parser.add_argument("--root", default=None, help="dataset root (default: the manifest's folder)")
-    parser.add_argument("--clips", type=int, default=None, help="clips per video (default: data.test_clips)")
-    parser.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip")
-    parser.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
-    parser.add_argument("--out", default=None, help="folder for the CSVs (default: next to the checkpoint)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args(argv)
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    try:
-        model, cfg = model_from_checkpoint(args.checkpoint, device)
-        d = cfg.data
-        manifest = Path(args.manifest) if args.manifest else Path(d.root) / d.val_manifest
-        if not manifest.exists():
-            raise FileNotFoundError(f"no manifest {manifest}; pass --manifest")
-        dataset = ClipDataset(manifest, args.root, mode="tsn" if d.sampling == "tsn" else "test",
-                              num_frames=d.num_frames, stride=d.stride, num_clips=args.clips or d.test_clips,
-                              transform=test_transform(d.crop_size, d.test_short_side, args.crops or d.test_crops),
-                              backend=d.backend, short_side=d.decode_short_side or None, tsn_random=False)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"lgd evaluate: error: {e}", file=sys.stderr)
-        return 2
-    classes_file = Path(d.root) / "classes.txt"
-    names = classes_file.read_text().splitlines() if classes_file.exists() else None
-    result = evaluate(model, dataset, names, args.batch_size, device, progress=True)
-    out = save(result, args.out or Path(args.checkpoint).parent / "eval")
-    print(result.summary())
-    if result.failed:
-        print(f"{len(result.failed)} video(s) failed to decode and were replaced: {', '.join(result.failed)}")
-    print(f"written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

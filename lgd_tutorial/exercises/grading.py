@@ -17,17 +17,15 @@ that calls a ``lgd_tutorial.exercises`` check.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from .notebooks import execute_notebook, list_notebooks, strip_outputs
+from ..notebooks import execute_notebook, list_notebooks, strip_outputs
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 TAG_PREFIX = "exercise:"
@@ -157,9 +155,9 @@ def grade_notebook(path: str | Path, timeout: float = 300, expected: list[str] |
     return grades
 
 
-def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path | None = "grades.csv",
+def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path | None = "grades",
                  sources: str | Path | None = "notebooks", echo: bool = True) -> list[Grade]:
-    """Grade every ``*.ipynb`` under ``submissions`` (subfolders too); write the CSV to ``out``.
+    """Grade every ``*.ipynb`` under ``submissions`` (subfolders too); write ``grades.csv`` into the folder ``out``.
 
     A submission named like a source notebook is graded on the source's
     exercises, so deleted exercise cells still count as 0.
@@ -178,31 +176,9 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
             score, best = sum(g.score for g in result), sum(g.max for g in result)
             print(f"{label:<48} {score}/{best}", flush=True)
     if out is not None:
-        with open(out, "w", newline="") as handle:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with open(Path(out) / "grades.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_FIELDS)
             writer.writerows((g.notebook, g.exercise, g.score, g.max, g.reason) for g in grades)
     return grades
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lgd exercises",
-                                     description="Student versions of the notebooks, and grading of submissions.")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    build = sub.add_parser("build", help="write student versions (solutions stubbed, outputs stripped)")
-    build.add_argument("--sources", default="notebooks", help="folder of the source notebooks")
-    build.add_argument("--out", default="notebooks/exercises", help="folder for the student versions")
-    grade = sub.add_parser("grade", help="run every submitted notebook in isolation and write a CSV of scores")
-    grade.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
-    grade.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook (default 300)")
-    grade.add_argument("--out", default="grades.csv", help="CSV file: notebook, exercise, score, max, reason")
-    grade.add_argument("--sources", default="notebooks", help="source notebooks naming the expected exercises")
-    args = parser.parse_args(argv)
-    if args.action == "build":
-        build_exercises(args.sources, args.out)
-        return 0
-    if not Path(args.submissions).is_dir():
-        parser.error(f"no such folder: {args.submissions}")
-    grades = grade_folder(args.submissions, args.timeout, args.out, args.sources)
-    print(f"{sum(g.score for g in grades)}/{sum(g.max for g in grades)} points; wrote {args.out}", file=sys.stderr)
-    return 0

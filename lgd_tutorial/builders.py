@@ -1,0 +1,130 @@
+"""From a ``Config`` to the objects a run needs: model, datasets, optimizer and learning-rate schedule.
+
+``train``, ``evaluate``, ``bench``, ``predict`` and the notebooks build
+through these functions, so a recipe means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint
+from .config import Config, ConfigError, ModelConfig, from_dict
+from .data.clips import ClipDataset
+from .data.transforms import test_transform, train_transform
+from .models import build_model, inflate_from_2d, model_info
+
+log = logging.getLogger("lgd_tutorial.builders")
+
+
+def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
+    """The configured model; with ``load_weights``, ImageNet inflation and the starting checkpoint it names."""
+    model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout)
+    if not load_weights:
+        return model
+    if m.pretrained_2d:
+        stats = inflate_from_2d(model, m.pretrained_2d)
+        log.info("inflated ImageNet weights from %s: %s", m.pretrained_2d, stats)
+    if m.init_from:
+        head = model_info(m.arch).classifier + "."
+        state = load_checkpoint(m.init_from)["model"]
+        if m.new_classifier:
+            state = {k: v for k, v in state.items() if not k.startswith(head)}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        wrong = [k for k in missing if not (m.new_classifier and k.startswith(head))]
+        if wrong or unexpected:
+            raise ConfigError(f"model.init_from {m.init_from}: missing {wrong[:5]}, unexpected {unexpected[:5]}")
+    return model
+
+
+def model_from_checkpoint(path, device="cpu") -> tuple[nn.Module, Config]:
+    """(model in eval mode, its Config) from a checkpoint written by ``lgd train``."""
+    state = load_checkpoint(path)
+    cfg = from_dict(state.get("config") or {})
+    model = model_from_config(cfg.model, load_weights=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg
+
+
+def manifests(cfg: Config) -> tuple[Path, Path]:
+    """(train, validation) manifest paths for the configured data (the synthetic set is generated if needed)."""
+    d = cfg.data
+    root = Path(d.root)
+    if d.dataset == "synthetic":
+        from .data.synthetic import generate
+        generate(root, seed=d.synthetic_seed, videos_per_class=d.synthetic_videos_per_class,
+                 val_per_class=d.synthetic_val_per_class, progress=False)
+    elif d.dataset in ("ucf101", "hmdb51"):
+        from .data.transfer import split_manifests
+        return split_manifests(d.dataset, root, d.split_dir, d.split)
+    return root / d.train_manifest, root / d.val_manifest
+
+
+def eval_dataset(cfg: Config, manifest, root=None, clips: int = 1, crops: int = 1) -> ClipDataset:
+    """A test-mode dataset: ``clips`` evenly spaced clips x ``crops`` crops per video (fixed, no randomness).
+
+    ``root`` is the folder the manifest's paths are relative to (default: the manifest's own folder).
+    """
+    d = cfg.data
+    return ClipDataset(manifest, root, mode="tsn" if d.sampling == "tsn" else "test",
+                       num_frames=d.num_frames, stride=d.stride, num_clips=clips,
+                       transform=test_transform(d.crop_size, d.test_short_side, crops), backend=d.backend,
+                       strict=d.strict, short_side=d.decode_short_side or None, seed=cfg.run.seed, tsn_random=False)
+
+
+def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
+    """(train, validation) datasets; validation is None when its manifest does not exist."""
+    d = cfg.data
+    train_manifest, val_manifest = manifests(cfg)
+    train = ClipDataset(train_manifest, d.root, mode="tsn" if d.sampling == "tsn" else "train",
+                        num_frames=d.num_frames, stride=d.stride, backend=d.backend, strict=d.strict,
+                        transform=train_transform(d.crop_size, tuple(d.scale), d.resized_crop),
+                        short_side=d.decode_short_side or None, seed=cfg.run.seed)
+    val = eval_dataset(cfg, val_manifest, d.root) if val_manifest and Path(val_manifest).exists() else None
+    return train, val
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """BatchNorm layers keep their statistics and affine parameters (fine-tuning on little data)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """SGD with momentum and Nesterov; weight decay where the model says so; ``lr_mult`` per group.
+
+    The groups come from ``model.parameter_groups()``: the head keeps the
+    full learning rate, the rest is scaled by ``optim.backbone_lr_mult``.
+    """
+    o = cfg.optim
+    groups = [{"params": params, "weight_decay": o.weight_decay if decay else 0.0,
+               "lr_mult": 1.0 if head else o.backbone_lr_mult}
+              for (head, decay), params in sorted(model.parameter_groups().items())]
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)
+
+
+def lr_at(step: int, steps_per_epoch: int, cfg: Config, world: int) -> float:
+    """The learning rate at optimizer step ``step``: linear warm-up, then cosine or steps.
+
+    The base LR is given for ``optim.lr_batch`` clips and scaled linearly with
+    the global batch (clips per step over all processes and accumulation).
+    """
+    o = cfg.optim
+    global_batch = cfg.data.batch_size * world * o.accumulate
+    base = o.lr * global_batch / o.lr_batch
+    epoch = step / max(1, steps_per_epoch)
+    if o.warmup_epochs > 0 and epoch < o.warmup_epochs:
+        return base * (epoch + 1 / max(1, steps_per_epoch)) / o.warmup_epochs
+    if o.schedule == "cosine":
+        span = max(1e-8, o.epochs - o.warmup_epochs)
+        progress = min(1.0, (epoch - o.warmup_epochs) / span)
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    return base * o.gamma ** sum(epoch >= m for m in o.milestones)

@@ -1,0 +1,43 @@
+"""``lgd bench``: model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..utils import DEVICES
+
+HELP = "model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke", action="store_true", help="seconds-long run: 4x64 clips, one repeat, small matmul and data test")
+    p.add_argument("--models", nargs="+", default=None, help="registered models or torchvision peers (default: bench.MODELS)")
+    p.add_argument("--sizes", nargs="+", default=None, help="TxS clip sizes (default: 16x224 8x112)")
+    p.add_argument("--repeats", type=int, default=3, help="timed steps per model, after one warm-up")
+    p.add_argument("--batch-size", type=int, default=1, help="clips per step")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--skip-data", action="store_true", help="leave out the data-loader measurement")
+    p.add_argument("--out", default="runs/bench", help="folder for the CSV files")
+    p.add_argument("--figure", default="figures/bench_models.png", help="the plot ('' for none)")
+
+
+def run(args) -> int:
+    from ..bench import MODELS, SIZES, parse_size, report
+    from ..bench import run as measure
+    from ..utils import resolve_device
+    from . import fail
+
+    try:
+        for text in args.sizes or ():
+            parse_size(text)
+        device = resolve_device(args.device)
+    except ValueError as e:
+        return fail("bench", e)
+    tables = measure(models=args.models or MODELS, sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
+                     repeats=1 if args.smoke else args.repeats, batch=args.batch_size, device=device,
+                     threads=args.threads, smoke=args.smoke, data=not args.skip_data, out=args.out,
+                     figure=args.figure or None)
+    print(report(tables))
+    print(f"CSV files in {args.out}/" + (f"; plot: {args.figure}" if args.figure else ""))
+    return 0

@@ -1,0 +1,85 @@
+"""``lgd data``: the synthetic dataset, manifests and the data-loading benchmark."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "the synthetic dataset, manifests, data throughput (lgd data synth|manifest|bench)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = sub.add_parser("synth", help="write the synthetic dataset (mp4 + CSVs)")
+    s.add_argument("out", help="output folder, e.g. data/synthetic")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--videos-per-class", type=int, default=None, help="training videos per class (default: data.synthetic.DEFAULTS)")
+    s.add_argument("--val-per-class", type=int, default=None, help="validation videos per class (default: as above)")
+    s.add_argument("--size", type=int, default=None, help="frame height and width (default: as above)")
+    s.add_argument("--frames", type=int, default=None, help="frames per video (default: as above)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    s.set_defaults(run=synth)
+
+    m = sub.add_parser("manifest", help="list every annotated clip with its status (present, missing, unreadable)")
+    m.add_argument("--annotations", required=True, help="official CSV or a subset's annotations.csv")
+    m.add_argument("--root", required=True, help="dataset root")
+    m.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
+    m.add_argument("--out", required=True, help="folder for manifest.csv")
+    m.add_argument("--decode", action="store_true", help="also decode a frame of each (slow; see lgd prepare validate)")
+    m.set_defaults(run=manifest)
+
+    b = sub.add_parser("bench", help="decode and DataLoader throughput, and workers needed for a training rate")
+    b.add_argument("--smoke", action="store_true", help="seconds-long run at tiny sizes")
+    b.add_argument("--target", type=float, default=100.0, help="training rate to feed, clips/s")
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--out", default="runs/bench", help="folder for data.csv (default: runs/bench)")
+    b.set_defaults(run=bench)
+
+
+def synth(args) -> int:
+    import time
+
+    from ..data.synthetic import DEFAULTS, generate
+
+    t0 = time.perf_counter()
+    pick = lambda value, key: DEFAULTS[key] if value is None else value  # noqa: E731
+    out = generate(args.out, args.seed, pick(args.videos_per_class, "videos_per_class"),
+                   pick(args.val_per_class, "val_per_class"), pick(args.size, "size"), pick(args.frames, "frames"),
+                   workers=args.workers)
+    videos = list(out.rglob("*.mp4"))
+    print(f"{len(videos)} videos, {sum(p.stat().st_size for p in videos) / 1e6:.1f} MB, "
+          f"in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+def manifest(args) -> int:
+    from pathlib import Path
+
+    from ..data.kinetics import (AnnotationError, build_manifest, load_classes, read_annotations, save_manifest,
+                                 summarize_manifest)
+    from . import fail
+
+    try:
+        classes = load_classes(args.classes) if args.classes else None
+        table = build_manifest(read_annotations(args.annotations), args.root, classes,
+                               check="decode" if args.decode else "exists")
+    except (AnnotationError, ValueError, FileNotFoundError) as e:
+        return fail("data manifest", e)
+    path = save_manifest(table, Path(args.out) / "manifest.csv")
+    print(summarize_manifest(table), "->", path)
+    return 0
+
+
+def bench(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..data.throughput import run as measure
+
+    out = Path(args.out) / "data.csv"
+    table = measure(args.smoke, args.target, out, args.repeats)
+    with pd.option_context("display.width", 120, "display.float_format", "{:.1f}".format):
+        print(table.to_string(index=False))
+    print(f"16-frame clips (stride 2) decoded at short side 128, cropped to 112; "
+          f"workers_for_target = ceil({args.target:g} clips/s / rate). CSV: {out}")
+    return 0

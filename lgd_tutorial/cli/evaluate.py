@@ -1,0 +1,49 @@
+"""``lgd evaluate``: multi-clip x multi-crop evaluation of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..utils import DEVICES
+
+HELP = "multi-clip x multi-crop evaluation of a checkpoint"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--manifest", default=None, help="manifest CSV (default: the run's validation manifest)")
+    p.add_argument("--root", default=None, help="dataset root (default: the manifest's folder)")
+    p.add_argument("--clips", type=int, default=None, help="clips per video (default: data.test_clips)")
+    p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: data.test_crops)")
+    p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
+    p.add_argument("--out", default=None, help="folder for the CSVs (default: eval/ next to the checkpoint)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..builders import eval_dataset, model_from_checkpoint
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    from ..evaluation import class_names, evaluate, save
+    from ..utils import resolve_device
+    from . import fail
+
+    try:
+        device = resolve_device(args.device)
+        model, cfg = model_from_checkpoint(args.checkpoint, device)
+        d = cfg.data
+        manifest = Path(args.manifest) if args.manifest else Path(d.root) / d.val_manifest
+        if not manifest.exists():
+            raise FileNotFoundError(f"no manifest {manifest}; pass --manifest")
+        dataset = eval_dataset(cfg, manifest, args.root, args.clips or d.test_clips, args.crops or d.test_crops)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
+        return fail("evaluate", e)
+    result = evaluate(model, dataset, class_names(cfg), args.batch_size, device, progress=True)
+    out = save(result, args.out or Path(args.checkpoint).parent / "eval")
+    print(result.summary())
+    if result.failed:
+        print(f"{len(result.failed)} video(s) failed to decode and were replaced: {', '.join(result.failed)}")
+    print(f"written to {out}")
+    return 0

@@ -1,0 +1,43 @@
+"""``lgd exercises``: student versions of the notebooks, and grading of submissions."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "student versions of the notebooks and grading (lgd exercises build|grade)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = sub.add_parser("build", help="write student versions (solutions stubbed, outputs stripped)")
+    b.add_argument("--sources", default="notebooks", help="folder of the source notebooks")
+    b.add_argument("--out", default="notebooks/exercises", help="folder for the student versions")
+    b.set_defaults(run=build)
+    g = sub.add_parser("grade", help="run every submitted notebook in isolation and write a CSV of scores")
+    g.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
+    g.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook (default 300)")
+    g.add_argument("--out", default="grades", help="folder for grades.csv: notebook, exercise, score, max, reason")
+    g.add_argument("--sources", default="notebooks", help="source notebooks naming the expected exercises")
+    g.set_defaults(run=grade)
+
+
+def build(args) -> int:
+    from ..exercises.grading import build_exercises
+
+    build_exercises(args.sources, args.out)
+    return 0
+
+
+def grade(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from ..exercises.grading import grade_folder
+    from . import fail
+
+    if not Path(args.submissions).is_dir():
+        return fail("exercises grade", f"no such folder: {args.submissions}")
+    grades = grade_folder(args.submissions, args.timeout, args.out, args.sources)
+    print(f"{sum(g.score for g in grades)}/{sum(g.max for g in grades)} points; wrote {Path(args.out) / 'grades.csv'}",
+          file=sys.stderr)
+    return 0

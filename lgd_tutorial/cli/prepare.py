@@ -1,0 +1,111 @@
+"""``lgd prepare``: Kinetics at full scale (download, validate, resize, subset)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.video import BACKENDS
+
+HELP = "Kinetics at full scale: download, validate, resize, subset"
+
+KINETICS = ("400", "600", "700")                    # as data.prepare.VERSIONS (checked by a test)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = sub.add_parser("validate", help="decode-check every annotated clip; write the manifest")
+    v.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
+    v.add_argument("--root", required=True, help="dataset root")
+    v.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
+    v.add_argument("--out", default=None, help="folder for manifest.csv (default: ROOT)")
+    v.add_argument("--workers", type=int, default=2)
+    v.add_argument("--backend", default="auto", choices=BACKENDS)
+    v.set_defaults(run=validate)
+
+    r = sub.add_parser("resize", help="re-encode videos to a short side (resumable)")
+    r.add_argument("--src", required=True)
+    r.add_argument("--dst", required=True)
+    r.add_argument("--short-side", type=int, default=320)
+    r.add_argument("--workers", type=int, default=2)
+    r.set_defaults(run=resize)
+
+    d = sub.add_parser("download", help="fetch, verify, extract and sort the CVDF archives (resumable)")
+    d.add_argument("--version", default="400", choices=KINETICS)
+    d.add_argument("--split", default="val", choices=["train", "val", "test"])
+    d.add_argument("--root", required=True)
+    d.add_argument("--base-url", default=None, help="mirror of the CVDF lists (default: the CVDF's own)")
+    d.add_argument("--annotations", default=None)
+    d.add_argument("--keep-archives", action="store_true")
+    d.set_defaults(run=download)
+
+    s = sub.add_parser("subset", help="N classes x M clips per class from an official CSV")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--classes", type=int, default=50)
+    s.add_argument("--clips", type=int, default=40, help="clips per class")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--choose", default="even", choices=["even", "random"])
+    s.add_argument("--names", default=None, help="a file of class names (one per line) instead of --classes")
+    s.add_argument("--name", default=None, help="subset name (default: from the CSV and sizes)")
+    s.add_argument("--out", default=None, help="folder (default: data/subsets/NAME)")
+    s.set_defaults(run=subset)
+
+
+def _guarded(action: str, work) -> int:
+    from ..data.kinetics import AnnotationError
+    from ..data.prepare import DownloadError
+    from . import fail
+
+    try:
+        work()
+    except (AnnotationError, DownloadError, ValueError, FileNotFoundError) as e:
+        return fail(f"prepare {action}", e)
+    return 0
+
+
+def validate(args) -> int:
+    def work():
+        from pathlib import Path
+
+        from ..data.kinetics import load_classes, summarize_manifest
+        from ..data.prepare import validate as check
+
+        classes = load_classes(args.classes) if args.classes else None
+        out = Path(args.out) / "manifest.csv" if args.out else None
+        table = check(args.annotations, args.root, classes, out, args.workers, args.backend)
+        print(summarize_manifest(table))
+        for r in table[table["status"] != "present"].head(20).itertuples():
+            print(f"  {r.status}: {r.path} {r.reason}")
+    return _guarded("validate", work)
+
+
+def resize(args) -> int:
+    def work():
+        from ..data.prepare import resize as reencode
+        print(reencode(args.src, args.dst, args.short_side, args.workers))
+    return _guarded("resize", work)
+
+
+def download(args) -> int:
+    def work():
+        from ..data.prepare import CVDF_BASE, download as fetch_all
+        print(fetch_all(args.version, args.split, args.root, args.base_url or CVDF_BASE, args.annotations,
+                        args.keep_archives))
+    return _guarded("download", work)
+
+
+def subset(args) -> int:
+    def work():
+        from pathlib import Path
+
+        import pandas as pd
+
+        from ..data.subsets import SubsetSpec, write_subset
+
+        names = [l.strip() for l in Path(args.names).read_text().splitlines() if l.strip()] if args.names else None
+        count = len(names) if names else args.classes
+        name = args.name or f"{Path(args.annotations).stem}_{count}x{args.clips}"
+        spec = SubsetSpec(name, str(args.annotations), count, args.clips, args.seed,
+                          "names" if names else args.choose, names or [])
+        out = write_subset(spec, args.out)
+        print(f"subset {name}: {len(pd.read_csv(out / 'annotations.csv'))} clips -> {out}")
+    return _guarded("subset", work)

@@ -1,0 +1,56 @@
+"""``lgd viz``: render the visualisation figures (see ``lgd_tutorial.viz.demo``)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "render visualisation figures (counterfactual, cosine maps, Grad-CAM); --demo needs no data"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--demo", action="store_true",
+                   help="render the demo figures for a randomly initialised lgd3d_tiny on a synthetic clip")
+    p.add_argument("--pretrained", default="lgd3d_tiny_beacon_both",
+                   help="shipped teaching checkpoint to draw (default: %(default)s; see list_pretrained())")
+    p.add_argument("--plain", default="lgd3d_tiny_beacon_none",
+                   help="shipped checkpoint to compare with in the counterfactual ('' for none)")
+    p.add_argument("--checkpoint", help="draw a checkpoint written by lgd train instead")
+    p.add_argument("--clip", type=int, default=0, help="which validation clip of the study (default 0)")
+    p.add_argument("--out", default="runs/viz", help="output folder (default: runs/viz)")
+    p.add_argument("--frames", type=int, default=8, help="frames of the demo clip (default 8)")
+    p.add_argument("--size", type=int, default=64, help="height and width of the demo clip (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..viz import demo
+    from . import fail
+
+    if args.demo:
+        paths = demo.render_demo(args.out, args.frames, args.size, args.seed)
+    elif args.checkpoint:
+        from ..builders import model_from_checkpoint
+        from ..checkpoint import CheckpointError
+
+        try:
+            model, cfg = model_from_checkpoint(args.checkpoint)
+        except CheckpointError as e:
+            return fail("viz", e)
+        paths = demo.render_models(args.out, {Path(args.checkpoint).name: model},
+                                   *demo.checkpoint_clip(cfg, args.clip), title=cfg.model.arch)
+    else:
+        from ..models import PretrainedError, load_pretrained
+
+        try:
+            model, info = load_pretrained(args.pretrained)
+            models = {args.pretrained: model}
+            if args.plain:
+                models[args.plain] = load_pretrained(args.plain)[0]
+        except PretrainedError as e:
+            return fail("viz", e)
+        paths = demo.render_models(args.out, models, *demo.study_clip(info, args.clip), title=args.pretrained)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,32 @@
+"""``lgd workbook``: the main job, every notebook headless and in order."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "the main job: run every notebook headless, in order (--only PATTERN)"
+DESCRIPTION = ("Run every notebook of the workbook headless, in order; executed copies go to "
+               "notebooks/executed/, figures to figures/.")
+PROFILES = ("cpu", "gpu")               # as notebooks.PROFILES (checked by a test)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", metavar="PATTERN", help="run only notebooks whose file name contains PATTERN")
+    p.add_argument("--notebooks", default=None, help="folder of the notebooks (default: notebooks/ of the repository)")
+    p.add_argument("--out", default=None, help="folder for executed copies (default: notebooks/executed)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per notebook (default 900)")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help="recipe: cpu (small, synthetic) or gpu (default: gpu when a GPU is present)")
+    p.add_argument("--models", action="store_true", help="first print every registered model's summary")
+    p.add_argument("--num-classes", type=int, default=400, help="classes for --models (default 400)")
+
+
+def run(args) -> int:
+    from ..workbook import run_workbook
+    from . import fail
+
+    try:
+        return run_workbook(args.notebooks, args.only, args.out, args.timeout, args.profile, args.models,
+                            args.num_classes)
+    except FileNotFoundError as e:
+        return fail("workbook", e)

@@ -1,0 +1,81 @@
+"""What training and validation count: top-k hits, running sums over clips, and the metrics log.
+
+``metrics.csv`` in a run folder has one row per logged step (``split``
+"train") and per validation (``split`` "val"), with the columns
+``METRIC_FIELDS``; ``viz.plots.read_metrics`` reads it back.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from .distributed import Dist
+
+log = logging.getLogger("lgd_tutorial.metrics")
+METRIC_FIELDS = ["time", "epoch", "step", "global_step", "split", "loss", "acc1", "acc5", "lr",
+                 "clips_per_s", "data_wait_frac", "failed_videos"]
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
+    k = min(max(ks), logits.shape[1])
+    hits = logits.topk(k, dim=1).indices == labels[:, None]
+    return [int(hits[:, :min(kk, k)].any(1).sum()) for kk in ks]
+
+
+class Tally:
+    """Running sums over clips (loss, top-1, top-5, count) and the time spent waiting for data."""
+
+    def __init__(self):
+        self.loss, self.correct1, self.correct5, self.clips, self.wait = 0.0, 0, 0, 0, 0.0
+        self.start = time.perf_counter()
+
+    def add(self, loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        c1, c5 = topk_correct(logits.detach().float(), labels)
+        n = labels.shape[0]
+        self.loss, self.correct1, self.correct5, self.clips = self.loss + loss * n, self.correct1 + c1, \
+            self.correct5 + c5, self.clips + n
+
+    def summed(self, d: Dist, device) -> dict:
+        """Loss and accuracies over all processes, clips/s and the data-wait fraction of this one."""
+        loss, c1, c5, n = d.all_sum([self.loss, self.correct1, self.correct5, self.clips], device)
+        elapsed = max(1e-9, time.perf_counter() - self.start)
+        n_ = max(1, n)
+        return {"loss": loss / n_, "acc1": c1 / n_, "acc5": c5 / n_, "clips": n,
+                "clips_per_s": n / elapsed, "data_wait_frac": self.wait / elapsed}
+
+
+class MetricsLog:
+    """Appends rows to ``folder/metrics.csv`` (and to TensorBoard when asked); ``MetricsLog(None)`` writes nothing."""
+
+    def __init__(self, folder: Path | None, tensorboard: bool = False):
+        self.path = None if folder is None else Path(folder) / "metrics.csv"
+        self.tb = None
+        if folder is not None and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(Path(folder) / "tensorboard")
+            except ImportError:
+                log.warning("run.tensorboard: the tensorboard package is not installed; skipping")
+
+    def write(self, row: dict, step: int) -> None:
+        if self.path is None:
+            return
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        if self.tb is not None:
+            for k in ("loss", "acc1", "acc5", "lr", "clips_per_s", "data_wait_frac"):
+                if row.get(k) not in (None, ""):
+                    self.tb.add_scalar(f"{row['split']}/{k}", float(row[k]), step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
