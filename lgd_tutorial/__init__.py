@@ -21,9 +21,10 @@ __version__ = "0.1.0"
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "models": ["build_model", "list_models", "model_info", "list_pretrained", "load_pretrained"],
     "data.clips": ["ClipDataset"],
-    "config": ["Config", "ConfigError", "load_config"],
+    "config": ["CONFIG_DIR", "Config", "ConfigError", "load_config"],
     "training": ["Trainer", "train"],
     "evaluation": ["EvalResult", "evaluate"],
     "builders": ["build_datasets", "model_from_checkpoint", "model_from_config"],
     "checkpoint": ["CheckpointError", "checkpoints_in", "load_checkpoint"],
+    "study": ["StudySettings", "head_accuracy", "render_clip", "render_split", "run_study", "to_clips"],
 })

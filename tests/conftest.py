@@ -17,6 +17,34 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def synthetic_set(tmp_path_factory):
+    """A factory for small synthetic datasets (64 px, 16 frames, one validation video per class), each written
+    once per session: ``synthetic_set(seed=2, videos_per_class=2)`` returns the dataset's folder."""
+    from lgd_tutorial.data import synthetic
+
+    made = {}
+
+    def make(**settings):
+        settings = {"videos_per_class": 2, "val_per_class": 1, "size": 64, "frames": 16, "seed": 0, **settings}
+        key = tuple(sorted(settings.items()))
+        if key not in made:
+            made[key] = synthetic.generate(tmp_path_factory.mktemp("synth"), workers=1, progress=False, **settings)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _git_status() -> str | None:
     """``git status --porcelain`` of the checkout (tracked and untracked, ignored files excluded); None outside git."""
     try:

@@ -4,12 +4,9 @@ import math
 
 import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 from lgd_tutorial import bench
 from lgd_tutorial.cli import main as lgd
-from lgd_tutorial.models.p3d import pointwise_conv, spatial_conv, temporal_conv
 
 MODELS = ("lgd3d_tiny", "p3d_tiny", "r2plus1d_18")
 
@@ -62,24 +59,6 @@ def test_cli_smoke_prints_the_tables(tmp_path, capsys, monkeypatch):
                        "--figure", str(tmp_path / "plot.png")]) == 0
     out = capsys.readouterr().out
     assert "matmul peak" in out and "p3d_tiny" in out and (tmp_path / "models.csv").exists()
-
-
-@pytest.mark.parametrize("make, stride", [(spatial_conv, 1), (spatial_conv, 2), (temporal_conv, 1),
-                                          (temporal_conv, 2), (pointwise_conv, 1), (pointwise_conv, 2)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_p3d_convs_compute_exactly_what_conv3d_computes(make, stride, channels_last):
-    torch.manual_seed(0)
-    conv = make(6, 5, stride)
-    x = torch.randn(2, 6, 4, 9, 9, requires_grad=True)
-    if channels_last:
-        x = x.detach().contiguous(memory_format=torch.channels_last_3d).requires_grad_()
-    got = conv(x)
-    expected = nn.Conv3d.forward(conv, x)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    assert got.is_contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
-    grad = torch.randn_like(expected)
-    torch.testing.assert_close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0],
-                               rtol=1e-5, atol=1e-5)
 
 
 def test_a_malformed_clip_size_is_rejected_by_name(capsys):

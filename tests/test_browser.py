@@ -34,7 +34,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -170,12 +169,6 @@ def lab_settings(folder: Path) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -198,7 +191,7 @@ class Lab:
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path):
+def jupyter_lab(tmp_path, free_port):
     """JupyterLab from this venv on 127.0.0.1 over ``tmp_path/lab``; stopped (with its kernels) afterwards."""
     root_dir = tmp_path / "lab"
     root_dir.mkdir()
@@ -206,7 +199,7 @@ def jupyter_lab(tmp_path):
     if not jupyter.exists():
         pytest.fail(f"{jupyter} not found: JupyterLab is not installed in this environment", pytrace=False)
     token = secrets.token_hex(24)
-    port = free_port()
+    port = free_port
     figures = tmp_path / "figures"
     env = {**os.environ, "LGD_PROFILE": "cpu", "LGD_FIGURES_DIR": str(figures),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),

@@ -18,9 +18,8 @@ from lgd_tutorial.data.video import VideoDecodeError
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("synth"), seed=1, videos_per_class=3, val_per_class=1,
-                              size=64, frames=16, workers=1, progress=False)
+def synth(synthetic_set):
+    return synthetic_set(seed=1, videos_per_class=3)
 
 
 def test_samplers():

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from torch import nn
 
 from lgd_tutorial.models import DIFFUSIONS, build_model, list_models
 from lgd_tutorial.models.lgd import LGDBlock
+from lgd_tutorial.models.p3d import pointwise_conv, spatial_conv, temporal_conv
 
 LGD_PARAMETER_NAMES = ("local_to_global", "global_to_global", "global_to_local")
 
@@ -194,3 +196,55 @@ def test_taps_of_absent_paths_are_none_not_zeros(diffusion):
         assert (tap.global_ is None) == (diffusion == "none")
         if diffusion == "none":
             torch.testing.assert_close(tap.local, torch.relu(tap.residual))
+
+
+@pytest.mark.parametrize("make, stride", [(spatial_conv, 1), (spatial_conv, 2), (temporal_conv, 1),
+                                          (temporal_conv, 2), (pointwise_conv, 1), (pointwise_conv, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_p3d_convs_compute_exactly_what_conv3d_computes(make, stride, channels_last):
+    torch.manual_seed(0)
+    conv = make(6, 5, stride)
+    x = torch.randn(2, 6, 4, 9, 9, requires_grad=True)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    got = conv(x)
+    expected = nn.Conv3d.forward(conv, x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.is_contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+    grad = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_registry_entries_carry_their_metadata_and_a_name_registers_once():
+    from lgd_tutorial.models import diffusion_pairs, model_info
+    from lgd_tutorial.models.registry import register
+
+    tiny = model_info("lgd3d_tiny")
+    assert (tiny.frames, tiny.size, tiny.plain) == (8, 112, "p3d_tiny")
+    assert (model_info("lgd3d_r50").frames, model_info("lgd3d_r50").size) == (16, 224)
+    for lgd, plain in diffusion_pairs():
+        a, b = build_model(lgd, 5), build_model(plain, 5)
+        assert a.diffusion == "both" and b.diffusion == "none"
+        assert [n for n, _ in b.named_parameters()] == [n for n, _ in a.named_parameters()
+                                                        if not any(p in n for p in LGD_PARAMETER_NAMES)
+                                                        and "global_head" not in n]
+    for name in [n for n in list_models() if n.endswith("_tiny")]:
+        assert isinstance(getattr(build_model(name, 3), model_info(name).classifier), torch.nn.Module)
+    with pytest.raises(ValueError, match="already registered"):
+        register("lgd3d_tiny")(lambda num_classes, **kw: None)
+    with pytest.raises(ValueError, match="unknown model 'lgd9d'"):
+        model_info("lgd9d")
+
+
+def test_parameter_groups_split_head_from_backbone_and_decay_from_no_decay():
+    model = build_model("lgd3d_tiny", 4, kernel="gaussian")
+    groups = model.parameter_groups()
+    assert sum(len(ps) for ps in groups.values()) == len(list(model.parameters()))
+    head = {id(p) for p in model.classifier.parameters()}
+    for (is_head, decay), params in groups.items():
+        for p in params:
+            assert (id(p) in head) == is_head
+            assert decay == (p.ndim > 1)
+    no_decay_head = {id(p) for p in groups[(True, False)]}
+    assert id(model.classifier.local_head.log_bandwidth) in no_decay_head     # scalars never decay

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +23,8 @@ from lgd_tutorial.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("synth"), seed=2, videos_per_class=2, val_per_class=1,
-                              size=64, frames=16, workers=1, progress=False)
+def synth(synthetic_set):
+    return synthetic_set(seed=2, videos_per_class=2)
 
 
 def small(synth, out, **sections):
@@ -251,12 +249,6 @@ def test_cli_rejects_bad_config(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- processes
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_env():
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("WORLD_SIZE", None)
@@ -284,7 +276,7 @@ def test_sigterm_writes_a_checkpoint_and_the_run_continues(synth, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(synth, tmp_path):
+def test_two_gloo_processes_match_one_process(synth, tmp_path, free_port):
     """Two DDP processes (started as two 'nodes' through a c10d rendezvous on 127.0.0.1, as on a cluster)
     with batch 2 each end with the same parameters as one process with batch 4."""
     common = {"model": {"dropout": 0.0}, "optim": {"epochs": 2, "freeze_bn": True}, "run": {"eval_every": 0}}
@@ -295,7 +287,7 @@ def test_two_gloo_processes_match_one_process(synth, tmp_path):
     two.write_text(yaml.safe_dump(small(synth, tmp_path / "two", data={"batch_size": 2}, **common)))
     subprocess.run([sys.executable, "-m", "lgd_tutorial", "train", "--config", str(one)], env=run_env(),
                    check=True, capture_output=True, timeout=300)
-    port = free_port()
+    port = free_port
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                                "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "lgd-test",
@@ -316,7 +308,7 @@ def test_two_gloo_processes_match_one_process(synth, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(synth, tmp_path):
+def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(synth, tmp_path, free_port):
     """The shipped sbatch script, run with stand-ins for srun and scontrol on one 'node' of 2 workers,
     trains to the end and leaves a 2-process checkpoint."""
     shims = tmp_path / "bin"
@@ -330,7 +322,7 @@ def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(sy
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(small(synth, tmp_path / "run", optim={"epochs": 1})))
     env = dict(run_env(), PATH=f"{shims}:{os.environ['PATH']}", SLURM_JOB_NODELIST="node[1-2]", SLURM_NNODES="1",
-               SLURM_JOB_ID="4242", GPUS_PER_NODE="2", CONFIG=str(config), PORT=str(free_port()))
+               SLURM_JOB_ID="4242", GPUS_PER_NODE="2", CONFIG=str(config), PORT=str(free_port))
     script = CONFIG_DIR / "slurm_train.sbatch"
     done = subprocess.run(["bash", str(script), "run.log_every=2"], env=env, capture_output=True, text=True,
                           timeout=400)

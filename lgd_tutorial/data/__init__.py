@@ -20,7 +20,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "video": ["VideoDecodeError", "VideoInfo", "open_video", "probe"],
     "kinetics": ["AnnotationError", "build_manifest", "clip_filename", "load_classes", "load_manifest",
                  "read_annotations", "read_list_file", "save_manifest", "summarize_manifest", "write_annotations"],
-    "subsets": ["SubsetSpec", "load_spec", "make_subset", "write_subset"],
+    "subsets": ["SUBSETS_DIR", "SubsetSpec", "load_spec", "make_subset", "write_subset"],
     "transforms": ["IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "test_transform", "train_transform"],
     "encode": ["pattern_frames", "write_video"],
     "transfer": ["hmdb51_manifests", "split_manifests", "ucf101_manifests"],

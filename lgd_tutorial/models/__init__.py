@@ -10,8 +10,10 @@ from .classifier import KernelizedClassifier
 from .inflate import inflate_from_2d
 from .lgd import DIFFUSIONS, LGD2D, LGD3D, LGDBlock, LGDNet
 from .pretrained import PretrainedError, list_pretrained, load_pretrained
+from .summary import PARTS, count_flops, parameter_breakdown, summarize
 from .registry import ModelInfo, build_model, diffusion_pairs, list_models, model_info
 
 __all__ = ["DIFFUSIONS", "KernelizedClassifier", "LGD2D", "LGD3D", "LGDBlock", "LGDNet",
-           "ModelInfo", "PretrainedError", "build_model", "diffusion_pairs", "inflate_from_2d", "list_models",
-           "list_pretrained", "load_pretrained", "model_info"]
+           "ModelInfo", "PARTS", "PretrainedError", "build_model", "count_flops", "diffusion_pairs",
+           "inflate_from_2d", "list_models", "list_pretrained", "load_pretrained", "model_info", "parameter_breakdown",
+           "summarize"]

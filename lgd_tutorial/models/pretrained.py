@@ -10,7 +10,6 @@ not match its manifest entry is refused by name.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 

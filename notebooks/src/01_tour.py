@@ -12,7 +12,7 @@
 # - the workbook's synthetic dataset: four classes that need temporal order *and* a relation between two
 #   far-apart regions of the frame;
 # - a first forward pass of the teaching model `lgd3d_tiny`, with the shapes of both paths block by block;
-# - a first training run with the package's real training code (`lgd_tutorial.train`).
+# - a first training run with the package's real training code (`lgd_tutorial.Trainer`, what `lgd train` runs).
 #
 # **What it needs:** a CPU, about a minute; no GPU; no downloads (the notebook writes a small synthetic
 # dataset to `data/synthetic_tour/`, which git ignores). With `LGD_PROFILE=gpu` the same cells train the
@@ -30,15 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lgd_tutorial.config import load_config
-from lgd_tutorial.data import synthetic
-from lgd_tutorial.data.clips import ClipDataset
-from lgd_tutorial.data.transforms import test_transform
-from lgd_tutorial.models import build_model
+from lgd_tutorial import Trainer, build_model, load_config
+from lgd_tutorial.data import ClipDataset, synthetic, test_transform
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
-from lgd_tutorial.train import Trainer
-from lgd_tutorial.viz.causal import lookup_baseline
-from lgd_tutorial.viz.plots import plot_learning_curves
+from lgd_tutorial.viz import lookup_baseline, plot_learning_curves
 
 torch.manual_seed(0)
 GPU = profile() == "gpu"

@@ -22,8 +22,7 @@ import matplotlib.pyplot as plt
 import torch
 import torchvision
 
-from lgd_tutorial.models import build_model, inflate_from_2d, list_models
-from lgd_tutorial.models.summary import PARTS, parameter_breakdown, summarize
+from lgd_tutorial.models import PARTS, build_model, inflate_from_2d, list_models, parameter_breakdown, summarize
 from lgd_tutorial.notebooks import figure_path, profile
 
 torch.manual_seed(0)

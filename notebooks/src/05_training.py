@@ -32,19 +32,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from lgd_tutorial.config import load_config
-from lgd_tutorial.data.clips import ClipDataset
-from lgd_tutorial.data.kinetics import KINETICS_DIR, read_annotations, summarize_manifest
-from lgd_tutorial.data.prepare import validate
-from lgd_tutorial.data.subsets import SUBSETS_DIR, load_spec, make_subset
-from lgd_tutorial.data.transforms import test_transform
-from lgd_tutorial.evaluate import evaluate, model_from_checkpoint
+from lgd_tutorial import Trainer, evaluate, load_config, model_from_checkpoint, study
+from lgd_tutorial.data import (SUBSETS_DIR, ClipDataset, load_spec, make_subset, read_annotations, summarize_manifest,
+                               test_transform, validate)
 from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, work_path
-from lgd_tutorial.study import HEADS, report
-from lgd_tutorial.viz.plots import read_metrics
-from lgd_tutorial.viz.study import plot_study
-from lgd_tutorial.train import Trainer
-from lgd_tutorial.viz.plots import plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy
+from lgd_tutorial.viz import (plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy,
+                              plot_study, read_metrics)
 
 inline_figures()                               # the plot helpers return Figures: show them as images
 torch.manual_seed(0)
@@ -74,7 +67,7 @@ CPU_OVERRIDES = [f"data.root={ROOT / 'data' / 'synthetic'}", "run.log_every=4", 
 # any machine: we redraw it here and compare with the stored one.
 
 # %%
-official = read_annotations(KINETICS_DIR / "kinetics-400_val.csv")
+official = read_annotations(ROOT / "data" / "kinetics" / "kinetics-400_val.csv")
 spec = load_spec(SUBSETS_DIR / "k400_50classes" / "subset.json")
 subset = make_subset(official, spec.num_classes, spec.clips_per_class, spec.seed, spec.choose)
 stored = pd.read_csv(SUBSETS_DIR / "k400_50classes" / "annotations.csv")
@@ -341,10 +334,10 @@ study_dir = ROOT / "figures" / "diffusion_study"
 meta = json.loads((study_dir / "study.json").read_text())
 summary = pd.read_csv(study_dir / "summary.csv")
 study_runs, study_curves = pd.read_csv(study_dir / "runs.csv"), pd.read_csv(study_dir / "curves.csv")
-print(report(study_dir).split("\n\n")[0])
+print(study.report(study_dir).split("\n\n")[0])
 print(f"made by: {meta['command']} @ {meta['commit']} ({meta['seconds'] / 60:.0f} min, {meta['machine']})")
 table = pd.DataFrame({"variant": summary["variant"], "seeds": summary["seeds"], "parameters": summary["parameters"]})
-for head in HEADS:
+for head in study.HEADS:
     table[f"{head} head"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
                              summary[[f"acc_{head}", f"acc_{head}_low", f"acc_{head}_high"]].to_numpy()]
 table[f"steps to {meta['settings']['target']:.0%}"] = [

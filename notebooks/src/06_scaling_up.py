@@ -43,13 +43,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lgd_tutorial.config import CONFIG_DIR
-from lgd_tutorial.data import bench, prepare, synthetic
-from lgd_tutorial.data.encode import pattern_frames, write_video
-from lgd_tutorial.data.kinetics import clip_filename, load_classes, summarize_manifest
-from lgd_tutorial.data.video import open_video
+from lgd_tutorial import CONFIG_DIR, checkpoints_in, load_checkpoint
+from lgd_tutorial.data import (clip_filename, load_classes, open_video, pattern_frames, prepare, summarize_manifest,
+                               synthetic, throughput, write_video)
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
-from lgd_tutorial.train import checkpoints_in, load_checkpoint
 
 GPU = profile() == "gpu"
 ROOT = repository_root()
@@ -258,7 +255,7 @@ manifest[["label", "path", "status", "reason"]]
 # rate of one decoding worker on generated test videos; `--smoke` is the seconds-long version.
 
 # %%
-table = bench.run(smoke=not GPU, target=GPU_CLIPS_PER_S)
+table = throughput.run(smoke=not GPU, target=GPU_CLIPS_PER_S)
 with pd.option_context("display.float_format", "{:.1f}".format):
     print(table.to_string(index=False))
 
@@ -269,8 +266,8 @@ with pd.option_context("display.float_format", "{:.1f}".format):
 
 # %%
 real = WORK / "bench320"
-bench_manifest = bench.make_videos(real, 320, count=2, seconds=2 if not GPU else 10)
-rates = {backend: bench.decode_rate(bench_manifest, real, backend, clips=4 if not GPU else 24)
+bench_manifest = throughput.make_videos(real, 320, count=2, seconds=2 if not GPU else 10)
+rates = {backend: throughput.decode_rate(bench_manifest, real, backend, clips=4 if not GPU else 24)
          for backend in ("decord", "pyav")}
 per_worker = max(rates.values())
 for backend, rate in rates.items():

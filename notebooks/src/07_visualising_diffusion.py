@@ -32,9 +32,8 @@ import torch
 from IPython.display import Image, display
 
 from lgd_tutorial.data import synthetic
-from lgd_tutorial.models import load_pretrained
+from lgd_tutorial import StudySettings, head_accuracy, load_pretrained, render_split, to_clips
 from lgd_tutorial.notebooks import figure_path, repository_root
-from lgd_tutorial.study import StudySettings, head_accuracy, render_split, to_clips
 from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon_region, class_evidence,
                               clip_to_frames, collect_taps, counterfactual_change, cut_global_path, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
