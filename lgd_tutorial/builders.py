@@ -28,8 +28,8 @@ def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
     if not load_weights:
         return model
     if m.pretrained_2d:
-        stats = inflate_from_2d(model, m.pretrained_2d)
-        log.info("inflated ImageNet weights from %s: %s", m.pretrained_2d, stats)
+        inflate_from_2d(model, m.pretrained_2d)              # raises, naming every key, when they do not fit
+        log.info("inflated the 2D weights of %s into %s", m.pretrained_2d, m.arch)
     if m.init_from:
         head = model_info(m.arch).classifier + "."
         state = load_checkpoint(m.init_from)["model"]
