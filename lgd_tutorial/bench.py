@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .models import build_model, diffusion_pairs
+from .utils import resolve_device
 from .models.summary import count_flops
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
@@ -293,9 +294,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
     """Run the benchmark; write CSVs to ``out`` and the plot to ``figure``; return the tables."""
     if threads:
         torch.set_num_threads(threads)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
+    device = resolve_device(device) if isinstance(device, str) else device
     torch.manual_seed(0)
     peak = matmul_peak(device, n=256 if smoke else 2048, repeats=1 if smoke else 5)
     results, overhead = bench_models(models, sizes, MODES, repeats, batch, device, peak)

@@ -44,6 +44,7 @@ from torch import nn
 from .data import synthetic
 from .data.transforms import Normalize
 from .models import build_model
+from .utils import evaluating
 
 VARIANTS = {
     "both": {"diffusion": "both"},
@@ -158,16 +159,14 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 @torch.no_grad()
 def head_accuracy(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, batch: int = 64) -> dict:
     """Validation accuracy of the local head, the global head and their sum, in eval mode."""
-    was_training = model.training
-    model.eval()
     hits = dict.fromkeys(HEADS, 0)
-    for i in range(0, len(frames), batch):
-        out = model(to_clips(frames[i:i + batch]), return_heads=True)
-        y = labels[i:i + batch]
-        hits["local"] += int((out["local_logits"].argmax(1) == y).sum())
-        hits["global"] += int((out["global_logits"].argmax(1) == y).sum())
-        hits["combined"] += int((out["logits"].argmax(1) == y).sum())
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(frames), batch):
+            out = model(to_clips(frames[i:i + batch]), return_heads=True)
+            y = labels[i:i + batch]
+            hits["local"] += int((out["local_logits"].argmax(1) == y).sum())
+            hits["global"] += int((out["global_logits"].argmax(1) == y).sum())
+            hits["combined"] += int((out["logits"].argmax(1) == y).sum())
     return {head: count / len(frames) for head, count in hits.items()}
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils import progress as progress_bar
 from .encode import write_video
 from .kinetics import build_manifest, clip_filename, save_manifest, write_annotations
 
@@ -231,9 +232,11 @@ def generate(out, seed: int = 0, videos_per_class: int = DEFAULTS["videos_per_cl
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            rows = list(_progress(pool.map(_write_one, jobs, chunksize=8), len(jobs), progress))
+            rows = list(progress_bar(pool.map(_write_one, jobs, chunksize=8), progress, total=len(jobs),
+                                     desc="synthetic videos", unit="video"))
     else:
-        rows = list(_progress(map(_write_one, jobs), len(jobs), progress))
+        rows = list(progress_bar(map(_write_one, jobs), progress, total=len(jobs), desc="synthetic videos",
+                                 unit="video"))
     annotations = pd.DataFrame(rows)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
     for split in ("train", "val"):
@@ -243,9 +246,3 @@ def generate(out, seed: int = 0, videos_per_class: int = DEFAULTS["videos_per_cl
     marker.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
-
-def _progress(iterable, total: int, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, total=total, desc="synthetic videos", unit="video")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..utils import evaluating
 from .classifier import KernelizedClassifier
 from .registry import build_model
 
@@ -48,11 +49,8 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 def count_flops(model: nn.Module, frames: int, size: int) -> int:
     """FLOPs of one forward pass on one (3, frames, size, size) clip."""
     clip = torch.zeros(1, 3, frames, size, size)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with evaluating(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(clip)
-    model.train(was_training)
     return counter.get_total_flops()
 
 

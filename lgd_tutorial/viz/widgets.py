@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..utils import evaluating
 from .evidence import class_evidence, clip_to_frames, normalize_maps, overlay, upsample
 from .gradcam import gradcam_per_block
 from .render import diffusion_rows, rgb_to_png
@@ -127,11 +128,8 @@ def gradcam_explorer(model: nn.Module, clip: Tensor, class_names=None, method: s
                      normalize: str = "frame", alpha: float = 0.5, mean="imagenet") -> OverlayExplorer:
     """Frame slider, block picker (each block's ``tap_local``), class picker and opacity over Grad-CAM."""
     clip = _one_clip(clip)
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
+    with torch.no_grad(), evaluating(model):
         logits = model(clip)
-        model.train(was_training)
     names = [name for name, _ in lgd_blocks(model)]
 
     def get_map(block, class_index):
