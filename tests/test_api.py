@@ -39,3 +39,13 @@ def test_importing_the_package_does_not_import_torch():
     code = "import sys, lgd_tutorial, lgd_tutorial.data, lgd_tutorial.viz; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_no_exported_name_is_shadowed_by_a_submodule_of_the_same_name():
+    """``from lgd_tutorial import train`` must give the function whatever was imported before."""
+    import pkgutil
+
+    import lgd_tutorial
+
+    submodules = {m.name for m in pkgutil.iter_modules(lgd_tutorial.__path__)}
+    assert not set(lgd_tutorial.__all__) & submodules

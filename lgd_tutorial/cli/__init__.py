@@ -17,7 +17,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "bench", "study", "viz", "exercises", "workbook")
+COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "viz", "exercises",
+            "workbook")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain", default="lgd3d_tiny_beacon_none",
                    help="shipped checkpoint to compare with in the counterfactual ('' for none)")
     p.add_argument("--checkpoint", help="draw a checkpoint written by lgd train instead")
+    p.add_argument("--video", help="draw the model on this video file (diffusion maps, class evidence, Grad-CAM, GIF)")
+    p.add_argument("--class", dest="class_name", default=None,
+                   help="with --video: the class to explain (default: the predicted one)")
     p.add_argument("--clip", type=int, default=0, help="which validation clip of the study (default 0)")
     p.add_argument("--out", default="runs/viz", help="output folder (default: runs/viz)")
     p.add_argument("--frames", type=int, default=8, help="frames of the demo clip (default 8)")
@@ -28,6 +31,8 @@ def run(args) -> int:
     from ..viz import demo
     from . import fail
 
+    if args.video:
+        return _video(args)
     if args.demo:
         paths = demo.render_demo(args.out, args.frames, args.size, args.seed)
     elif args.checkpoint:
@@ -51,6 +56,24 @@ def run(args) -> int:
         except PretrainedError as e:
             return fail("viz", e)
         paths = demo.render_models(args.out, models, *demo.study_clip(info, args.clip), title=args.pretrained)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _video(args) -> int:
+    from ..checkpoint import CheckpointError
+    from ..data.video import VideoDecodeError
+    from ..models import PretrainedError
+    from ..prediction import from_checkpoint, from_pretrained
+    from ..viz.demo import render_video
+    from . import fail
+
+    try:
+        predictor = from_checkpoint(args.checkpoint) if args.checkpoint else from_pretrained(args.pretrained)
+        paths = render_video(args.out, predictor, args.video, args.class_name)
+    except (CheckpointError, PretrainedError, VideoDecodeError, ValueError) as e:
+        return fail("viz", e)
     for path in paths:
         print(f"wrote {path}")
     return 0

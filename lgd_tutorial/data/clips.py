@@ -68,6 +68,35 @@ def tsn_indices(num_video_frames: int, segments: int, rng: random.Random | None)
 
 # --------------------------------------------------------------------------- the dataset
 
+def load_views(path, mode: str, num_frames: int, stride: int, num_clips: int, transform,
+               rng: random.Random | None = None, backend: str = "auto", short_side: int | None = None,
+               tsn_random: bool = True) -> torch.Tensor:
+    """Decode the clips of one video and transform each: (views, C, T, H, W).
+
+    ``mode`` "train": one random clip (needs ``rng``); "test": ``num_clips``
+    evenly spaced clips (each giving one view per crop of ``transform``);
+    "tsn": one frame per segment (random within the segment with
+    ``tsn_random``, else its centre). ``rng`` also drives the random
+    transforms. Raises VideoDecodeError for a file that cannot be read.
+    """
+    with open_video(path, backend=backend, short_side=short_side) as video:
+        n = len(video)
+        if mode == "train":
+            clips = [random_clip_indices(n, num_frames, stride, rng)]
+        elif mode == "test":
+            clips = uniform_clip_indices(n, num_frames, stride, num_clips)
+        else:
+            clips = [tsn_indices(n, num_frames, rng if tsn_random else None)]
+        wanted = sorted({i for c in clips for i in c})
+        frames = video.get_frames(wanted)
+    position = {f: k for k, f in enumerate(wanted)}
+    views = []
+    for c in clips:
+        clip = transform(to_tensor(frames[[position[i] for i in c]]), rng)
+        views.append(clip if clip.dim() == 5 else clip[None])
+    return torch.cat(views)
+
+
 class ClipDataset(Dataset):
     """Clips from the ``present`` videos of a manifest (DataFrame or CSV path).
 
@@ -127,24 +156,9 @@ class ClipDataset(Dataset):
 
     def load(self, index: int, rng: random.Random) -> torch.Tensor:
         """Decode and transform video ``index``. Raises VideoDecodeError."""
-        path = self.paths[index]
-        with open_video(path, backend=self.backend, short_side=self.short_side) as video:
-            n = len(video)
-            if self.mode == "train":
-                clips = [random_clip_indices(n, self.num_frames, self.stride, rng)]
-            elif self.mode == "test":
-                clips = uniform_clip_indices(n, self.num_frames, self.stride, self.num_clips)
-            else:
-                clips = [tsn_indices(n, self.num_frames, rng if self.tsn_random else None)]
-            wanted = sorted({i for c in clips for i in c})
-            frames = video.get_frames(wanted)
-        position = {f: k for k, f in enumerate(wanted)}
-        views = []
-        for c in clips:
-            clip = self.transform(to_tensor(frames[[position[i] for i in c]]), rng)
-            views.append(clip if clip.dim() == 5 else clip[None])
-        out = torch.cat(views)                                  # (views, C, T, H, W)
-        return out[0] if self.mode != "test" else out
+        views = load_views(self.paths[index], self.mode, self.num_frames, self.stride, self.num_clips,
+                           self.transform, rng, self.backend, self.short_side, self.tsn_random)
+        return views[0] if self.mode != "test" else views
 
     def __getitem__(self, index: int):
         failed = []

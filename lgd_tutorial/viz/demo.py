@@ -130,3 +130,52 @@ def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, t
                           title=f"{title}: Grad-CAM, last block, clip-level weights and normalisation")
     paths.append(save_figure(strip, out / VIZ_FILES[2]))
     return paths
+
+
+VIDEO_FILES = ("video_diffusion_ratio.png", "video_cosine.png", "video_class_evidence.png", "video_gradcam.png",
+               "video_gradcam.gif")
+
+
+def render_video(out, predictor, path, class_name: str | None = None) -> list[Path]:
+    """The figures for one video of the user's: diffusion maps, class evidence, Grad-CAM and a GIF.
+
+    ``predictor`` is a ``prediction.Predictor`` (a checkpoint or a teaching
+    model with its clip size and class names); the video is read as one
+    centre clip at that size. ``class_name`` picks the class drawn (default:
+    the predicted one). Models without a global path get no diffusion maps.
+    """
+    from ..data.clips import load_views
+    from ..data.transforms import test_transform
+    from ..utils import evaluating
+    from .evidence import evidence_overlay
+    from .gradcam import video_gradcam
+    from .render import diffusion_grid, export_animation, gradcam_strip, save_figure
+
+    v, model = predictor.views, predictor.model
+    clip = load_views(path, "test", v.num_frames, v.stride, 1, test_transform(v.crop_size, v.short_side, 1),
+                      backend=v.backend)[:1]
+    with torch.no_grad(), evaluating(model):
+        probs = model(clip).float().softmax(1)[0]
+    names = predictor.classes
+    if class_name is None:
+        index = int(probs.argmax())
+    elif class_name in names:
+        index = names.index(class_name)
+    else:
+        raise ValueError(f"unknown class {class_name!r}; the model's classes: {', '.join(names[:20])}"
+                         + (" ..." if len(names) > 20 else ""))
+    label = f"{names[index] if index < len(names) else index} (p={float(probs[index]):.2f})"
+    out, name = Path(out), Path(path).name
+    paths = []
+    if model.diffusion != "none":
+        for kind, file in (("ratio", VIDEO_FILES[0]), ("cosine", VIDEO_FILES[1])):
+            grid = diffusion_grid(model, clip, kind=kind, title=f"{name}: {kind} per block")
+            paths.append(save_figure(grid, out / file))
+    frames, heat, _ = evidence_overlay(model, clip, index)
+    fig = gradcam_strip(clip_to_frames(clip), heat, label=f"evidence: {label}", title=f"{name}: class evidence")
+    paths.append(save_figure(fig, out / VIDEO_FILES[2]))
+    cam = video_gradcam(model, clip, index, normalize="clip")[0]
+    fig = gradcam_strip(clip_to_frames(clip), cam, label=f"Grad-CAM: {label}", title=f"{name}: Grad-CAM, last block")
+    paths.append(save_figure(fig, out / VIDEO_FILES[3]))
+    paths.append(export_animation(clip_to_frames(clip), out / VIDEO_FILES[4], heat=cam, title=label))
+    return paths

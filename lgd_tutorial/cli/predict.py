@@ -1,0 +1,62 @@
+"""``lgd predict``: top-k classes for video files, from a checkpoint or a shipped teaching model."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..utils import DEVICES
+
+HELP = "top-k classes for your own videos (files or folders) from a checkpoint or a teaching model"
+FORMATS = ("table", "csv", "json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files, or folders searched recursively")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by lgd train")
+    source.add_argument("--pretrained", help="a shipped teaching model (see lgd_tutorial.list_pretrained())")
+    p.add_argument("--top", type=int, default=5, help="classes per video (default 5)")
+    p.add_argument("--clips", type=int, default=None, help="clips per video (default: the recipe's test clips)")
+    p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: the recipe's)")
+    p.add_argument("--format", default="table", choices=FORMATS, help="what to print (default: table)")
+    p.add_argument("--out", default=None, help="folder for predictions.csv and predictions.json (default: none)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any video could not be read")
+
+
+def run(args) -> int:
+    import csv
+    import io
+    from pathlib import Path
+
+    from ..checkpoint import CheckpointError
+    from ..models import PretrainedError
+    from ..prediction import as_json, as_rows, as_table, from_checkpoint, from_pretrained, predict
+    from ..utils import resolve_device
+    from . import fail
+
+    if args.top < 1:
+        return fail("predict", f"--top must be at least 1, got {args.top}")
+    try:
+        device = resolve_device(args.device)
+        load = from_checkpoint if args.checkpoint else from_pretrained
+        predictor = load(args.checkpoint or args.pretrained, device, args.clips, args.crops)
+    except (CheckpointError, PretrainedError, ValueError) as e:
+        return fail("predict", e)
+    results = predict(predictor, args.inputs, args.top)
+    rows = as_rows(results)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["path"])
+    writer.writeheader()
+    writer.writerows(rows)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "predictions.csv").write_text(text.getvalue())
+        (out / "predictions.json").write_text(as_json(results) + "\n")
+    print({"table": as_table, "json": as_json}.get(args.format, lambda _: text.getvalue().rstrip())(results))
+    failed = [r for r in results if r.error]
+    if failed:
+        import sys
+        print(f"{len(failed)} of {len(results)} video(s) could not be read", file=sys.stderr)
+    return 1 if failed and args.strict else 0

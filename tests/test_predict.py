@@ -1,0 +1,92 @@
+"""`lgd predict` and `lgd viz --video` on videos of one's own: mp4, AVI, a rotated phone video, broken files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from lgd_tutorial.cli import main as lgd
+from lgd_tutorial.data import synthetic
+from lgd_tutorial.data.encode import write_video
+from lgd_tutorial.prediction import as_rows, from_pretrained, predict
+
+TEACHER = "lgd3d_tiny_beacon_both"
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A folder of good videos (two synthetic 'approach beacon' clips as mp4 and AVI, a rotated one in a
+    subfolder) and broken ones (truncated, empty, not a video)."""
+    folder = tmp_path_factory.mktemp("videos")
+    frames, _ = synthetic.render(0, np.random.default_rng(3), size=96, frames=8, with_info=True, band=8,
+                                 object_size=8, gap=24)
+    write_video(folder / "approach.mp4", frames, fps=8)
+    write_video(folder / "approach.avi", frames, fps=8, codec="mpeg4", pix_fmt="yuv420p")
+    phone = np.ascontiguousarray(np.rot90(np.repeat(np.repeat(frames, 2, 1), 2, 2)[:, :, :160], axes=(1, 2)))
+    write_video(folder / "phone" / "portrait.mp4", phone, fps=8, rotation=90)
+    good = (folder / "approach.mp4").read_bytes()
+    (folder / "broken").mkdir()
+    (folder / "broken" / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    (folder / "broken" / "empty.mp4").write_bytes(b"")
+    (folder / "broken" / "text.avi").write_text("not a video")
+    (folder / "notes.txt").write_text("not a video file name: skipped")
+    return folder
+
+
+def test_predict_gives_top_k_for_good_videos_and_a_reason_for_each_broken_one(videos):
+    predictor = from_pretrained(TEACHER)
+    results = {r.path.split("videos")[-1].split("/", 1)[-1]: r for r in predict(predictor, [videos], top=3,
+                                                                                show_progress=False)}
+    assert set(results) == {"approach.mp4", "approach.avi", "phone/portrait.mp4", "broken/truncated.mp4",
+                            "broken/empty.mp4", "broken/text.avi"}
+    for name in ("approach.mp4", "approach.avi"):
+        r = results[name]
+        assert r.error is None and len(r.top) == 3 and r.views == 1
+        assert r.top[0][0] == "approach beacon", r.top                   # the teaching model knows this clip
+        assert sum(p for _, p in r.top) <= 1 + 1e-6 and r.top[0][1] >= r.top[1][1] >= r.top[2][1]
+    assert results["phone/portrait.mp4"].error is None
+    for name in ("broken/truncated.mp4", "broken/empty.mp4", "broken/text.avi"):
+        assert results[name].error, name
+    rows = as_rows(list(results.values()))
+    assert sum(1 for row in rows if row["error"]) == 3 and sum(1 for row in rows if row["rank"] == 1) == 3
+
+
+def test_lgd_predict_prints_a_table_exits_0_and_1_with_strict(videos, tmp_path, capsys):
+    assert lgd(["predict", str(videos), "--pretrained", TEACHER, "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "approach.avi" in out and "approach beacon" in out
+    assert out.count("FAILED") == 3 and "empty.mp4: FAILED" in out
+    assert "3 of 6 video(s) could not be read" in err
+    with open(tmp_path / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["path"].rsplit("/", 1)[-1] for row in rows if row["rank"] == "1"} == {
+        "approach.mp4", "approach.avi", "portrait.mp4"}
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 6
+    assert lgd(["predict", str(videos / "approach.mp4"), str(videos / "missing.mp4"), "--pretrained", TEACHER,
+                "--format", "json", "--strict"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert [p["error"] for p in printed] == [None, "no such file or folder"]
+
+
+def test_lgd_predict_refuses_an_unknown_model_by_name(videos, capsys):
+    assert lgd(["predict", str(videos), "--pretrained", "no_such_model"]) == 2
+    assert "no_such_model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["approach.mp4", "approach.avi", "phone/portrait.mp4"])
+def test_lgd_viz_video_writes_every_figure(videos, tmp_path, name):
+    assert lgd(["viz", "--pretrained", TEACHER, "--video", str(videos / name), "--out", str(tmp_path)]) == 0
+    for file in ("video_diffusion_ratio.png", "video_cosine.png", "video_class_evidence.png", "video_gradcam.png"):
+        assert (tmp_path / file).stat().st_size > 5000, file
+    assert (tmp_path / "video_gradcam.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+
+
+def test_lgd_viz_video_explains_a_named_class_and_refuses_an_unknown_one(videos, tmp_path, capsys):
+    args = ["viz", "--pretrained", TEACHER, "--video", str(videos / "approach.mp4"), "--out", str(tmp_path)]
+    assert lgd(args + ["--class", "leave beacon"]) == 0
+    assert lgd(args + ["--class", "juggling"]) == 2
+    assert "unknown class 'juggling'" in capsys.readouterr().err
+    assert lgd(["viz", "--pretrained", TEACHER, "--video", str(videos / "broken" / "empty.mp4"),
+                "--out", str(tmp_path)]) == 2
+    assert "empty.mp4" in capsys.readouterr().err
