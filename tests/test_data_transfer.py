@@ -103,3 +103,40 @@ def test_split_manifests_writes_csvs_that_load_back(ucf, hmdb):
         train = load_manifest(train_path)
         assert len(train) == len(pd.read_csv(train_path)) > 0
         assert test_path.exists() and not list(root.glob(".*tmp*"))
+
+
+def test_ucf101_matches_class_names_regardless_of_case_and_names_the_variants(ucf, caplog):
+    """A circulating classInd.txt spells 'HandStandPushups'; the official lists and folders 'HandstandPushups'."""
+    root, splits = ucf
+    (splits / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 ARCHERY\n3 Biking\n")
+    with caplog.at_level("WARNING", logger="lgd_tutorial.data.transfer"):
+        train, test, names = ucf101_manifests(root, splits, 1)
+    assert names == ["ApplyEyeMakeup", "ARCHERY", "Biking"]
+    archery = train[train["label_index"] == 1]
+    assert set(archery["label"]) == {"ARCHERY"} and archery["path"].str.startswith("Archery/").all()
+    assert (archery["status"] == "present").all()
+    assert "'ARCHERY' is spelled 'Archery'" in caplog.text
+
+
+def test_hmdb51_finds_a_class_folder_spelled_in_another_case(hmdb, caplog):
+    root, splits = hmdb
+    (root / "cartwheel").rename(root / "Cartwheel")
+    with caplog.at_level("WARNING", logger="lgd_tutorial.data.transfer"):
+        train, _, names = hmdb51_manifests(root, splits, 1)
+    assert names == ["brush_hair", "cartwheel"]
+    wheel = train[train["label"] == "cartwheel"]
+    assert wheel["path"].str.startswith("Cartwheel/").all() and (wheel["status"] == "present").all()
+    assert "'cartwheel' is spelled 'Cartwheel'" in caplog.text
+
+
+def test_a_multi_label_list_line_is_refused_naming_file_and_line(tmp_path):
+    from lgd_tutorial.data.kinetics import read_list_file
+
+    good = tmp_path / "good.txt"
+    good.write_text("a/clip one.mp4 2\nb/clip_2.mp4 0\n")
+    assert list(read_list_file(good)["path"]) == ["a/clip one.mp4", "b/clip_2.mp4"]
+    for name, text in (("multi.txt", "a/clip.mp4 1\nvideo.mp4 0 3\n"), ("rawframes.txt", "frames/v1 300 4\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(AnnotationError, match=f"{name}: line {1 if 'raw' in name else 2}: more than one number"):
+            read_list_file(path)

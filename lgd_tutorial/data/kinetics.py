@@ -182,6 +182,12 @@ def read_list_file(path, root=None, num_classes: int | None = None) -> pd.DataFr
         if len(parts) != 2:
             raise AnnotationError(f"{path}: line {line_no}: expected 'path label', got {line!r}")
         rel, label = parts
+        numbers = _trailing_integers(rel)
+        if numbers:
+            raise AnnotationError(
+                f"{path}: line {line_no}: more than one number follows the path ({' '.join(numbers + [label])}): "
+                "a multi-label line or a rawframes list (path, frame count, label). This reader takes one "
+                "'path label' per line; convert the file or keep one label per video")
         try:
             index = int(label)
         except ValueError:
@@ -191,6 +197,15 @@ def read_list_file(path, root=None, num_classes: int | None = None) -> pd.DataFr
         safe_join(root, rel, f"{path}: line {line_no}")
         rows.append({"path": rel.strip(), "label_index": index})
     return pd.DataFrame(rows, columns=["path", "label_index"])
+
+
+def _trailing_integers(text: str) -> list[str]:
+    """The whitespace-separated integers at the end of ``text`` ("clip.mp4 0" -> ["0"])."""
+    words = text.split()
+    numbers = []
+    while len(words) > 1 and re.fullmatch(r"-?\d+", words[-1]):
+        numbers.insert(0, words.pop())
+    return numbers
 
 
 def find_videos(root, split: str | None = None) -> dict[tuple[str, int, int], Path]:
