@@ -136,7 +136,10 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: float, env: 
 
     client = NotebookClient(nb, timeout=max(1, int(timeout)), kernel_name=KERNEL_NAME,
                             allow_errors=allow_errors, shutdown_kernel="immediate",
-                            resources={"metadata": {"path": str(cwd)}})
+                            resources={"metadata": {"path": str(cwd)}},
+                            # The kernel is local, on 127.0.0.1; its warning about plain TCP would print once per
+                            # notebook into the main job's output. Its errors still reach stderr.
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     kernel_env = {**os.environ, **(env or {})}
     deadline = time.monotonic() + timeout
     index = -1

@@ -141,13 +141,16 @@ def test_parameters_are_injected_after_the_parameters_cell(tmp_path):
     assert run.ok, run.error
 
 
-def test_workbook_runs_only_the_selected_notebooks_and_fails_when_one_fails(tmp_path, capsys):
+def test_workbook_runs_only_the_selected_notebooks_and_fails_when_one_fails(tmp_path, capfd):
     write_notebook(tmp_path / "01_first.ipynb", "pass")
     write_notebook(tmp_path / "02_second.ipynb", "1 / 0")
     assert lgd(["workbook", "--notebooks", str(tmp_path), "--only", "01", "--profile", "cpu"]) == 0
-    assert "02_second" not in capsys.readouterr().out
+    out, err = capfd.readouterr()                       # fd-level: the kernels' own stderr is caught too
+    assert "02_second" not in out
+    assert "without encryption" not in out + err, "the kernel's transport warning reached the job's output"
+    assert [line for line in out.splitlines() if "01_first" in line and " s  ok" in line]
     assert lgd(["workbook", "--notebooks", str(tmp_path), "--profile", "cpu"]) == 1
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert "ZeroDivisionError" in capfd.readouterr().out
     assert (tmp_path / "executed" / "02_second.ipynb").exists()
 
 
