@@ -153,6 +153,7 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: float, env: 
                     raise CellTimeoutError(f"no time left before cell {index}")
                 client.timeout = max(1, int(remaining))
                 client.execute_cell(cell, index)
+            client.set_widgets_metadata()           # the widgets' state, so saved copies show them (nbviewer)
     except CellTimeoutError:
         reason = f"time limit of {timeout:g} s reached in cell {index} (the notebook hangs or is too slow)"
         _mark_failed(nb, index, "TimeoutError", reason)

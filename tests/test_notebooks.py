@@ -63,7 +63,15 @@ def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
     for figure in FIGURES[name]:
         assert (figures / figure).stat().st_size > 5000, f"{figure} missing or nearly empty"
     assert unrendered_figures(executed) == [], "figures shown as text, not images"
+    shown = image_outputs(executed)
+    saved = [f for f in FIGURES[name] if f.endswith(".png")]
+    assert shown >= len(saved), f"{shown} image outputs for {len(saved)} saved figures: some figure is not shown"
     return executed
+
+
+def image_outputs(notebook) -> int:
+    """How many outputs of the executed notebook show an image (a rendered figure or an explorer's view)."""
+    return sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
 
 
 def text_of(notebook) -> str:
@@ -110,10 +118,49 @@ def test_visualising_diffusion_runs_and_shows_an_explorer_with_a_frame_slider(tm
     widgets = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widgets, "no explorer was displayed as a cell output"
-    state = executed.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    if state:                                                       # saved widget state: the slider is there
-        assert any(w["model_name"] == "IntSliderModel" and w["state"].get("description") == "frame"
-                   for w in state.values())
+    assert_explorers_survive_a_static_render(executed, widgets)
+
+
+def assert_explorers_survive_a_static_render(executed, widgets):
+    """Saved explorers show an image both where widgets render (from the saved widget state, as nbviewer or
+    an HTML export does) and where they do not (from the PNG each explorer output carries, as on GitHub)."""
+    from nbconvert import HTMLExporter
+
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(w["model_name"] == "IntSliderModel" and w["state"].get("description") == "frame"
+               for w in state.values())
+    images = [w for w in state.values() if w["model_name"] == "ImageModel"]
+    assert len(images) >= len(widgets) and all(w.get("buffers") for w in images), "an explorer image was not saved"
+    for output in widgets:
+        assert output["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] in state
+        assert len(output["data"]["image/png"]) > 1000, "an explorer output lacks its PNG fallback"
+    with_widgets, _ = HTMLExporter().from_notebook_node(executed)
+    assert "application/vnd.jupyter.widget-state+json" in with_widgets
+    without = HTMLExporter(config=_no_widget_priority())
+    html, _ = without.from_notebook_node(executed)
+    assert html.count("<img") >= len(widgets), "without widget support the explorers show nothing"
+
+
+def _no_widget_priority():
+    from traitlets.config import Config
+
+    config = Config()
+    config.NbConvertBase.display_data_priority = ["text/html", "text/markdown", "image/svg+xml", "image/png",
+                                                  "image/jpeg", "text/plain"]
+    return config
+
+
+def test_an_explorer_saved_by_the_runner_renders_statically(tmp_path):
+    write_notebook(tmp_path / "01_explorer.ipynb",
+                   "import torch\nfrom lgd_tutorial.models import build_model\n"
+                   "from lgd_tutorial.viz import diffusion_explorer\n"
+                   "diffusion_explorer(build_model('lgd3d_tiny', 3).eval(), torch.randn(1, 3, 8, 32, 32))")
+    run = run_notebook(tmp_path / "01_explorer.ipynb", out_dir=tmp_path / "executed", timeout=300)
+    assert run.ok, run.error
+    executed = nbformat.read(run.executed, as_version=4)
+    widgets = [o for o in executed.cells[0].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1
+    assert_explorers_survive_a_static_render(executed, widgets)
 
 
 def write_notebook(path, *sources):

@@ -2,8 +2,9 @@
 
 Each explorer keeps its controls and an ``ipywidgets.Image`` (PNG bytes) and
 redraws the image whenever a control changes; nothing needs a front end to
-build or update, so they are testable headless. In JupyterLab, display
-``explorer.widget`` (or the explorer itself, as the last expression of a cell).
+build or update, so they are testable headless. Display the explorer (the
+last expression of a cell): JupyterLab shows the widget, and the output also
+carries a PNG of the first view for viewers without widgets.
 
 Maps are computed once per (block, class) and cached, so moving the frame or
 opacity slider only re-blends an image.
@@ -74,10 +75,19 @@ class OverlayExplorer:
     def update(self) -> None:
         self.image.value = rgb_to_png(self.render(), self.scale)
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The live widget, with the current view as a PNG beside it.
 
-        display(self.widget)
+        JupyterLab shows the widget; a viewer without widgets (GitHub, an
+        HTML export read offline) falls back to the PNG, so a saved notebook
+        always shows the explorer's first view.
+        """
+        import base64
+
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        bundle["text/plain"] = f"OverlayExplorer ({self.title.value or 'map'}; interactive in JupyterLab)"
+        return bundle
 
 
 def _one_clip(clip: Tensor) -> Tensor:
