@@ -25,7 +25,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "training": ["Trainer", "train"],
     "evaluation": ["EvalResult", "evaluate"],
     "prediction": ["Prediction", "Predictor", "predict"],
-    "builders": ["build_datasets", "model_from_checkpoint", "model_from_config"],
+    "builders": ["build_datasets", "lr_at", "model_from_checkpoint", "model_from_config"],
     "checkpoint": ["CheckpointError", "checkpoints_in", "load_checkpoint"],
     "study": ["StudySettings", "head_accuracy", "render_clip", "render_split", "run_study", "to_clips"],
 })

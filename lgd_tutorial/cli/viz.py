@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "render visualisation figures (counterfactual, cosine maps, Grad-CAM); --demo needs no data"
+HELP = "figures of a model: counterfactual, cosine maps, Grad-CAM; --video for your own video"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true",
-                   help="render the demo figures for a randomly initialised lgd3d_tiny on a synthetic clip")
+                   help="the shipped teaching checkpoints on a clip of their study (the default; needs no data)")
     p.add_argument("--pretrained", default="lgd3d_tiny_beacon_both",
                    help="shipped teaching checkpoint to draw (default: %(default)s; see list_pretrained())")
     p.add_argument("--plain", default="lgd3d_tiny_beacon_none",
@@ -20,9 +20,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --video: the class to explain (default: the predicted one)")
     p.add_argument("--clip", type=int, default=0, help="which validation clip of the study (default 0)")
     p.add_argument("--out", default="runs/viz", help="output folder (default: runs/viz)")
-    p.add_argument("--frames", type=int, default=8, help="frames of the demo clip (default 8)")
-    p.add_argument("--size", type=int, default=64, help="height and width of the demo clip (default 64)")
-    p.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
@@ -33,9 +30,7 @@ def run(args) -> int:
 
     if args.video:
         return _video(args)
-    if args.demo:
-        paths = demo.render_demo(args.out, args.frames, args.size, args.seed)
-    elif args.checkpoint:
+    if args.checkpoint and not args.demo:
         from ..builders import model_from_checkpoint
         from ..checkpoint import CheckpointError
 

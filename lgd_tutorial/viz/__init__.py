@@ -24,7 +24,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "widgets": ["OverlayExplorer", "diffusion_explorer", "evidence_explorer", "gradcam_explorer"],
     "plots": ["confusion_matrix", "per_class_accuracy", "plot_ablation", "plot_confusion", "plot_learning_curves",
               "plot_per_class_accuracy", "read_metrics"],
-    "demo": ["render_demo", "synthetic_clip"],
+    "demo": ["render_models", "render_video"],
     "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "fix_global_to_local", "linear_probe", "lookup_baseline",
                "mean_global_to_local",
                "object_features", "receptive_field_reach", "swap_beacon"],

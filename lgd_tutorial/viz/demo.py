@@ -1,29 +1,20 @@
 """``lgd viz``: render the visualisation figures.
 
-``lgd viz`` (the default) draws the shipped teaching checkpoints
-(``models.load_pretrained``; ``--pretrained`` and ``--plain`` pick others) on
-one validation clip of the diffusion study (``--clip``), and writes into
-``--out``: ``viz_counterfactual.png`` (how much each local feature moves when
-only the beacon moves, LGD against the plain network, the beacon's
-receptive-field reach outlined), ``viz_cosine_grid.png`` (cosine of each local
-position to the global vector) and ``viz_gradcam_strip.png`` (Grad-CAM of the
-predicted class). ``--checkpoint PATH`` draws a model trained with ``lgd
-train`` instead, on a synthetic clip at its training size.
+``lgd viz`` (or ``lgd viz --demo``: it needs no data and no training) draws
+the shipped teaching checkpoints (``models.load_pretrained``;
+``--pretrained`` and ``--plain`` pick others) on one validation clip of the
+diffusion study (``--clip``), and writes into ``--out``:
+``viz_counterfactual.png`` (how much each local feature moves when only the
+beacon moves, LGD against the plain network, the beacon's receptive-field
+reach outlined), ``viz_cosine_grid.png`` (cosine of each local position to
+the global vector) and ``viz_gradcam_strip.png`` (Grad-CAM of the predicted
+class). ``--checkpoint PATH`` draws a model trained with ``lgd train``
+instead, on a synthetic clip at its training size.
 
-``lgd viz --demo`` needs no data and no checkpoint: it builds a randomly
-initialised ``lgd3d_tiny``, makes a synthetic clip (a bright square moving
-across a textured background) and writes into ``--out`` (the workbook's copies
-are in ``figures/``: ``lgd viz --demo --out figures``):
-
-- ``diffusion_grid_demo.png``: frames x blocks, the global-to-local term's size
-  relative to the local activation at every position;
-- ``gradcam_strip_demo.png``: the frames and Grad-CAM (last block's
-  ``tap_local``, clip-level weights, per-frame normalisation) for the predicted class.
-
-At initialisation the last weight of W_xg is zero, so the global-to-local term
-is one constant vector at every position; the ratio map then shows where the
-local activation is weak (the term matters more there). A trained model is
-needed for maps that mean more.
+``lgd viz --video FILE`` (with ``--pretrained`` or ``--checkpoint``) draws the
+model on a video of one's own (``render_video``): the diffusion maps, the
+class evidence and Grad-CAM of the predicted class (or ``--class NAME``), and
+a GIF.
 """
 
 from __future__ import annotations
@@ -33,49 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.transforms import Normalize
 from .evidence import clip_to_frames
-
-DEMO_FILES = ("diffusion_grid_demo.png", "gradcam_strip_demo.png")
-
-
-def synthetic_clip(frames: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
-    """A (1, 3, T, H, W) ImageNet-normalised clip: a bright square moving left to right over texture."""
-    rng = np.random.default_rng(seed)
-    background = 0.25 + 0.15 * rng.random((size // 8, size // 8, 3))
-    background = background.repeat(8, 0).repeat(8, 1)
-    side = size // 4
-    video = np.empty((frames, size, size, 3), dtype=np.float32)
-    for t in range(frames):
-        video[t] = background
-        left = int(round(t * (size - side) / max(frames - 1, 1)))
-        top = size // 2 - side // 2
-        video[t, top:top + side, left:left + side] = (0.95, 0.85, 0.2)
-    clip = torch.from_numpy(video).permute(3, 0, 1, 2)
-    return Normalize()(clip)[None]
-
-
-def render_demo(out, frames: int = 8, size: int = 64, seed: int = 0, num_classes: int = 5) -> list[Path]:
-    """Write the two demo figures into ``out`` and return their paths."""
-    from ..models import build_model
-    from .gradcam import video_gradcam
-    from .render import diffusion_grid, gradcam_strip, save_figure
-
-    torch.manual_seed(seed)
-    model = build_model("lgd3d_tiny", num_classes=num_classes).eval()
-    clip = synthetic_clip(frames, size, seed)
-    out = Path(out)
-    grid = diffusion_grid(model, clip, kind="ratio",
-                          title="lgd3d_tiny (random init): global-to-local term / local activation")
-    paths = [save_figure(grid, out / DEMO_FILES[0])]
-    with torch.no_grad():
-        predicted = int(model(clip).argmax(-1)[0])
-    cam = video_gradcam(model, clip, predicted, normalize="frame")
-    strip = gradcam_strip(clip_to_frames(clip), cam[0], label=f"class {predicted}",
-                          title="lgd3d_tiny (random init): Grad-CAM, last block, per-frame normalisation")
-    paths.append(save_figure(strip, out / DEMO_FILES[1]))
-    return paths
-
 
 VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip.png")
 

@@ -294,11 +294,16 @@ fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step", metrics=["l
 fig
 
 # %% [markdown]
-# On a CPU this is a few dozen steps on 64 videos: the loss starts to fall, but the accuracy stays near
-# chance, and that is expected. The full recipe (1,280 training videos, 12 epochs, a few minutes on two CPU
-# cores) is one command:
-#
-#     lgd train --config tiny_synthetic_cpu
+# On a CPU this is a short run (its size is printed above): the loss starts to fall, but the accuracy stays
+# near chance, and that is expected. The full recipe is one command, `lgd train --config tiny_synthetic_cpu`:
+
+# %%
+full = load_config("tiny_synthetic_cpu")
+print(f"the full recipe: {full.data.synthetic_videos_per_class * len(synthetic.CLASSES):,} training videos, "
+      f"{full.optim.epochs} epochs of batch {full.data.batch_size}, {full.data.num_frames} x {full.data.crop_size}"
+      f" x {full.data.crop_size} clips")
+
+# %% [markdown]
 #
 # Notebook 5 trains and evaluates properly and compares LGD with the same network without diffusion.
 #

@@ -322,11 +322,22 @@ fig.savefig(figure_path("06_throughput.png"), dpi=100)
 plt.show()
 
 # %% [markdown]
-# Read the left panel against the red line: one worker decodes far fewer clips per second than one GPU
-# trains on, so each GPU needs several workers, and a node of 8 GPUs needs dozens of cores just to decode. That
-# is why the release recipe and `k400_full.yaml` decode from the resized 320p files (`data.workers: 10` per
-# GPU) and why `--cpus-per-task` matters in the SLURM script below. The rates here come from this machine's
-# cores and a two-second test video; measure on the cluster's nodes before you book GPUs.
+# Read the left panel against the red line. How many workers one GPU needs follows from the two rates; the
+# numbers below are this machine's, measured above:
+
+# %%
+for backend, rate in rates.items():
+    workers = math.ceil(GPU_CLIPS_PER_S / rate)
+    print(f"{backend}: one worker decodes {rate:.1f} clips/s of 320p video, {rate / GPU_CLIPS_PER_S:.2f}x what one "
+          f"GPU trains on ({GPU_CLIPS_PER_S:g} clips/s): {workers} worker(s) per GPU, {8 * workers} cores for a "
+          f"node of 8 GPUs")
+
+# %% [markdown]
+# Every worker is a core (or more) doing nothing but decoding, so at the release's rate a node of GPUs needs
+# many cores just to feed them. That is why the release recipe and `k400_full.yaml` decode from the resized
+# 320p files (`data.workers: 10` per GPU) and why `--cpus-per-task` matters in the SLURM script below. The
+# rates here come from this machine's cores and a two-second test video; measure on the cluster's nodes before
+# you book GPUs.
 #
 # ### The model side: `lgd bench`
 #
@@ -335,8 +346,8 @@ plt.show()
 # machine's matmul rate measured in the same run, and reports the **diffusion overhead**: the time of LGD-3D
 # divided by the time of the same backbone without diffusion. On a GPU it also compares fp32 with bf16
 # autocast, `channels_last_3d` and `torch.compile`, and finds the largest batch that fits. Here, on a CPU, a
-# seconds-long run of the two teaching models; the README lists a full CPU run (`lgd3d_r50` at 16x224x224:
-# 1.13 training clips/s, 133 GFLOP/s, 1.32 times `r2plus1d_18`'s rate, diffusion overhead about 5%).
+# seconds-long run of the two teaching models; the README's "Benchmarks" section has a full CPU run of `lgd3d_r50`
+# at 16 x 224 x 224.
 
 # %%
 from lgd_tutorial import bench as model_bench
@@ -383,9 +394,20 @@ check_workers_needed(workers_needed)
 # ```
 #
 # The learning rate in a recipe is given for `optim.lr_batch` clips and scaled linearly with the global batch
-# (clips per process x processes x accumulation steps): 0.04 for 256 clips in `k400_full`, so 32 GPUs with 16
-# clips each and no accumulation train at 0.08.
-#
+# (clips per process x processes x accumulation steps). What that means for `k400_full` on 32 GPUs (the
+# package's own rule, `lr_at`, after warm-up):
+
+# %%
+from lgd_tutorial import load_config, lr_at
+
+k400 = load_config("k400_full")
+o = k400.optim
+after_warmup = int(o.warmup_epochs * 100)                       # a step just past warm-up, 100 steps per epoch
+print(f"k400_full: base LR {o.lr:g} for {o.lr_batch} clips, {k400.data.batch_size} clips per GPU; on 32 GPUs "
+      f"(global batch {32 * k400.data.batch_size * o.accumulate}) it starts its schedule at "
+      f"{lr_at(after_warmup, 100, k400, world=32):.4g}")
+
+# %% [markdown]
 # ### Exercise 2: the linearly scaled learning rate
 
 # %% tags=["exercise:scaled_lr"]
