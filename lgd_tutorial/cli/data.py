@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--annotations", required=True, help="official CSV or a subset's annotations.csv")
     m.add_argument("--root", required=True, help="dataset root")
     m.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
-    m.add_argument("--out", required=True, help="folder for manifest.csv")
+    m.add_argument("--out", required=True, help="folder for the manifest")
+    m.add_argument("--manifest", default="manifest.csv", help="the manifest's file name (default: manifest.csv)")
     m.add_argument("--decode", action="store_true", help="also decode a frame of each (slow; see lgd prepare validate)")
     m.set_defaults(run=manifest)
 
@@ -64,7 +65,7 @@ def manifest(args) -> int:
                                check="decode" if args.decode else "exists")
     except (AnnotationError, ValueError, FileNotFoundError) as e:
         return fail("data manifest", e)
-    path = save_manifest(table, Path(args.out) / "manifest.csv")
+    path = save_manifest(table, Path(args.out) / args.manifest)
     print(summarize_manifest(table), "->", path)
     return 0
 

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
     v.add_argument("--root", required=True, help="dataset root")
     v.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
-    v.add_argument("--out", default=None, help="folder for manifest.csv (default: ROOT)")
+    v.add_argument("--out", default=None, help="folder for the manifest (default: ROOT)")
+    v.add_argument("--manifest", default="manifest.csv", help="the manifest's file name (default: manifest.csv)")
     v.add_argument("--workers", type=int, default=2)
     v.add_argument("--backend", default="auto", choices=BACKENDS)
     v.set_defaults(run=validate)
@@ -70,7 +71,7 @@ def validate(args) -> int:
         from ..data.prepare import validate as check
 
         classes = load_classes(args.classes) if args.classes else None
-        out = Path(args.out) / "manifest.csv" if args.out else None
+        out = Path(args.out or args.root) / args.manifest
         table = check(args.annotations, args.root, classes, out, args.workers, args.backend)
         print(summarize_manifest(table))
         for r in table[table["status"] != "present"].head(20).itertuples():

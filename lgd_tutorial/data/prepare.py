@@ -2,7 +2,7 @@
 
     lgd prepare download --version 400 --split val --root data/videos/k400
     lgd prepare validate --annotations data/kinetics/kinetics-400_val.csv --root data/videos/k400 \
-                         --classes kinetics400 --out data/videos/k400/manifest_val.csv
+                         --classes kinetics400 --out data/videos/k400 --manifest manifest_val.csv
     lgd prepare resize --src data/videos/k400 --dst data/videos/k400_320 --short-side 320
     lgd prepare subset --annotations data/kinetics/kinetics-400_val.csv --classes 50 --clips 40
 

@@ -1,6 +1,6 @@
 """ImageNet initialisation: inflate a torchvision 2D ResNet into an LGD network.
 
-Authors' release, PAPER.md:
+Authors' release, notebooks/PAPER.md:
 - every 2D kernel (k x k) becomes a (1 x k x k) kernel;
 - the stem's 7x7 kernel sits at temporal index t // 2 of its t taps (index 2 of
   4), zeros elsewhere;

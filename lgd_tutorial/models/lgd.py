@@ -1,6 +1,6 @@
 """The LGD block and the networks built from it (LGD-3D, LGD-2D).
 
-An LGD block keeps two representations (authors' release, PAPER.md):
+An LGD block keeps two representations (authors' release, notebooks/PAPER.md):
 a *local* map x (N, C, T, H, W) and a *global* vector g (N, C). It updates
 both, with two diffusions between them:
 

@@ -12,7 +12,7 @@ convolution and a 3x1x1 *temporal* convolution. Three ways to combine them
 3x1x1 temporal conv. In B both convs see the block input, so ``T`` takes the
 spatial stride too. Every builder here maps (N, C_in, T, H, W) to
 (N, C_out, T, H/s, W/s); ``activate=False`` drops the final ReLU (the last
-unit of a residual branch must end in BN, PAPER.md).
+unit of a residual branch must end in BN, notebooks/PAPER.md).
 
 ``Spatial2D`` is the same interface with no temporal conv: a 2D ResNet
 applied to every frame (a (1, 3, 3) Conv3d is a 2D conv per frame). LGD-2D

@@ -19,7 +19,7 @@
 # teaching model with its full recipe (`tiny_synthetic_cpu` on the full synthetic set in `data/synthetic/`).
 #
 # **Where the parts come from:** the two paths, the two diffusions and the two classifier heads follow the
-# authors' later public release (`PAPER.md`); the teaching model's size and the synthetic dataset are ours.
+# authors' later public release (`notebooks/PAPER.md`); the teaching model's size and the synthetic dataset are ours.
 # Notebooks 2-4 take the pieces apart.
 
 # %%

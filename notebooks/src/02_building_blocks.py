@@ -11,7 +11,7 @@
 # **What it needs:** a CPU, well under a minute; no GPU, no data (random tensors only).
 #
 # **Where the parts come from:** the P3D units and the LGD block equations follow the first author's public
-# PyTorch release (see `PAPER.md`); the code is the package's own (`lgd_tutorial/models/p3d.py` and `lgd.py`).
+# PyTorch release (see `notebooks/PAPER.md`); the code is the package's own (`lgd_tutorial/models/p3d.py` and `lgd.py`).
 
 # %%
 import matplotlib.pyplot as plt

@@ -15,7 +15,7 @@
 # weights, which any weights test as well as trained ones.
 #
 # **Where the parts come from:** LGD-3D, its stem, the A/B/C cycle and the inflation rule follow the
-# authors' release (`PAPER.md`); LGD-2D and the teaching models' sizes are our reconstruction.
+# authors' release (`notebooks/PAPER.md`); LGD-2D and the teaching models' sizes are our reconstruction.
 
 # %%
 import matplotlib.pyplot as plt

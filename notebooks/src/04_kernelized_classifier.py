@@ -3,7 +3,7 @@
 #
 # **Read this first: this notebook teaches a reconstruction.** The paper says that a kernelized classifier
 # combines the final local and global representations, but its exact formula could not be read for this
-# project (`PAPER.md`). What you see here is our reconstruction, chosen so that with a linear kernel it is
+# project (`notebooks/PAPER.md`). What you see here is our reconstruction, chosen so that with a linear kernel it is
 # *exactly* the two linear heads of the authors' later public release.
 #
 # **What you will learn**

@@ -20,7 +20,7 @@
 #
 # **Where the parts come from:** the training recipe (SGD with Nesterov momentum, warm-up then cosine,
 # gradient clipping at 40, the loss on both heads, 3 crops x K clips at test time) follows the authors'
-# later public release (`PAPER.md`); the 50-class subset, its 112-pixel clips and the epoch count are our
+# later public release (`notebooks/PAPER.md`); the 50-class subset, its 112-pixel clips and the epoch count are our
 # choices for one GPU, and the teaching model and synthetic data are ours.
 
 # %%
@@ -58,7 +58,9 @@ CPU_OVERRIDES = [f"data.root={ROOT / 'data' / 'synthetic'}", "run.log_every=4", 
 # Kinetics-400 has 400 classes and about 240,000 training clips: far too much for a first experiment on one
 # GPU. A subset keeps the problem real (the same videos, the same labels) at a size that trains in hours.
 # The repository holds the official validation CSV (`data/kinetics/kinetics-400_val.csv`, 40 clips per
-# class in the subset we use) and the subset `data/subsets/k400_50classes`, made with
+# class in the subset we use), and the package ships the subset's definition
+# (`lgd_tutorial/data/resources/subsets/k400_50classes`, `SUBSETS_DIR` in code). This command makes it again,
+# into `data/subsets/k400_50classes`:
 #
 #     lgd prepare subset --annotations data/kinetics/kinetics-400_val.csv --classes 50 --clips 40 --name k400_50classes
 #
@@ -131,14 +133,15 @@ check_split_per_class(split_per_class)
 #
 #     lgd prepare validate --annotations data/subsets/k400_50classes/annotations.csv \
 #         --root data/videos/k400_320 --classes data/subsets/k400_50classes/classes.txt \
-#         --out data/videos/k400_320/manifest_k400_50classes.csv
+#         --out data/videos/k400_320 --manifest manifest_k400_50classes.csv
 #
 # On a CPU there are no Kinetics videos here, so every clip is reported missing, and the notebook goes on.
-# The manifests go next to the videos on a GPU machine and under `runs/notebook05/` otherwise.
+# The manifests go next to the videos on a GPU machine and under `work_path("notebook05_manifests")` (in the
+# git-ignored `notebooks/executed/work/`) otherwise.
 
 # %%
 video_root = ROOT / VIDEO_ROOT
-manifest_dir = video_root if GPU else ROOT / "runs" / "notebook05"
+manifest_dir = video_root if GPU else work_path("notebook05_manifests")
 manifests = {}
 for split, annotations in (("train", train_annotations), ("val", val_annotations)):
     manifests[split] = validate(annotations, video_root, classes,

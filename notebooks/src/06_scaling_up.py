@@ -20,7 +20,7 @@
 #
 # **Where the parts come from:** the training recipe in `k400_full.yaml` (SGD with Nesterov momentum, base LR
 # 0.04 for 256 clips, 128 epochs, 16 x 224 x 224 clips) follows the authors' later public release
-# (`PAPER.md`). Everything about data preparation, throughput planning and the cluster set-up is this
+# (`notebooks/PAPER.md`). Everything about data preparation, throughput planning and the cluster set-up is this
 # project's own tooling, not the authors'.
 
 # %%
