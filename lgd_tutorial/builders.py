@@ -18,6 +18,7 @@ from .config import Config, ConfigError, ModelConfig, from_dict
 from .data.clips import ClipDataset
 from .data.transforms import test_transform, train_transform
 from .models import build_model, inflate_from_2d, model_info
+from .models.release import convert_release_state_dict, is_release_state_dict
 
 log = logging.getLogger("lgd_tutorial.builders")
 
@@ -33,6 +34,11 @@ def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
     if m.init_from:
         head = model_info(m.arch).classifier + "."
         state = load_checkpoint(m.init_from)["model"]
+        if is_release_state_dict(state):                    # a checkpoint of the authors' release
+            try:
+                state = convert_release_state_dict(state)
+            except ValueError as e:
+                raise ConfigError(f"model.init_from {m.init_from}: {e}") from None
         if m.new_classifier:
             state = {k: v for k, v in state.items() if not k.startswith(head)}
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -42,9 +48,25 @@ def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
     return model
 
 
-def model_from_checkpoint(path, device="cpu") -> tuple[nn.Module, Config]:
-    """(model in eval mode, its Config) from a checkpoint written by ``lgd train``."""
+def model_from_checkpoint(path, device="cpu", recipe: Config | None = None) -> tuple[nn.Module, Config]:
+    """(model in eval mode, its Config) from a checkpoint written by ``lgd train``.
+
+    A checkpoint of the authors' release carries no recipe of this project: pass ``recipe`` (its model
+    section names the architecture; the number of classes comes from the checkpoint).
+    """
     state = load_checkpoint(path)
+    if is_release_state_dict(state):
+        if recipe is None:
+            raise ConfigError(f"{path}: a checkpoint of the authors' release; name the recipe it was trained "
+                              "with (lgd evaluate --config k400_full)")
+        from .models.release import load_release_checkpoint
+
+        try:
+            model = load_release_checkpoint(path, recipe.model.arch)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        recipe.model.num_classes = model.num_classes
+        return model.to(device).eval(), recipe
     cfg = from_dict(state.get("config") or {})
     model = model_from_config(cfg.model, load_weights=False)
     model.load_state_dict(state["model"])

@@ -10,7 +10,9 @@ HELP = "multi-clip x multi-crop evaluation of a checkpoint"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="written by lgd train, or a checkpoint of the authors' release")
+    p.add_argument("--config", default=None,
+                   help="the recipe (name or YAML) for a release checkpoint, which carries none of its own")
     p.add_argument("--manifest", default=None, help="manifest CSV (default: the run's validation manifest)")
     p.add_argument("--root", default=None, help="dataset root (default: the manifest's folder)")
     p.add_argument("--clips", type=int, default=None, help="clips per video (default: data.test_clips)")
@@ -25,14 +27,15 @@ def run(args) -> int:
 
     from ..builders import eval_dataset, model_from_checkpoint
     from ..checkpoint import CheckpointError
-    from ..config import ConfigError
+    from ..config import ConfigError, load_config
     from ..evaluation import class_names, evaluate, save
     from ..utils import resolve_device
     from . import fail
 
     try:
         device = resolve_device(args.device)
-        model, cfg = model_from_checkpoint(args.checkpoint, device)
+        recipe = load_config(args.config) if args.config else None
+        model, cfg = model_from_checkpoint(args.checkpoint, device, recipe)
         d = cfg.data
         manifest = Path(args.manifest) if args.manifest else Path(d.root) / d.val_manifest
         if not manifest.exists():

@@ -10,10 +10,12 @@ from .classifier import KernelizedClassifier
 from .inflate import inflate_from_2d
 from .lgd import DIFFUSIONS, LGD2D, LGD3D, LGDBlock, LGDNet
 from .pretrained import PretrainedError, list_pretrained, load_pretrained
+from .release import convert_release_state_dict, load_release_checkpoint, load_release_state_dict
 from .summary import PARTS, count_flops, parameter_breakdown, summarize
 from .registry import ModelInfo, build_model, diffusion_pairs, list_models, model_info
 
 __all__ = ["DIFFUSIONS", "KernelizedClassifier", "LGD2D", "LGD3D", "LGDBlock", "LGDNet",
-           "ModelInfo", "PARTS", "PretrainedError", "build_model", "count_flops", "diffusion_pairs",
+           "ModelInfo", "PARTS", "PretrainedError", "build_model", "convert_release_state_dict", "count_flops",
+           "diffusion_pairs", "load_release_checkpoint", "load_release_state_dict",
            "inflate_from_2d", "list_models", "list_pretrained", "load_pretrained", "model_info", "parameter_breakdown",
            "summarize"]
