@@ -28,8 +28,22 @@ def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
     model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout)
     if not load_weights:
         return model
+    if m.init == "imagenet" and not m.pretrained_2d:
+        raise ConfigError(
+            "model.init is 'imagenet' (the release starts from torchvision's ImageNet ResNet): set "
+            "model.pretrained_2d=PATH to a torchvision ResNet state dict of the same depth, for example "
+            "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), 'resnet50.pth'); "
+            "or set model.init=scratch to train from random weights on purpose")
+    if m.init == "scratch" and m.pretrained_2d:
+        raise ConfigError(f"model.pretrained_2d is {m.pretrained_2d!r} but model.init is 'scratch': "
+                          "set model.init=imagenet to inflate it, or drop model.pretrained_2d")
     if m.pretrained_2d:
-        inflate_from_2d(model, m.pretrained_2d)              # raises, naming every key, when they do not fit
+        if not Path(m.pretrained_2d).is_file():
+            raise ConfigError(f"model.pretrained_2d: no such file {m.pretrained_2d!r}")
+        try:
+            inflate_from_2d(model, m.pretrained_2d)
+        except ValueError as e:                               # names every key that does not fit
+            raise ConfigError(f"model.pretrained_2d {m.pretrained_2d}: {e}") from None
         log.info("inflated the 2D weights of %s into %s", m.pretrained_2d, m.arch)
     if m.init_from:
         head = model_info(m.arch).classifier + "."
@@ -95,7 +109,8 @@ def eval_dataset(cfg: Config, manifest, root=None, clips: int = 1, crops: int = 
     d = cfg.data
     return ClipDataset(manifest, root, mode="tsn" if d.sampling == "tsn" else "test",
                        num_frames=d.num_frames, stride=d.stride, num_clips=clips,
-                       transform=test_transform(d.crop_size, d.test_short_side, crops), backend=d.backend,
+                       transform=test_transform(d.test_crop_size or d.crop_size, d.test_short_side, crops),
+                       backend=d.backend,
                        strict=d.strict, short_side=d.decode_short_side or None, seed=cfg.run.seed, tsn_random=False)
 
 
@@ -105,7 +120,10 @@ def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
     train_manifest, val_manifest = manifests(cfg)
     train = ClipDataset(train_manifest, d.root, mode="tsn" if d.sampling == "tsn" else "train",
                         num_frames=d.num_frames, stride=d.stride, backend=d.backend, strict=d.strict,
-                        transform=train_transform(d.crop_size, tuple(d.scale), d.resized_crop),
+                        transform=train_transform(d.crop_size, tuple(d.scale), d.resized_crop,
+                                                  crop_scale=d.crop_scale, color_jitter=d.color_jitter,
+                                                  color_jitter_p=d.color_jitter_p, grayscale_p=d.grayscale_p,
+                                                  blur_p=d.blur_p, blur_sigma=d.blur_sigma),
                         short_side=d.decode_short_side or None, seed=cfg.run.seed)
     val = eval_dataset(cfg, val_manifest, d.root) if val_manifest and Path(val_manifest).exists() else None
     return train, val
@@ -121,13 +139,14 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """SGD with momentum and Nesterov; weight decay where the model says so; ``lr_mult`` per group.
+    """SGD with momentum and Nesterov; weight decay where the model says so (everywhere with
+    ``optim.decay_all``, as the release does); ``lr_mult`` per group.
 
     The groups come from ``model.parameter_groups()``: the head keeps the
     full learning rate, the rest is scaled by ``optim.backbone_lr_mult``.
     """
     o = cfg.optim
-    groups = [{"params": params, "weight_decay": o.weight_decay if decay else 0.0,
+    groups = [{"params": params, "weight_decay": o.weight_decay if decay or o.decay_all else 0.0,
                "lr_mult": 1.0 if head else o.backbone_lr_mult}
               for (head, decay), params in sorted(model.parameter_groups().items())]
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)

@@ -18,6 +18,7 @@ import yaml
 
 from .data.transforms import TEST_CROPS
 from .data.video import BACKENDS
+from .evaluation import AVERAGES, HEADS
 from .models.classifier import KERNELS
 from .models.lgd import DIFFUSIONS
 from .utils import DEVICES
@@ -47,10 +48,19 @@ class DataConfig:
     crop_size: int = 64
     scale: list = field(default_factory=lambda: [72, 88])   # short-side jitter range for training
     resized_crop: bool = False          # RandomResizedCrop instead of scale jitter + crop
+    crop_scale: list = field(default_factory=lambda: [0.25, 1.0])   # RandomResizedCrop: area range (release 0.2-1)
+    color_jitter: list = field(default_factory=list)   # [brightness, contrast, saturation, hue]; [] = off
+    color_jitter_p: float = 0.8         # per clip
+    grayscale_p: float = 0.0            # per clip
+    blur_p: float = 0.0                 # per clip
+    blur_sigma: list = field(default_factory=lambda: [0.1, 2.0])
     decode_short_side: int = 0          # decode at this short side (0: full size)
     test_short_side: int = 72
     test_clips: int = 2
     test_crops: int = 1
+    test_crop_size: int = 0             # test crops' side (0: crop_size; the release: test_short_side, full height)
+    test_head: str = "combined"         # combined (local + global) | local (the release)
+    test_average: str = "softmax"       # softmax | logits (the release): averaged over a video's views
     batch_size: int = 16                # per process
     workers: int = 0
     backend: str = "auto"               # auto | decord | pyav
@@ -64,6 +74,7 @@ class ModelConfig:
     diffusion: str = "both"             # both | local_to_global | global_to_local | none
     kernel: str = "linear"              # linear | gaussian
     dropout: float = 0.5
+    init: str = "scratch"               # scratch | imagenet (needs pretrained_2d)
     pretrained_2d: str = ""             # torchvision ResNet state dict to inflate (file)
     init_from: str = ""                 # a checkpoint to start from (fine-tuning)
     new_classifier: bool = False        # with init_from: a fresh classifier for a new label set
@@ -77,6 +88,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
+    decay_all: bool = False             # weight decay on every parameter (the release) instead of weights only
     schedule: str = "cosine"            # cosine | step
     warmup_epochs: float = 1.0
     milestones: list = field(default_factory=lambda: [6, 7])   # step schedule, in epochs
@@ -88,6 +100,7 @@ class OptimConfig:
     combined_weight: float = 1.0        # loss = w_c CE(combined logits) + w_h (CE(local) + CE(global))
     heads_weight: float = 0.0           # the authors' release trains the two heads (w_c 0, w_h 1)
     label_smoothing: float = 0.0
+    loss_weight: float = 1.0            # the loss is multiplied by it (the release: 4 for Kinetics)
 
 
 @dataclass
@@ -123,6 +136,7 @@ class Config:
 DATASETS = ("synthetic", "kinetics", "ucf101", "hmdb51")      # what ``builders.build_datasets`` knows
 SAMPLINGS = ("clip", "tsn")                                   # 3D clips, or TSN segments (LGD-2D)
 SCHEDULES = ("cosine", "step")                                # ``builders.lr_at``
+INITS = ("scratch", "imagenet")                               # ``builders.model_from_config``
 AMP_MODES = ("auto", "bf16", "fp16", "off")                   # ``train.Trainer``
 
 # Every choice is imported from where it is defined, so a new one needs no second edit here.
@@ -131,8 +145,11 @@ CHOICES = {
     "data.sampling": SAMPLINGS,
     "data.backend": BACKENDS,
     "data.test_crops": TEST_CROPS,
+    "data.test_head": HEADS,
+    "data.test_average": AVERAGES,
     "model.diffusion": DIFFUSIONS,
     "model.kernel": KERNELS,
+    "model.init": INITS,
     "optim.schedule": SCHEDULES,
     "run.device": DEVICES,
     "run.amp": AMP_MODES,
@@ -143,7 +160,8 @@ POSITIVE = {"data.num_frames", "data.stride", "data.crop_size", "data.test_short
 NON_NEGATIVE = {"data.workers", "data.decode_short_side", "optim.weight_decay", "optim.warmup_epochs",
                 "optim.clip_grad", "optim.combined_weight", "optim.heads_weight", "optim.momentum",
                 "run.checkpoint_every", "run.eval_every", "run.max_steps_per_epoch", "optim.backbone_lr_mult",
-                "optim.label_smoothing"}
+                "optim.label_smoothing", "data.test_crop_size", "data.grayscale_p", "data.blur_p", "data.color_jitter_p"}
+POSITIVE |= {"optim.loss_weight"}
 
 
 def _coerce(key: str, value, kind):
@@ -201,6 +219,20 @@ def _apply(cfg: Config, key: str, value) -> None:
     setattr(target, name, _coerce(key, value, types_[name]))
 
 
+def _check_augmentation(cfg: Config) -> None:
+    d = cfg.data
+    for key in ("color_jitter_p", "grayscale_p", "blur_p"):
+        if not 0 <= getattr(d, key) <= 1:
+            raise ConfigError(f"bad value for data.{key}: {getattr(d, key)!r} (a probability, 0 to 1)")
+    if d.color_jitter and (len(d.color_jitter) != 4 or min(d.color_jitter) < 0 or d.color_jitter[3] > 0.5):
+        raise ConfigError(f"bad value for data.color_jitter: {d.color_jitter!r} "
+                          "([brightness, contrast, saturation, hue], each >= 0, hue <= 0.5; [] for none)")
+    if len(d.crop_scale) != 2 or not 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1:
+        raise ConfigError(f"bad value for data.crop_scale: {d.crop_scale!r} (two areas, 0 < low <= high <= 1)")
+    if len(d.blur_sigma) != 2 or not 0 < d.blur_sigma[0] <= d.blur_sigma[1]:
+        raise ConfigError(f"bad value for data.blur_sigma: {d.blur_sigma!r} (two sigmas, 0 < low <= high)")
+
+
 def validate(cfg: Config) -> Config:
     for key, choices in CHOICES.items():
         section, name = key.split(".")
@@ -216,6 +248,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"bad value for data.scale: {cfg.data.scale!r} (two sizes, low <= high)")
     if cfg.data.scale[0] < cfg.data.crop_size and not cfg.data.resized_crop:
         raise ConfigError(f"bad value for data.scale: {cfg.data.scale!r} (must be >= data.crop_size {cfg.data.crop_size})")
+    _check_augmentation(cfg)
     from .models import list_models
     if cfg.model.arch not in list_models():
         raise ConfigError(f"bad value for model.arch: {cfg.model.arch!r} (choose from {', '.join(list_models())})")

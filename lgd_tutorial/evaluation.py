@@ -11,6 +11,7 @@ confusion matrix; writes them with a predictions CSV to ``--out``.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config
 from .data.clips import ClipDataset
 from .utils import progress as progress_bar
+
+if TYPE_CHECKING:                                  # the config imports HEADS and AVERAGES from here
+    from .config import Config
 
 
 @dataclass
@@ -46,10 +49,36 @@ def class_names(cfg: Config) -> list[str] | None:
     return path.read_text().splitlines() if path.exists() else None
 
 
+HEADS = ("combined", "local")           # the scores evaluated: local + global (the reconstruction), or local only
+AVERAGES = ("softmax", "logits")        # what is averaged over a video's views
+
+
+def view_scores(model, clips: torch.Tensor, head: str = "combined") -> torch.Tensor:
+    """Logits of one head for a batch of views (N, C, T, H, W): ``combined`` (what the model returns) or
+    ``local`` (the local head alone, as the release scores)."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if head == "combined":
+        return model(clips)
+    return model(clips, return_heads=True)["local_logits"]
+
+
+def average_views(logits: torch.Tensor, n: int, views: int, average: str = "softmax") -> torch.Tensor:
+    """(n * views, K) logits -> (n, K) video scores: the mean softmax or the mean logits over the views."""
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+    per_view = logits.softmax(1) if average == "softmax" else logits
+    return per_view.view(n, views, -1).mean(1)
+
+
 @torch.no_grad()
 def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, batch_size: int = 4,
-             device="cpu", progress: bool = False) -> EvalResult:
-    """Multi-view evaluation of ``model`` on a test-mode dataset (items (views, C, T, H, W))."""
+             device="cpu", progress: bool = False, head: str = "combined", average: str = "softmax") -> EvalResult:
+    """Multi-view evaluation of ``model`` on a test-mode dataset (items (views, C, T, H, W)).
+
+    ``head`` picks the scores (``HEADS``), ``average`` how a video's views are combined (``AVERAGES``). The
+    release's protocol is ``head="local", average="logits"`` on 3 full-height crops x 20 clips.
+    """
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     num_classes = None
@@ -60,12 +89,11 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
         if clips.dim() == 5:                       # one view per video
             clips = clips[:, None]
         n, views = clips.shape[:2]
-        logits = model(clips.flatten(0, 1).to(device)).float().cpu()
+        logits = view_scores(model, clips.flatten(0, 1).to(device), head).float().cpu()
         num_classes = logits.shape[1]
-        probs = logits.softmax(1).view(n, views, -1)
-        clip_hits += int((probs.argmax(2) == labels[:, None]).sum())
+        clip_hits += int((logits.view(n, views, -1).argmax(2) == labels[:, None]).sum())
         clip_total += n * views
-        video = probs.mean(1)
+        video = average_views(logits, n, views, average)
         top = video.topk(min(5, num_classes), dim=1)
         for k in range(n):
             i = int(index[k])

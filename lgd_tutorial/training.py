@@ -40,6 +40,7 @@ from .checkpoint import checkpoints_in, newest_good_checkpoint, rng_state, save_
 from .config import Config, ConfigError, save_config
 from .data.clips import FailureReport
 from .distributed import Dist, ShardedSampler
+from .evaluation import view_scores
 from .metrics import MetricsLog, Tally
 from .utils import progress, resolve_device, seed_everything
 
@@ -48,14 +49,15 @@ PREEMPTED = 75          # exit status after a pre-emption checkpoint (EX_TEMPFAI
 
 
 def compute_loss(out: dict, labels: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """w_c CE(combined) + w_h (CE(local) + CE(global)): the release trains the heads (w_c=0, w_h=1)."""
+    """loss_weight x (w_c CE(combined) + w_h (CE(local) + CE(global))); the release trains the heads
+    (w_c=0, w_h=1) with a loss weight of 4 on Kinetics."""
     o = cfg.optim
     ce = lambda logits: F.cross_entropy(logits.float(), labels, label_smoothing=o.label_smoothing)  # noqa: E731
     loss = o.combined_weight * ce(out["logits"]) if o.combined_weight else 0.0
     if o.heads_weight:
         heads = [out["local_logits"]] + ([out["global_logits"]] if "global_logits" in out else [])
         loss = loss + o.heads_weight * sum(ce(h) for h in heads)
-    return loss
+    return loss * o.loss_weight
 
 
 def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
@@ -74,8 +76,8 @@ class Trainer:
         self.device = run_device(cfg, self.dist.local_rank)
         self.out = Path(cfg.run.out_dir)
         seed_everything(cfg.run.seed)
+        self.model = model_from_config(cfg.model)           # first: a missing ImageNet file stops the run at once
         self.train_set, self.val_set = build_datasets(cfg)
-        self.model = model_from_config(cfg.model)
         if cfg.optim.freeze_bn:
             freeze_batchnorm(self.model)
         self.net = self._place(self.model)
@@ -266,7 +268,7 @@ class Trainer:
             clips = clips.to(self.device).contiguous(memory_format=self.memory_format)
             labels = labels.to(self.device)
             with self.autocast():
-                logits = self.model(clips)
+                logits = view_scores(self.model, clips, self.cfg.data.test_head)
             tally.add(float(F.cross_entropy(logits.float(), labels)), logits, labels)
         stats = tally.summed(self.dist, self.device)
         return {k: stats[k] for k in ("loss", "acc1", "acc5", "clips")}

@@ -17,6 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="dataset root (default: the manifest's folder)")
     p.add_argument("--clips", type=int, default=None, help="clips per video (default: data.test_clips)")
     p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: data.test_crops)")
+    p.add_argument("--crop-size", type=int, default=None, help="test crops' side (default: data.test_crop_size)")
+    p.add_argument("--head", default=None, choices=["combined", "local"],
+                   help="scores of local + global (default: data.test_head) or of the local head alone")
+    p.add_argument("--average", default=None, choices=["softmax", "logits"],
+                   help="what is averaged over a video's views (default: data.test_average)")
+    p.add_argument("--protocol", default=None, choices=["release"],
+                   help="release: the authors' test protocol, 3 full-height crops x 20 clips, local head, "
+                        "logits averaged (the explicit flags above still win)")
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--out", default=None, help="folder for the CSVs (default: eval/ next to the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
@@ -40,10 +48,18 @@ def run(args) -> int:
         manifest = Path(args.manifest) if args.manifest else Path(d.root) / d.val_manifest
         if not manifest.exists():
             raise FileNotFoundError(f"no manifest {manifest}; pass --manifest")
+        if args.protocol == "release":
+            d.test_clips, d.test_crops, d.test_crop_size = 20, 3, d.test_short_side
+            d.test_head, d.test_average = "local", "logits"
+        d.test_crop_size = args.crop_size or d.test_crop_size
         dataset = eval_dataset(cfg, manifest, args.root, args.clips or d.test_clips, args.crops or d.test_crops)
     except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
         return fail("evaluate", e)
-    result = evaluate(model, dataset, class_names(cfg), args.batch_size, device, progress=True)
+    head, average = args.head or d.test_head, args.average or d.test_average
+    print(f"protocol: {dataset.num_clips} clip(s) x {args.crops or d.test_crops} crop(s) of "
+          f"{d.test_crop_size or d.crop_size} px, {head} head, {average} averaged")
+    result = evaluate(model, dataset, class_names(cfg), args.batch_size, device, progress=True, head=head,
+                      average=average)
     out = save(result, args.out or Path(args.checkpoint).parent / "eval")
     print(result.summary())
     if result.failed:

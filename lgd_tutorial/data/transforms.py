@@ -5,7 +5,8 @@ A clip moves through the pipeline as a float tensor (C, T, H, W) in [0, 1]
 take a ``random.Random`` so a dataset can make every sample reproducible
 from (seed, epoch, index), whatever worker loads it.
 
-Training:  ShortSideScale(jitter) -> RandomCrop or RandomResizedCrop -> HorizontalFlip -> Normalize
+Training:  ShortSideScale(jitter) -> RandomCrop, or RandomResizedCrop -> [ColorJitter -> RandomGrayscale
+           -> GaussianBlur, each per clip and optional] -> HorizontalFlip -> Normalize
 Testing:   ShortSideScale(fixed)  -> CenterCrop, or ThreeCrop (views, C, T, H, W) -> Normalize
 """
 
@@ -118,6 +119,65 @@ class HorizontalFlip:
         return clip.flip(-1) if (rng or random).random() < self.p else clip
 
 
+class ColorJitter:
+    """With probability ``p``: brightness, contrast, saturation and hue changed by one random factor each for
+    the whole clip, the four in a random order (as the release does, per clip). Factors are drawn from
+    [1 - x, 1 + x] (hue: [-x, x], in turns of the colour wheel); the clip stays in [0, 1]."""
+
+    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1,
+                 p: float = 0.8):
+        self.strengths, self.p = (brightness, contrast, saturation, hue), p
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        from torchvision.transforms import functional as TF
+
+        rng = rng or random
+        if rng.random() >= self.p:
+            return clip
+        frames = clip.transpose(0, 1)                                   # (T, C, H, W): frames as a batch
+        b, c, s, h = self.strengths
+        ops = [(TF.adjust_brightness, 1 + rng.uniform(-b, b)), (TF.adjust_contrast, 1 + rng.uniform(-c, c)),
+               (TF.adjust_saturation, 1 + rng.uniform(-s, s)), (TF.adjust_hue, rng.uniform(-h, h))]
+        rng.shuffle(ops)
+        for op, factor in ops:
+            frames = op(frames, factor)
+        return frames.transpose(0, 1).contiguous()
+
+
+class RandomGrayscale:
+    """With probability ``p`` the whole clip in grey (three equal channels)."""
+
+    def __init__(self, p: float = 0.2):
+        self.p = p
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        from torchvision.transforms import functional as TF
+
+        if (rng or random).random() >= self.p:
+            return clip
+        return TF.rgb_to_grayscale(clip.transpose(0, 1), num_output_channels=3).transpose(0, 1).contiguous()
+
+
+class GaussianBlur:
+    """With probability ``p`` every frame blurred by one Gaussian, sigma drawn from ``sigma`` for the clip.
+
+    The kernel reaches 3 sigma on each side (an odd size), which keeps all but 0.3% of the Gaussian's mass.
+    """
+
+    def __init__(self, sigma=(0.1, 2.0), p: float = 0.5):
+        self.sigma, self.p = tuple(sigma), p
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        from torchvision.transforms import functional as TF
+
+        rng = rng or random
+        if rng.random() >= self.p:
+            return clip
+        sigma = rng.uniform(*self.sigma)
+        size = 2 * math.ceil(3 * sigma) + 1
+        return TF.gaussian_blur(clip.transpose(0, 1), [size, size], [sigma, sigma]).transpose(0, 1).contiguous()
+
+
 class CenterCrop:
     """One size x size crop at the centre (a clip smaller than the crop is padded first)."""
 
@@ -171,9 +231,22 @@ class Compose:
 
 
 def train_transform(crop_size: int = 112, scale=(128, 160), resized_crop: bool = False,
-                    flip: bool = True, normalize: bool = True) -> Compose:
-    """Scale jitter + random crop (or random-resized crop) + flip + ImageNet normalisation."""
-    steps = [RandomResizedCrop(crop_size, scale=(0.25, 1.0))] if resized_crop else [ShortSideScale(scale), RandomCrop(crop_size)]
+                    flip: bool = True, normalize: bool = True, crop_scale=(0.25, 1.0), color_jitter=(),
+                    color_jitter_p: float = 0.8, grayscale_p: float = 0.0, blur_p: float = 0.0,
+                    blur_sigma=(0.1, 2.0)) -> Compose:
+    """Scale jitter + random crop, or a random-resized crop (area ``crop_scale`` of the frame); then, per clip,
+    colour jitter (``color_jitter`` = brightness, contrast, saturation, hue; empty for none), grayscale and
+    blur with their probabilities; a horizontal flip; ImageNet normalisation. The release's order."""
+    if resized_crop:
+        steps = [RandomResizedCrop(crop_size, scale=tuple(crop_scale))]
+    else:
+        steps = [ShortSideScale(scale), RandomCrop(crop_size)]
+    if color_jitter:
+        steps.append(ColorJitter(*color_jitter, p=color_jitter_p))
+    if grayscale_p:
+        steps.append(RandomGrayscale(grayscale_p))
+    if blur_p:
+        steps.append(GaussianBlur(blur_sigma, blur_p))
     if flip:
         steps.append(HorizontalFlip())
     if normalize:
