@@ -90,3 +90,21 @@ def test_lgd_viz_video_explains_a_named_class_and_refuses_an_unknown_one(videos,
     assert lgd(["viz", "--pretrained", TEACHER, "--video", str(videos / "broken" / "empty.mp4"),
                 "--out", str(tmp_path)]) == 2
     assert "empty.mp4" in capsys.readouterr().err
+
+
+def test_lgd_viz_and_predict_take_a_training_checkpoint_too(videos, tmp_path, capsys):
+    import torch
+
+    from lgd_tutorial import build_model, load_config
+
+    cfg = load_config("tiny_synthetic_cpu")
+    model = build_model(cfg.model.arch, cfg.model.num_classes)
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict()}, tmp_path / "best.pt")
+    assert lgd(["viz", "--checkpoint", str(tmp_path / "best.pt"), "--video", str(videos / "approach.avi"),
+                "--out", str(tmp_path / "viz")]) == 0
+    assert (tmp_path / "viz" / "video_gradcam.gif").exists()
+    capsys.readouterr()
+    assert lgd(["predict", str(videos / "approach.mp4"), "--checkpoint", str(tmp_path / "best.pt"),
+                "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("path,rank,class") and len(rows) == 1 + 4         # 4 classes, fewer than --top 5
