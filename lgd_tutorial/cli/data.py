@@ -20,11 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.set_defaults(run=synth)
 
     m = sub.add_parser("manifest", help="list every annotated clip with its status (present, missing, unreadable)")
-    m.add_argument("--annotations", required=True, help="official CSV or a subset's annotations.csv")
-    m.add_argument("--root", required=True, help="dataset root")
-    m.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
-    m.add_argument("--out", required=True, help="folder for the manifest")
-    m.add_argument("--manifest", default="manifest.csv", help="the manifest's file name (default: manifest.csv)")
+    add_manifest_arguments(m, out_required=True)
     m.add_argument("--decode", action="store_true", help="also decode a frame of each (slow; see lgd prepare validate)")
     m.set_defaults(run=manifest)
 
@@ -34,6 +30,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--out", default="runs/bench", help="folder for data.csv (default: runs/bench)")
     b.set_defaults(run=bench)
+
+
+def add_manifest_arguments(p: argparse.ArgumentParser, out_required: bool) -> None:
+    """What every command that writes a manifest takes: the annotations, the videos, the classes, where to write."""
+    p.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
+    p.add_argument("--root", required=True, help="dataset root")
+    p.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
+    p.add_argument("--out", required=out_required, default=None,
+                   help="folder for the manifest" + ("" if out_required else " (default: ROOT)"))
+    p.add_argument("--manifest", default="manifest.csv", help="the manifest's file name (default: manifest.csv)")
 
 
 def synth(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..data.video import BACKENDS
+from .data import add_manifest_arguments
 
 HELP = "Kinetics at full scale: download, validate, resize, subset"
 
@@ -14,11 +15,7 @@ KINETICS = ("400", "600", "700")                    # as data.prepare.VERSIONS (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = sub.add_parser("validate", help="decode-check every annotated clip; write the manifest")
-    v.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
-    v.add_argument("--root", required=True, help="dataset root")
-    v.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
-    v.add_argument("--out", default=None, help="folder for the manifest (default: ROOT)")
-    v.add_argument("--manifest", default="manifest.csv", help="the manifest's file name (default: manifest.csv)")
+    add_manifest_arguments(v, out_required=False)
     v.add_argument("--workers", type=int, default=2)
     v.add_argument("--backend", default="auto", choices=BACKENDS)
     v.set_defaults(run=validate)
