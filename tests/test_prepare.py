@@ -183,3 +183,17 @@ def test_subset_and_validate_from_the_command_line(videos, tmp_path, capsys):
     bad.write_text("label,youtube_id,time_start,time_end,split\nx,y,oops,2,val\n")
     assert lgd(["prepare", "validate", "--annotations", str(bad), "--root", str(root)]) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def test_lgd_data_manifest_writes_the_named_manifest_into_the_out_folder(videos, tmp_path, capsys):
+    root, csv = videos
+    assert lgd(["data", "manifest", "--annotations", str(csv), "--root", str(root), "--out", str(tmp_path),
+                "--manifest", "manifest_val.csv"]) == 0
+    manifest = load_manifest(tmp_path / "manifest_val.csv")
+    assert list(manifest["status"]) == ["present"] * 3          # without --decode only existence is checked
+    assert "manifest_val.csv" in capsys.readouterr().out
+    assert lgd(["data", "manifest", "--annotations", str(csv), "--root", str(root), "--out", str(tmp_path),
+                "--decode"]) == 0
+    decoded = load_manifest(tmp_path / "manifest.csv")
+    assert sorted(decoded["status"]) == ["present", "present", "unreadable"]
+    assert decoded.loc[decoded["status"] == "unreadable", "path"].str.contains("cc3").all()
