@@ -197,7 +197,13 @@ class Bottleneck(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """Residual branch F of ResNet-18/34: two P3D units, the second ending in BN."""
+    """Residual branch F of ResNet-18/34: two P3D units, the second ending in BN.
+
+    The project's own choice, used only by the teaching models: both units are the same P3D units as in the
+    bottleneck network. The release's basic-block LGD code differs in its second units (its P3D-B continues
+    the temporal path from before BN; its P3D-C has no ReLU after BN) and trains no such network
+    (``notebooks/PAPER.md``).
+    """
 
     expansion = 1
 
