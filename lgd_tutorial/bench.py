@@ -1,6 +1,6 @@
 """Model throughput: clips/s, achieved GFLOP/s and the cost of diffusion (``lgd bench``).
 
-    lgd bench [--smoke] [--models ...] [--sizes 16x224 8x112] [--repeats 3] [--batch 1]
+    lgd bench [--smoke] [--models ...] [--sizes 16x224 8x112] [--repeats 3] [--batch-size 1]
               [--device cpu|cuda] [--threads N] [--out runs/bench] [--figure figures/bench_models.png]
 
 For every model and clip size it measures forward (inference) and
@@ -123,20 +123,43 @@ def interleaved_times(models: dict[str, nn.Module], clip, labels, mode: str, rep
     return times
 
 
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): a distribution-free interval for the median from order statistics.
+
+    For n values the interval is [x_(k), x_(n+1-k)] with the largest k whose binomial coverage
+    P(k <= B <= n - k), B ~ Binomial(n, 1/2), is at least ``confidence``. With too few values for that
+    (n < 6 at 95%) it is the whole range, min to max, which then covers less than ``confidence``.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("no values")
+    k = 0
+    for j in range(1, n // 2 + 1):
+        coverage = sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2 ** n
+        if coverage >= confidence:
+            k = j
+    low, high = (xs[k - 1], xs[n - k]) if k else (xs[0], xs[-1])
+    return statistics.median(xs), low, high
+
+
 def overhead_rows(times: dict[str, list[float]], size: str, mode: str) -> list[dict]:
-    """Diffusion overhead per pair measured in this loop: median over repeats of t(LGD) / t(P3D)."""
+    """Diffusion overhead per pair measured in this loop: t(LGD) / t(P3D) per interleaved repeat, as a median
+    with a distribution-free 95% interval over the repeats (``median_interval``)."""
     rows = []
     for lgd, plain in diffusion_pairs():
         if lgd in times and plain in times:
-            ratio = statistics.median(a / b for a, b in zip(times[lgd], times[plain]))
+            ratio, low, high = median_interval([a / b for a, b in zip(times[lgd], times[plain])])
             rows.append({"size": size, "mode": mode, "model": lgd, "without_diffusion": plain,
-                         "time_ratio": ratio, "overhead_pct": 100 * (ratio - 1)})
+                         "time_ratio": ratio, "ratio_low": low, "ratio_high": high, "repeats": len(times[lgd]),
+                         "overhead_pct": 100 * (ratio - 1)})
     return rows
 
 
 def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.device,
-                 peak: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The main table (one row per model, size and mode) and the diffusion-overhead table."""
+                 peak: float, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The main table (one row per model, size and mode) and the diffusion-overhead table; ``log`` gets a
+    line per measured model as it finishes (None for silence)."""
     rows, overheads = [], []
     for size_text in sizes:
         frames, size = parse_size(size_text)
@@ -157,6 +180,9 @@ def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.de
                              "ms_per_step": 1e3 * median, "clips_per_s": batch / median,
                              "gflop_per_clip": flops[name][mode] / 1e9, "gflop_per_s": gflops,
                              "peak_fraction": gflops / peak})
+                if log is not None:
+                    log(f"  {frames}x{size}x{size} {mode:<7} {name:<12} {1e3 * median:9.1f} ms/step "
+                        f"{batch / median:8.2f} clips/s {gflops:7.1f} GFLOP/s", flush=True)
             overheads += overhead_rows(times, f"{frames}x{size}x{size}", mode)
     return pd.DataFrame(rows), pd.DataFrame(overheads)
 

@@ -64,3 +64,17 @@ def test_cli_smoke_prints_the_tables(tmp_path, capsys, monkeypatch):
 def test_a_malformed_clip_size_is_rejected_by_name(capsys):
     assert lgd(["bench", "--smoke", "--sizes", "16-224"]) == 2
     assert "16-224" in capsys.readouterr().err
+
+
+def test_the_median_interval_comes_from_order_statistics():
+    assert bench.median_interval(range(1, 10)) == (5, 2, 8)         # n=9: P(2 <= B <= 7) = 0.961 >= 0.95
+    assert bench.median_interval([3, 1, 2]) == (2, 1, 3)            # too few repeats: the whole range
+    with pytest.raises(ValueError):
+        bench.median_interval([])
+
+
+def test_the_overhead_table_carries_its_interval(smoke):
+    overhead = smoke[0]["overhead"]
+    assert {"ratio_low", "ratio_high", "repeats"} <= set(overhead.columns)
+    assert (overhead["ratio_low"] <= overhead["time_ratio"]).all() and \
+        (overhead["time_ratio"] <= overhead["ratio_high"]).all()
