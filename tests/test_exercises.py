@@ -178,7 +178,7 @@ def submissions(tmp_path):
 
 def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_path):
     grading.grade_folder(submissions, timeout=20, out=tmp_path, sources=None, echo=False)
-    with open(tmp_path / "grades.csv") as handle:
+    with open(tmp_path / "grades_long.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(grading.CSV_FIELDS)
     grade = {(Path(r["notebook"]).parent.name, r["exercise"]): (int(r["score"]), int(r["max"]), r["reason"]) for r in rows}
@@ -194,6 +194,18 @@ def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_
     assert grade["hang", "double"] == (1, 1, "passed")
     assert grade["hang", "pool"][0] == 0 and "time limit of 20 s" in grade["hang", "pool"][2]
     assert grade["corrupt", "(notebook)"][0] == 0 and "cannot be read" in grade["corrupt", "(notebook)"][2]
+    assert {r["student"] for r in rows} == {"correct", "stub", "wrong", "crash", "hang", "corrupt"}
+
+    with open(tmp_path / "grades.csv") as handle:                 # wide: one row per student, ready for a gradebook
+        wide = {row["student"]: row for row in csv.DictReader(handle)}
+    assert set(wide) == {"correct", "stub", "wrong", "crash", "hang", "corrupt"}
+    assert (wide["correct"]["double"], wide["correct"]["pool"], wide["correct"]["total"]) == ("1", "1", "2")
+    assert (wide["wrong"]["double"], wide["wrong"]["pool"], wide["wrong"]["total"]) == ("0", "1", "1")
+    for row in wide.values():
+        parts = [int(row[c]) for c in row if c not in ("student", "total", "max") and row[c] != ""]
+        assert int(row["total"]) == sum(parts)
+    feedback = (tmp_path / "feedback" / "wrong.md").read_text()
+    assert "Total: 1 of 2 points." in feedback and "double(3) should be 6" in feedback
 
 
 def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_zero(tmp_path):

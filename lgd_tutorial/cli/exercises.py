@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = sub.add_parser("grade", help="run every submitted notebook in isolation and write a CSV of scores")
     g.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
     g.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook (default 300)")
-    g.add_argument("--out", default="grades", help="folder for grades.csv: notebook, exercise, score, max, reason")
+    g.add_argument("--out", default="grades",
+                   help="folder for grades.csv (a row per student), grades_long.csv and feedback/STUDENT.md")
     g.add_argument("--sources", default="notebooks", help="source notebooks naming the expected exercises")
     g.set_defaults(run=grade)
 

@@ -13,6 +13,8 @@ that calls a ``lgd_tutorial.exercises`` check.
   errors. An exercise scores 1 when every cell tagged with it ran without
   error, else 0 with the first error as the reason. A notebook that hangs or
   crashes scores 0 on every exercise that did not pass before, with the reason.
+- ``grade_folder`` grades a folder of submissions (a student per subfolder, or per file name) and writes
+  ``grades.csv`` (wide), ``grades_long.csv`` and a feedback file per student (``write_reports``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..notebooks import execute_notebook, list_notebooks, strip_outputs
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 TAG_PREFIX = "exercise:"
-CSV_FIELDS = ("notebook", "exercise", "score", "max", "reason")
+CSV_FIELDS = ("student", "notebook", "exercise", "score", "max", "reason")
 
 
 def exercise_names(cell) -> list[str]:
@@ -101,6 +103,12 @@ class Grade:
     score: int
     max: int
     reason: str
+    student: str = ""
+
+
+def student_of(relative: Path) -> str:
+    """The student a submission belongs to: its top folder under the submissions folder, else its file name."""
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
 def _cell_error(cell) -> str:
@@ -171,14 +179,44 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
     for path in paths:
         label = str(path.relative_to(submissions))
         result = grade_notebook(path, timeout, expected=source_exercises.get(path.name), label=label)
+        for grade in result:
+            grade.student = student_of(path.relative_to(submissions))
         grades += result
         if echo:
             score, best = sum(g.score for g in result), sum(g.max for g in result)
             print(f"{label:<48} {score}/{best}", flush=True)
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        with open(Path(out) / "grades.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_FIELDS)
-            writer.writerows((g.notebook, g.exercise, g.score, g.max, g.reason) for g in grades)
+        write_reports(grades, Path(out))
     return grades
+
+
+def write_reports(grades: list[Grade], out: Path) -> None:
+    """``grades.csv`` (one row per student: a column per exercise, the total and the maximum, ready for a
+    gradebook), ``grades_long.csv`` (one row per student and exercise, with the reason) and
+    ``feedback/STUDENT.md`` (every exercise's score and the reason for every lost point)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "grades_long.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_FIELDS)
+        writer.writerows((g.student, g.notebook, g.exercise, g.score, g.max, g.reason) for g in grades)
+    exercises = list(dict.fromkeys(g.exercise for g in grades))
+    students = list(dict.fromkeys(g.student for g in grades))
+    with open(out / "grades.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", *exercises, "total", "max"])
+        for student in students:
+            mine = [g for g in grades if g.student == student]
+            score = {e: sum(g.score for g in mine if g.exercise == e) for e in exercises}
+            writer.writerow([student, *(score[e] for e in exercises), sum(g.score for g in mine),
+                             sum(g.max for g in mine)])
+    (out / "feedback").mkdir(exist_ok=True)
+    for student in students:
+        mine = [g for g in grades if g.student == student]
+        lines = [f"# Feedback for {student}", "",
+                 f"Total: {sum(g.score for g in mine)} of {sum(g.max for g in mine)} points.", ""]
+        for notebook in dict.fromkeys(g.notebook for g in mine):
+            lines += [f"## {notebook}", "", "| exercise | points | why |", "| --- | --- | --- |"]
+            lines += [f"| {g.exercise} | {g.score} / {g.max} | {'' if g.score == g.max else g.reason.replace('|', '/')} |"
+                      for g in mine if g.notebook == notebook]
+            lines.append("")
+        (out / "feedback" / f"{student}.md").write_text("\n".join(lines), encoding="utf-8")
