@@ -221,3 +221,74 @@ def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_ze
     assert {g.exercise for g in teacher} == {"pool_broadcast", "lgd_block", "p3d_b"}
     assert all(g.score == g.max == 1 for g in teacher), teacher
     assert all(g.score == 0 and "not attempted" in g.reason for g in student), student
+
+
+def _cheat(nb, exercise: str, solution: str | None, check: str | None):
+    """The submission with the exercise's solution cell and/or its check cell replaced."""
+    nb = nbformat.from_dict(nb)
+    cells = [c for c in nb.cells if c.cell_type == "code" and exercise in grading.exercise_names(c)]
+    for cell in cells:
+        if grading.BEGIN in cell.source and solution is not None:
+            cell.source = solution
+        elif grading.BEGIN not in cell.source and check is not None:
+            cell.source = check
+    return nb
+
+
+@pytest.mark.slow
+def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers(tmp_path):
+    """With the instructor's source, a submission cannot earn points by emptying or patching the check, or
+    by handing in the package's own answer; a correct answer still scores."""
+    source = nbformat.read(NOTEBOOKS / "02_building_blocks.ipynb", as_version=4)
+    wrong = ("def lgd_forward(block, x, g):\n"
+             "    g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))\n"
+             "    return torch.relu(block.residual(x) + block.shortcut(x)), g_new\n")
+    submissions = {
+        "emptied": _cheat(source, "lgd_block", wrong, ""),
+        "noop": _cheat(source, "lgd_block", wrong, "check_lgd_block = lambda f: True\ncheck_lgd_block(lgd_forward)"),
+        "patched": _cheat(source, "lgd_block", wrong,
+                          "import lgd_tutorial.exercises as e, lgd_tutorial.exercises.checks as c\n"
+                          "e.check_lgd_block = c.check_lgd_block = lambda f: True"),
+        "reference": _cheat(source, "lgd_block", "lgd_forward = lambda block, x, g: block(x, g)\n", "pass"),
+        "alias": _cheat(source, "p3d_b", "MyP3DB = p3d.P3DB\n", "pass"),
+        "hidden": _cheat(source, "lgd_block", "def lgd_forward(block, x, g):\n"
+                                              "    try:\n        return block(x, g)\n"
+                                              "    except Exception:\n        return x, g\n", "pass"),
+    }
+    folder = tmp_path / "subs"
+    for student, nb in submissions.items():
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / "02_building_blocks.ipynb")
+    grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g", sources=NOTEBOOKS, echo=False)
+    got = {(g.student, g.exercise): g for g in grades}
+    for student in ("emptied", "noop", "patched"):
+        assert got[student, "lgd_block"].score == 0, got[student, "lgd_block"]
+        assert "global-to-local" in got[student, "lgd_block"].reason                 # the instructor's message
+        assert got[student, "pool_broadcast"].score == 1 and got[student, "p3d_b"].score == 1
+    for student in ("reference", "hidden"):
+        assert got[student, "lgd_block"].score == 0
+        assert "the package's reference" in got[student, "lgd_block"].reason and "forward" in \
+            got[student, "lgd_block"].reason, got[student, "lgd_block"]
+    assert got["alias", "p3d_b"].score == 0 and "P3DB" in got["alias", "p3d_b"].reason
+    assert got["alias", "lgd_block"].score == 1
+
+
+def test_points_come_from_the_source_and_only_the_source_checks_count(tmp_path):
+    source = exercise_notebook("return 2 * x")
+    source.cells[1].metadata["tags"].append("points:3")
+    (tmp_path / "sources").mkdir()
+    nbformat.write(source, tmp_path / "sources" / "01_demo.ipynb")
+    right = nbformat.from_dict(source)
+    right.cells[2].source = "raise RuntimeError('the student broke their own check cell')"
+    wrong = exercise_notebook("return x + 2")                       # double(2) == 4 passes, double(3) does not
+    wrong.cells[2].source = "assert double(2) == 4"
+    for student, nb in (("right", right), ("wrong", wrong)):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / "01_demo.ipynb")
+    grades = grading.grade_folder(tmp_path / "subs", timeout=120, out=tmp_path / "g", sources=tmp_path / "sources",
+                                  echo=False)
+    got = {(g.student, g.exercise): (g.score, g.max, g.reason) for g in grades}
+    assert got["right", "double"] == (3, 3, "passed")               # its own broken check cell costs nothing
+    assert got["wrong", "double"] == (0, 3, "AssertionError: double(3) should be 6")
+    assert got["right", "pool"] == (1, 1, "passed")
+    assert "max" in (tmp_path / "g" / "grades.csv").read_text().splitlines()[0]

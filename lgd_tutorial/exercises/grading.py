@@ -10,16 +10,24 @@ that calls a ``lgd_tutorial.exercises`` check.
   outputs. ``lgd exercises build`` writes them to ``notebooks/exercises/``.
 - ``grade_notebook`` runs one submission in a fresh kernel, in a private copy
   of its folder, with a time limit for the whole notebook, going on after
-  errors. An exercise scores 1 when every cell tagged with it ran without
-  error, else 0 with the first error as the reason. A notebook that hangs or
-  crashes scores 0 on every exercise that did not pass before, with the reason.
+  errors. With the instructor's source notebook (``lgd exercises grade`` finds
+  it by file name in ``--sources``), every exercise is scored by the source's
+  check cells, inserted after the submission's own cells of that exercise: the
+  submission's check cells count for nothing, the checks are reloaded (patches
+  are gone), the package's own answer is off limits (``guard.reference_guard``)
+  and a check only passes when it prints a one-time token at its end. Points
+  come from a ``points:N`` tag in the source (1 without one). A notebook that
+  hangs, crashes or cannot be read scores 0 on every exercise that did not
+  pass, with the reason.
 - ``grade_folder`` grades a folder of submissions (a student per subfolder, or per file name) and writes
   ``grades.csv`` (wide), ``grades_long.csv`` and a feedback file per student (``write_reports``).
 """
 
 from __future__ import annotations
 
+import ast
 import csv
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -123,44 +131,124 @@ def _ran(cell) -> bool:
     return cell.get("execution_count") is not None or bool(cell.get("outputs"))
 
 
+def _answer_names(source: str) -> list[str]:
+    """The top-level names a solution cell defines (functions, classes, assignments)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def points_of(cells) -> int:
+    """An exercise's points from a ``points:N`` tag on any of its source cells (1 without one)."""
+    for cell in cells:
+        for tag in cell.get("metadata", {}).get("tags", []):
+            if tag.startswith("points:"):
+                return int(tag.split(":", 1)[1])
+    return 1
+
+
+def canonical_checks(source: nbformat.NotebookNode, name: str, nonce: str) -> list:
+    """The instructor's check cells of exercise ``name``, made to run as the grader's own.
+
+    Each reloads the checks (patches a submission made are gone), runs the check under
+    ``reference_guard`` (the package's own answer is off limits) and prints ``nonce`` only when it got
+    through, so an error the submission hides still costs the points.
+    """
+    cells = [c for c in source.cells if c.cell_type == "code" and name in exercise_names(c)]
+    answers = sorted({n for c in cells if BEGIN in c.source for n in _answer_names(c.source)})
+    checks = [c for c in cells if BEGIN not in c.source]
+    header = ("import importlib as __lgd_il\n"
+              "import lgd_tutorial.exercises.checks as __lgd_checks\n"
+              "import lgd_tutorial.exercises.guard as __lgd_guard\n"
+              "import lgd_tutorial.exercises as __lgd_exercises\n"
+              "for __lgd_m in (__lgd_checks, __lgd_guard, __lgd_exercises):\n"
+              "    __lgd_il.reload(__lgd_m)\n"
+              f"with __lgd_guard.reference_guard({name!r}, {{__n: globals()[__n] for __n in {answers!r} "
+              "if __n in globals()}):\n")
+    out = []
+    for cell in checks:
+        body = "\n".join("    " + line for line in cell.source.splitlines()) or "    pass"
+        code = header + body + f"\nprint({nonce!r})\n"
+        out.append(nbformat.v4.new_code_cell(code, metadata={"tags": [f"grader:{name}"]}))
+    return out
+
+
+def _with_canonical_checks(nb, source, names, nonce) -> None:
+    """Insert each exercise's canonical checks after the submission's last cell of that exercise."""
+    for name in names:
+        positions = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and name in exercise_names(c)]
+        if positions:
+            at = positions[-1] + 1
+            nb.cells[at:at] = canonical_checks(source, name, nonce)
+
+
+def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | None) -> Grade:
+    cells = [cell for cell in nb.cells if cell.cell_type == "code" and name in exercise_names(cell)]
+    if not cells:
+        return Grade(label, name, 0, points, "the exercise's cells are missing from the notebook")
+    errors = [error for error in map(_cell_error, cells) if error]
+    if errors and errors[0].startswith("NotImplementedError"):
+        return Grade(label, name, 0, points, "not attempted: " + errors[0])
+    if nonce is None:                                          # no source: the submission's own cells decide
+        if errors:
+            return Grade(label, name, 0, points, errors[0])
+        if not all(_ran(cell) for cell in cells):
+            return Grade(label, name, 0, points, f"not reached: {stopped}" if stopped else "not run")
+        return Grade(label, name, points, points, "passed")
+    checks = [c for c in nb.cells if f"grader:{name}" in c.get("metadata", {}).get("tags", [])]
+    for check in checks:
+        error = _cell_error(check)
+        if error:
+            return Grade(label, name, 0, points, error.replace("ReferenceUsed: ", "the package's reference: "))
+        text = "".join(str(o.get("text", "")) for o in check.get("outputs", []))
+        if nonce not in text:
+            return Grade(label, name, 0, points, f"the check did not finish: {stopped}" if stopped
+                         else "the check did not finish")
+    return Grade(label, name, points, points, "passed")
+
+
 def grade_notebook(path: str | Path, timeout: float = 300, expected: list[str] | None = None,
-                   label: str | None = None) -> list[Grade]:
-    """Grade one submitted notebook; ``expected`` lists the exercises (default: those tagged in it)."""
+                   label: str | None = None, source: nbformat.NotebookNode | None = None) -> list[Grade]:
+    """Grade one submitted notebook.
+
+    With the instructor's ``source`` notebook, each exercise is scored by the source's check cells,
+    inserted after the submission's own (which count for nothing), run under ``reference_guard``, with the
+    points the source's ``points:N`` tags give. Without it, an exercise scores when its cells in the
+    submission ran without error. ``expected`` lists the exercises (default: the source's, else the
+    submission's).
+    """
     path = Path(path)
     label = label or path.name
+    names = expected or (exercises_of(source) if source is not None else None)
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as error:                                  # unreadable JSON, wrong format
-        names = expected or ["(notebook)"]
-        return [Grade(label, name, 0, 1, f"the notebook cannot be read: {error}") for name in names]
-    names = expected or exercises_of(nb)
+        return [Grade(label, name, 0, 1, f"the notebook cannot be read: {error}") for name in names or ["(notebook)"]]
+    names = names or exercises_of(nb)
     if not names:
         return [Grade(label, "(notebook)", 0, 0, "no cells tagged exercise:NAME")]
+    nonce = f"grader-ok-{secrets.token_hex(8)}" if source is not None else None
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    if source is not None:
+        _with_canonical_checks(nb, source, names, nonce)
     with tempfile.TemporaryDirectory(prefix="lgd-grade-") as tmp:
         workdir = Path(tmp) / "work"
         shutil.copytree(path.parent, workdir, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         env = {"LGD_FIGURES_DIR": str(workdir / "figures"), "LGD_PROFILE": "cpu", "MPLBACKEND": "Agg"}
         ok, stopped = execute_notebook(nb, workdir, timeout, env=env, allow_errors=True)
-    grades = []
-    for name in names:
-        cells = [cell for cell in nb.cells if cell.cell_type == "code" and name in exercise_names(cell)]
-        if not cells:
-            grades.append(Grade(label, name, 0, 1, "the exercise's cells are missing from the notebook"))
-            continue
-        errors = [error for error in map(_cell_error, cells) if error]
-        if errors:
-            reason = errors[0]
-            if reason.startswith("NotImplementedError"):
-                reason = "not attempted: " + reason
-            grades.append(Grade(label, name, 0, 1, reason))
-        elif not all(_ran(cell) for cell in cells):
-            grades.append(Grade(label, name, 0, 1, f"not reached: {stopped}" if stopped else "not run"))
-        else:
-            grades.append(Grade(label, name, 1, 1, "passed"))
-    return grades
+    points = {name: points_of([c for c in (source.cells if source is not None else [])
+                               if name in exercise_names(c)]) for name in names}
+    return [_score(nb, name, label, points[name], stopped, nonce) for name in names]
 
 
 def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path | None = "grades",
@@ -171,14 +259,14 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
     exercises, so deleted exercise cells still count as 0.
     """
     submissions = Path(submissions)
-    source_exercises = {}
+    source_notebooks = {}
     if sources and Path(sources).is_dir():
-        source_exercises = {p.name: exercises_of(nbformat.read(p, as_version=4)) for p in list_notebooks(sources)}
+        source_notebooks = {p.name: nbformat.read(p, as_version=4) for p in list_notebooks(sources)}
     grades = []
     paths = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     for path in paths:
         label = str(path.relative_to(submissions))
-        result = grade_notebook(path, timeout, expected=source_exercises.get(path.name), label=label)
+        result = grade_notebook(path, timeout, label=label, source=source_notebooks.get(path.name))
         for grade in result:
             grade.student = student_of(path.relative_to(submissions))
         grades += result
