@@ -292,3 +292,19 @@ def test_points_come_from_the_source_and_only_the_source_checks_count(tmp_path):
     assert got["wrong", "double"] == (0, 3, "AssertionError: double(3) should be 6")
     assert got["right", "pool"] == (1, 1, "passed")
     assert "max" in (tmp_path / "g" / "grades.csv").read_text().splitlines()[0]
+
+
+def test_hidden_cases_catch_an_answer_that_memorised_the_visible_one():
+    from lgd_tutorial.exercises import checks
+
+    visible = torch.randn(2, 6, 3, 4, 5, generator=torch.Generator().manual_seed(0)).mean((2, 3, 4))
+    memorised = lambda x: visible.clone()  # noqa: E731
+    assert checks.CASE_SEED == 0
+    assert exercises.check_pool_broadcast(memorised, lgd.broadcast)             # the visible case passes
+    try:
+        checks.CASE_SEED = 7                                                     # what the grader does
+        with pytest.raises(ExerciseError):
+            exercises.check_pool_broadcast(memorised, lgd.broadcast)
+        assert exercises.check_pool_broadcast(lgd.pool, lgd.broadcast)          # a real answer passes both
+    finally:
+        checks.CASE_SEED = 0

@@ -48,8 +48,11 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, **TOLERANCE)
 
 
+CASE_SEED = 0        # the visible checks use 0; the grader sets another, so its cases differ from the visible ones
+
+
 def _seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(1000 * CASE_SEED + seed)
 
 
 # --- pooling and broadcasting -------------------------------------------------
@@ -119,7 +122,7 @@ def check_p3d_unit(kind: str, student_cls) -> bool:
         raise ValueError(f"kind must be one of {sorted(P3D_KINDS)}, got {kind!r}")
     formula = P3D_FORMULAS[kind]
     for stride, activate in ((1, True), (2, True), (1, False)):
-        torch.manual_seed(0)
+        torch.manual_seed(CASE_SEED)
         reference = P3D_KINDS[kind](4, 6, stride, activate).eval()
         student = student_cls(4, 6, stride, activate=activate).eval()
         try:
@@ -151,7 +154,7 @@ def check_p3d_unit(kind: str, student_cls) -> bool:
 # --- the LGD block --------------------------------------------------------------
 
 def _reference_block(diffusion: str = "both") -> lgd.LGDBlock:
-    torch.manual_seed(0)
+    torch.manual_seed(CASE_SEED)
     c_in, c_out = 16, 32
     residual = p3d.Bottleneck(c_in, c_out // 4, 2, p3d.P3DA)
     shortcut = p3d.Shortcut(c_in, c_out, 2)
@@ -467,7 +470,7 @@ def _taps_for_ratio_check():
     from ..models import build_model
     from ..viz.taps import collect_taps
 
-    torch.manual_seed(0)
+    torch.manual_seed(CASE_SEED)
     model = build_model("lgd3d_tiny", num_classes=3).eval()
     with torch.no_grad():
         for _, block in model.named_lgd_blocks():           # a non-zero W_xg, so the term varies per clip

@@ -155,10 +155,11 @@ def points_of(cells) -> int:
     return 1
 
 
-def canonical_checks(source: nbformat.NotebookNode, name: str, nonce: str) -> list:
+def canonical_checks(source: nbformat.NotebookNode, name: str, nonce: str, case_seed: int = 1) -> list:
     """The instructor's check cells of exercise ``name``, made to run as the grader's own.
 
-    Each reloads the checks (patches a submission made are gone), runs the check under
+    Each reloads the checks (patches a submission made are gone), draws the checks' random cases from
+    ``case_seed`` (hidden cases: the visible checks use 0), runs the check under
     ``reference_guard`` (the package's own answer is off limits) and prints ``nonce`` only when it got
     through, so an error the submission hides still costs the points.
     """
@@ -171,6 +172,7 @@ def canonical_checks(source: nbformat.NotebookNode, name: str, nonce: str) -> li
               "import lgd_tutorial.exercises as __lgd_exercises\n"
               "for __lgd_m in (__lgd_checks, __lgd_guard, __lgd_exercises):\n"
               "    __lgd_il.reload(__lgd_m)\n"
+              f"__lgd_checks.CASE_SEED = {case_seed}\n"
               f"with __lgd_guard.reference_guard({name!r}, {{__n: globals()[__n] for __n in {answers!r} "
               "if __n in globals()}):\n")
     out = []
@@ -187,7 +189,7 @@ def _with_canonical_checks(nb, source, names, nonce) -> None:
         positions = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and name in exercise_names(c)]
         if positions:
             at = positions[-1] + 1
-            nb.cells[at:at] = canonical_checks(source, name, nonce)
+            nb.cells[at:at] = canonical_checks(source, name, nonce, case_seed=secrets.randbelow(10_000) + 1)
 
 
 def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | None) -> Grade:
