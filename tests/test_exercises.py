@@ -238,7 +238,8 @@ def _cheat(nb, exercise: str, solution: str | None, check: str | None):
 @pytest.mark.slow
 def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers(tmp_path):
     """With the instructor's source, a submission cannot earn points by emptying or patching the check, or
-    by handing in the package's own answer; a correct answer still scores."""
+    by handing in the package's own answer; a correct answer still scores; a partly right LGD block earns
+    part of the points, with the reason."""
     source = nbformat.read(NOTEBOOKS / "02_building_blocks.ipynb", as_version=4)
     wrong = ("def lgd_forward(block, x, g):\n"
              "    g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))\n"
@@ -262,8 +263,9 @@ def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers
     grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g", sources=NOTEBOOKS, echo=False)
     got = {(g.student, g.exercise): g for g in grades}
     for student in ("emptied", "noop", "patched"):
-        assert got[student, "lgd_block"].score == 0, got[student, "lgd_block"]
-        assert "global-to-local" in got[student, "lgd_block"].reason                 # the instructor's message
+        # the instructor's check ran: local-to-global right, global-to-local missing -> half the points
+        assert got[student, "lgd_block"].score == 0.5, got[student, "lgd_block"]
+        assert "global-to-local" in got[student, "lgd_block"].reason
         assert got[student, "pool_broadcast"].score == 1 and got[student, "p3d_b"].score == 1
     for student in ("reference", "hidden"):
         assert got[student, "lgd_block"].score == 0

@@ -29,7 +29,16 @@ TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
 
 class ExerciseError(AssertionError):
-    """A check failed; the message says what is wrong."""
+    """A check failed; the message says what is wrong.
+
+    ``credit`` is the share of the check's parts that passed before it failed (the grader gives that
+    share of the exercise's points): the LGD block's local-to-global part right and its global-to-local
+    part wrong is worth half.
+    """
+
+    def __init__(self, message: str, credit: float = 0.0):
+        super().__init__(message)
+        self.credit = credit
 
 
 def _passed(what: str) -> bool:
@@ -73,11 +82,15 @@ def check_pool_broadcast(pool, broadcast) -> bool:
         added = x + broadcast(g)
     except RuntimeError as error:
         raise ExerciseError(f"x + broadcast(g) fails for x {tuple(x.shape)} and g {tuple(g.shape)}: "
-                            f"{error}. U must give g shape (N, C, 1, 1, 1) so it lines up with channels.") from None
-    _shape("x + broadcast(g)", added, tuple(x.shape), "Broadcasting must not change the local map's shape.")
+                            f"{error}. U must give g shape (N, C, 1, 1, 1) so it lines up with channels.",
+                            credit=0.5) from None
+    if tuple(added.shape) != tuple(x.shape):
+        raise ExerciseError(f"x + broadcast(g) has shape {tuple(added.shape)}, expected {tuple(x.shape)}: "
+                            "broadcasting must not change the local map's shape.", credit=0.5)
     if not _close(added, x + lgd.broadcast(g)):
         raise ExerciseError("x + broadcast(g) adds the wrong numbers: every position (t, h, w) of channel c "
-                            "should receive g[:, c]. Check that g's channel axis lines up with x's axis 1.")
+                            "should receive g[:, c]. Check that g's channel axis lines up with x's axis 1.",
+                            credit=0.5)
     return _passed("pool and broadcast")
 
 
@@ -235,7 +248,8 @@ def check_lgd_block(student) -> bool:
         if not _close(got_g, expected_g):
             raise ExerciseError(_diagnose_global(block, x, g, got_g) + ".")
         if not _close(got_x, expected_x):
-            raise ExerciseError(_diagnose_local(block, x, expected_g, got_x) + ".")
+            raise ExerciseError(_diagnose_local(block, x, expected_g, got_x) + " (local-to-global is right).",
+                                credit=0.5)
     return _passed("LGD block (local-to-global and global-to-local)")
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import re
 import secrets
 import shutil
 import tempfile
@@ -108,7 +109,7 @@ def build_exercises(sources: str | Path = "notebooks", out_dir: str | Path = "no
 class Grade:
     notebook: str
     exercise: str
-    score: int
+    score: float
     max: int
     reason: str
     student: str = ""
@@ -177,8 +178,11 @@ def canonical_checks(source: nbformat.NotebookNode, name: str, nonce: str, case_
               "if __n in globals()}):\n")
     out = []
     for cell in checks:
-        body = "\n".join("    " + line for line in cell.source.splitlines()) or "    pass"
-        code = header + body + f"\nprint({nonce!r})\n"
+        body = "\n".join("        " + line for line in cell.source.splitlines()) or "        pass"
+        code = (header.replace("\nwith ", "\ntry:\n    with ") + body
+                + f"\nexcept __lgd_checks.ExerciseError as __lgd_e:\n"
+                  f"    print({nonce!r} + ':credit=' + str(__lgd_e.credit))\n    raise\n"
+                  f"print({nonce!r})\n")
         out.append(nbformat.v4.new_code_cell(code, metadata={"tags": [f"grader:{name}"]}))
     return out
 
@@ -208,9 +212,11 @@ def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | No
     checks = [c for c in nb.cells if f"grader:{name}" in c.get("metadata", {}).get("tags", [])]
     for check in checks:
         error = _cell_error(check)
-        if error:
-            return Grade(label, name, 0, points, error.replace("ReferenceUsed: ", "the package's reference: "))
         text = "".join(str(o.get("text", "")) for o in check.get("outputs", []))
+        if error:
+            credit = re.search(re.escape(nonce) + r":credit=([0-9.]+)", text)
+            score = round(points * float(credit.group(1)), 2) if credit else 0
+            return Grade(label, name, score, points, error.replace("ReferenceUsed: ", "the package's reference: "))
         if nonce not in text:
             return Grade(label, name, 0, points, f"the check did not finish: {stopped}" if stopped
                          else "the check did not finish")
