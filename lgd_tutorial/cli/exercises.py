@@ -12,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="write student versions (solutions stubbed, outputs stripped)")
     b.add_argument("--sources", default="notebooks", help="folder of the source notebooks")
     b.add_argument("--out", default="notebooks/exercises", help="folder for the student versions")
+    b.add_argument("--format", default="student", choices=["student", "nbgrader"],
+                   help="student: solutions stubbed (default); nbgrader: the instructor's notebooks with nbgrader's "
+                        "metadata, for an nbgrader course's source/ASSIGNMENT/ folder")
     b.set_defaults(run=build)
     g = sub.add_parser("grade", help="run every submitted notebook in isolation and write a CSV of scores")
     g.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
@@ -25,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build(args) -> int:
     from ..exercises.grading import build_exercises
 
-    build_exercises(args.sources, args.out)
+    build_exercises(args.sources, args.out, format=args.format)
     return 0
 
 

@@ -89,8 +89,38 @@ def build_student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
+def nbgrader_source(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The instructor's notebook with nbgrader's cell metadata, for an nbgrader course's ``source/`` folder.
+
+    Solution cells become autograded-answer cells (nbgrader replaces their ``### BEGIN SOLUTION`` regions
+    itself); check cells become locked autograder-test cells worth the exercise's points (``points:N``
+    tags, 1 without one), with a hidden run of the same check on inputs the visible run does not use.
+    Every other cell is left as it is. Grade ids are ``NOTEBOOK-EXERCISE-KIND-K`` and unique.
+    """
+    out = strip_outputs(nbformat.from_dict(nb))
+    counts: dict[str, int] = {}
+    for cell in out.cells:
+        names = exercise_names(cell) if cell.cell_type == "code" else []
+        if not names:
+            continue
+        exercise = names[0]
+        kind = "answer" if BEGIN in cell.source else "check"
+        counts[(exercise, kind)] = counts.get((exercise, kind), 0) + 1
+        grade_id = f"{name}-{exercise}-{kind}-{counts[(exercise, kind)]}"
+        meta = {"grade": kind == "check", "solution": kind == "answer", "locked": kind == "check",
+                "grade_id": grade_id, "schema_version": 3}
+        if kind == "check":
+            exercise_cells = [c for c in nb.cells if c.cell_type == "code" and exercise in exercise_names(c)]
+            meta["points"] = points_of(exercise_cells)
+            cell.source += ("\n### BEGIN HIDDEN TESTS\nimport lgd_tutorial.exercises.checks as __lgd_checks\n"
+                            "__lgd_checks.CASE_SEED = 7\n" + cell.source + "\n__lgd_checks.CASE_SEED = 0\n"
+                            "### END HIDDEN TESTS")
+        cell.metadata["nbgrader"] = meta
+    return out
+
+
 def build_exercises(sources: str | Path = "notebooks", out_dir: str | Path = "notebooks/exercises",
-                    echo: bool = True) -> list[Path]:
+                    echo: bool = True, format: str = "student") -> list[Path]:
     """Write the student version of every numbered notebook of ``sources`` to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +128,10 @@ def build_exercises(sources: str | Path = "notebooks", out_dir: str | Path = "no
     for path in list_notebooks(sources):
         nb = nbformat.read(path, as_version=4)
         target = out / path.name
-        nbformat.write(build_student_notebook(nb), target)
+        if format == "nbgrader":
+            nbformat.write(nbgrader_source(nb, path.stem), target)
+        else:
+            nbformat.write(build_student_notebook(nb), target)
         written.append(target)
         if echo:
             print(f"{path.name:<36} {len(exercises_of(nb))} exercise(s) -> {target}")

@@ -1,0 +1,83 @@
+"""The exercises in real nbgrader: `lgd exercises build --format nbgrader` writes a source folder that nbgrader
+turns into a release (generate_assignment) and grades (autograde), for a correct and a broken submission."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lgd_tutorial.cli import main as lgd
+from lgd_tutorial.exercises import grading
+
+pytest.importorskip("nbgrader")
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "02_building_blocks"
+
+
+def nbgrader(course: Path, *args: str, env: dict):
+    command = [sys.executable, "-m", "nbgrader", *args, "--CourseDirectory.root=" + str(course)]
+    result = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_nbgrader_generates_the_release_and_autogrades_two_submissions(tmp_path):
+    course = tmp_path / "course"
+    source = course / "source" / "ps1"
+    source.mkdir(parents=True)
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    shutil.copy(ROOT / "notebooks" / f"{NOTEBOOK}.ipynb", sources)
+    assert lgd(["exercises", "build", "--sources", str(sources), "--out", str(source), "--format", "nbgrader"]) == 0
+    meta = [c.metadata.get("nbgrader") for c in nbformat.read(source / f"{NOTEBOOK}.ipynb", as_version=4).cells]
+    ids = [m["grade_id"] for m in meta if m]
+    assert len(ids) == len(set(ids)) == 6                             # 3 exercises: an answer and a check each
+    assert sum(m["points"] for m in meta if m and m["grade"]) == 3
+
+    env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
+               LGD_PROFILE="cpu", MPLBACKEND="Agg",
+               # nbgrader runs its database migrations with the `alembic` script of this environment
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    nbgrader(course, "generate_assignment", "ps1", "--force", env=env)
+    release = nbformat.read(course / "release" / "ps1" / f"{NOTEBOOK}.ipynb", as_version=4)
+    assert not any(grading.BEGIN in c.source or "BEGIN HIDDEN TESTS" in c.source for c in release.cells)
+    assert any("NotImplementedError" in c.source for c in release.cells)
+
+    good = nbformat.read(ROOT / "notebooks" / f"{NOTEBOOK}.ipynb", as_version=4)
+    broken = nbformat.from_dict(release)                              # the release as handed out, one answer
+    for cell in broken.cells:                                         # written wrongly, the others not at all
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{NOTEBOOK}-pool_broadcast-answer-1":
+            cell.source = ("def my_pool(x):\n    return x.sum(dim=(2, 3, 4))\n\n"
+                           "def my_broadcast(g):\n    return g[:, :, None, None, None]\n")
+    for student, nb in (("ada", _with_release_metadata(good, release)), ("bob", broken)):
+        folder = course / "submitted" / student / "ps1"
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{NOTEBOOK}.ipynb")
+    nbgrader(course, "autograde", "ps1", "--force", env=env)
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {s: gradebook.find_submission("ps1", s).score for s in ("ada", "bob")}
+        maxima = gradebook.find_assignment("ps1").max_score
+    assert maxima == 3
+    assert scores["ada"] == 3, scores
+    assert scores["bob"] == 0, scores
+
+
+def _with_release_metadata(solved, release):
+    """The instructor's solved notebook with the release's nbgrader metadata, as a student who solved
+    everything would hand it in (nbgrader matches cells by their metadata)."""
+    out = nbformat.from_dict(release)
+    solved_code = [c for c in solved.cells if c.cell_type == "code"]
+    release_code = [c for c in out.cells if c.cell_type == "code"]
+    assert len(solved_code) == len(release_code)
+    for mine, theirs in zip(release_code, solved_code):
+        if mine.metadata.get("nbgrader", {}).get("solution"):
+            mine.source = theirs.source
+    return out
