@@ -116,11 +116,15 @@ def test_built_student_versions_keep_prose_and_contain_no_solution(tmp_path):
     for path in written:
         source = nbformat.read(NOTEBOOKS / path.name, as_version=4)
         student = nbformat.read(path, as_version=4)
-        assert [c.source for c in student.cells if c.cell_type == "markdown"] == \
-               [c.source for c in source.cells if c.cell_type == "markdown"]
+        assert [c.source for c in student.cells if c.cell_type == "markdown" and not grading.is_manual(c)] == \
+               [c.source for c in source.cells if c.cell_type == "markdown" and not grading.is_manual(c)]
         for mine, theirs in zip(student.cells, source.cells):
             if mine.cell_type == "code" and grading.BEGIN in theirs.source:
                 assert "NotImplementedError" in mine.source and "SOLUTION" not in mine.source
+            if grading.is_manual(theirs):                                # a written answer: the question stays,
+                assert "YOUR ANSWER HERE" in mine.source                  # the model answer and rubric go
+                assert "Rubric" not in mine.source and "SOLUTION" not in mine.source
+                assert mine.source.split("YOUR ANSWER HERE")[0] == theirs.source.split(grading.BEGIN)[0]
         assert all(not c.get("outputs") for c in student.cells)
 
 
@@ -137,7 +141,10 @@ def test_every_source_notebook_with_exercises_has_a_check_per_exercise():
         for name in grading.exercises_of(nb):
             cells = [c.source for c in nb.cells if name in grading.exercise_names(c)]
             assert any(grading.BEGIN in s for s in cells), f"{path.name}: {name} has no solution region"
-            assert any("check_" in s for s in cells), f"{path.name}: {name} has no check cell"
+            if any(grading.is_manual(c) for c in nb.cells if name in grading.exercise_names(c)):
+                assert any("Rubric" in s for s in cells), f"{path.name}: written answer {name} has no rubric"
+            else:
+                assert any("check_" in s for s in cells), f"{path.name}: {name} has no check cell"
 
 
 # --- grading ----------------------------------------------------------------------
@@ -205,7 +212,7 @@ def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_
         parts = [int(row[c]) for c in row if c not in ("student", "total", "max") and row[c] != ""]
         assert int(row["total"]) == sum(parts)
     feedback = (tmp_path / "feedback" / "wrong.md").read_text()
-    assert "Total: 1 of 2 points." in feedback and "double(3) should be 6" in feedback
+    assert "Total: 1 of 2 points graded automatically." in feedback and "double(3) should be 6" in feedback
 
 
 def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_zero(tmp_path):
@@ -244,9 +251,11 @@ def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers
     wrong = ("def lgd_forward(block, x, g):\n"
              "    g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))\n"
              "    return torch.relu(block.residual(x) + block.shortcut(x)), g_new\n")
+    useless = ("def lgd_forward(block, x, g):\n    g_new = torch.relu(block.global_to_global(g))\n"
+               "    return torch.relu(block.residual(x) + block.shortcut(x)), g_new\n")
     submissions = {
-        "emptied": _cheat(source, "lgd_block", wrong, ""),
-        "noop": _cheat(source, "lgd_block", wrong, "check_lgd_block = lambda f: True\ncheck_lgd_block(lgd_forward)"),
+        "emptied": _cheat(source, "lgd_block", useless, ""),
+        "noop": _cheat(source, "lgd_block", useless, "check_lgd_block = lambda f: True\ncheck_lgd_block(lgd_forward)"),
         "patched": _cheat(source, "lgd_block", wrong,
                           "import lgd_tutorial.exercises as e, lgd_tutorial.exercises.checks as c\n"
                           "e.check_lgd_block = c.check_lgd_block = lambda f: True"),
@@ -262,10 +271,14 @@ def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers
         nbformat.write(nb, folder / student / "02_building_blocks.ipynb")
     grades = grading.grade_folder(folder, timeout=300, out=tmp_path / "g", sources=NOTEBOOKS, echo=False)
     got = {(g.student, g.exercise): g for g in grades}
+    for student in ("emptied", "noop"):                  # a wrong answer behind an emptied or no-op check: nothing
+        assert got[student, "lgd_block"].score == 0, got[student, "lgd_block"]
+        assert "local-to-global" in got[student, "lgd_block"].reason                 # the instructor's message
+    # a patched check changes nothing either; this answer has local-to-global right and global-to-local
+    # missing, which the instructor's check gives half the points, with the reason
+    assert got["patched", "lgd_block"].score == 0.5, got["patched", "lgd_block"]
+    assert "global-to-local diffusion U(W_xg g_new) is missing" in got["patched", "lgd_block"].reason
     for student in ("emptied", "noop", "patched"):
-        # the instructor's check ran: local-to-global right, global-to-local missing -> half the points
-        assert got[student, "lgd_block"].score == 0.5, got[student, "lgd_block"]
-        assert "global-to-local" in got[student, "lgd_block"].reason
         assert got[student, "pool_broadcast"].score == 1 and got[student, "p3d_b"].score == 1
     for student in ("reference", "hidden"):
         assert got[student, "lgd_block"].score == 0
@@ -310,3 +323,27 @@ def test_hidden_cases_catch_an_answer_that_memorised_the_visible_one():
         assert exercises.check_pool_broadcast(lgd.pool, lgd.broadcast)          # a real answer passes both
     finally:
         checks.CASE_SEED = 0
+
+
+def test_written_answers_are_left_to_the_instructor_and_marked_so(tmp_path):
+    source = exercise_notebook("return 2 * x")
+    source.cells.append(nbformat.v4.new_markdown_cell(
+        "Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
+        metadata={"tags": ["exercise:why", "manual", "points:2"]}))
+    student = grading.build_student_notebook(source)
+    assert "YOUR ANSWER HERE" in student.cells[-1].source and "Because" not in student.cells[-1].source
+    (tmp_path / "sources").mkdir()
+    nbformat.write(source, tmp_path / "sources" / "01_demo.ipynb")
+    (tmp_path / "subs" / "ann").mkdir(parents=True)
+    nbformat.write(source, tmp_path / "subs" / "ann" / "01_demo.ipynb")
+    grades = grading.grade_folder(tmp_path / "subs", timeout=120, out=tmp_path / "g", sources=tmp_path / "sources",
+                                  echo=False)
+    why = next(g for g in grades if g.exercise == "why")
+    assert why.score is None and why.max == 2 and "by hand" in why.reason
+    with open(tmp_path / "g" / "grades.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["why"] == "manual" and row["total"] == "2" and row["max"] == "2"     # double 1 + pool 1, why apart
+    with open(tmp_path / "g" / "grades_long.csv") as handle:
+        long_row = next(r for r in csv.DictReader(handle) if r["exercise"] == "why")
+    assert long_row["score"] == "" and "by hand" in long_row["reason"]
+    assert "graded by hand" in (tmp_path / "g" / "feedback" / "ann.md").read_text()

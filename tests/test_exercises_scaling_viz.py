@@ -43,3 +43,39 @@ def test_ratio_map_passes_the_reference_and_names_the_wrong_reference_the_invers
             lambda taps: taps.residual.norm(dim=1) / taps.global_to_local.norm(dim=1))
     with pytest.raises(ExerciseError, match="channel axis"):
         exercises.check_global_to_local_ratio(lambda taps: taps.global_to_local.norm(dim=2))
+
+
+def _hooks(make_output):
+    def cut(model):
+        return [block.tap_global_to_local.register_forward_hook(lambda m, i, o: make_output(o))
+                for block in model.blocks() if block.tap_global_to_local is not None]
+    return cut
+
+
+def test_cut_global_to_local_check_accepts_zeros_and_names_each_mistake():
+    import torch
+
+    assert exercises.check_cut_global_to_local(_hooks(torch.zeros_like))
+    with pytest.raises(ExerciseError, match="did not change") as error:
+        exercises.check_cut_global_to_local(_hooks(lambda o: None))            # a hook that returns nothing
+    assert error.value.credit == 0
+    with pytest.raises(ExerciseError, match="differ from those with every global-to-local term zeroed"):
+        exercises.check_cut_global_to_local(_hooks(lambda o: -o))
+
+    def forgets_handles(model):
+        _hooks(torch.zeros_like)(model)
+        return []
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_cut_global_to_local(forgets_handles)
+    assert error.value.credit == 0.5 and "return every handle" in str(error.value)
+
+
+def test_outside_reach_check_names_inside_and_mean():
+    right = lambda change, reach: [float(c[:, ~r].max()) if (~r).any() else 0.0 for c, r in zip(change, reach)]  # noqa: E731
+    assert exercises.check_outside_reach(right)
+    with pytest.raises(ExerciseError, match="inside"):
+        exercises.check_outside_reach(lambda change, reach: [float(c[:, r].max()) if r.any() else 0.0
+                                                             for c, r in zip(change, reach)])
+    with pytest.raises(ExerciseError, match="mean"):
+        exercises.check_outside_reach(lambda change, reach: [float(c[:, ~r].mean()) if (~r).any() else 0.0
+                                                             for c, r in zip(change, reach)])

@@ -42,6 +42,7 @@ def grade(args) -> int:
     if not Path(args.submissions).is_dir():
         return fail("exercises grade", f"no such folder: {args.submissions}")
     grades = grade_folder(args.submissions, args.timeout, args.out, args.sources)
-    print(f"{sum(g.score for g in grades)}/{sum(g.max for g in grades)} points; wrote {Path(args.out) / 'grades.csv'}",
+    print(f"{sum(g.score or 0 for g in grades)}/{sum(g.max for g in grades if g.score is not None)} points "
+          f"graded automatically; wrote {Path(args.out) / 'grades.csv'}",
           file=sys.stderr)
     return 0

@@ -22,6 +22,8 @@ from .checks import (
     check_workers_needed,
     check_scaled_lr,
     check_global_to_local_ratio,
+    check_cut_global_to_local,
+    check_outside_reach,
 )
 
 __all__ = [
@@ -39,4 +41,6 @@ __all__ = [
     "check_workers_needed",
     "check_scaled_lr",
     "check_global_to_local_ratio",
+    "check_cut_global_to_local",
+    "check_outside_reach",
 ]

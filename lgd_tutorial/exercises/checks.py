@@ -521,3 +521,83 @@ def check_global_to_local_ratio(ratio_map) -> bool:
         raise ExerciseError(f"{name}: the values differ from ||taps.global_to_local||_C / "
                             "||taps.residual||_C at each (t, h, w).")
     return _passed("global-to-local ratio map")
+
+
+# --- the central claim: cutting the global path, and what a counterfactual can show ---------------
+
+def _trained_looking_tiny(seed: int = 2):
+    """A teaching model whose global-to-local terms differ from clip to clip (W_xg's last weight not zero)."""
+    from ..models import build_model
+
+    torch.manual_seed(CASE_SEED)
+    model = build_model("lgd3d_tiny", num_classes=3).eval()
+    with torch.no_grad():
+        for block in model.blocks():
+            block.global_to_local[-1].weight.normal_(0, 0.2, generator=_seeded(seed))
+    return model
+
+
+def check_cut_global_to_local(cut) -> bool:
+    """``cut(model)`` -> the list of forward-hook handles it registered, one per block with a global-to-local
+    term, each making that block's ``tap_global_to_local`` output zeros. Removing the handles restores the model."""
+    from ..models import build_model
+    from ..viz.causal import cut_paths
+
+    model = _trained_looking_tiny()
+    clip = torch.randn(2, 3, 8, 32, 32, generator=_seeded(1))
+    with torch.no_grad():
+        intact = model(clip)
+        with cut_paths(model):
+            expected = model(clip)
+        handles = cut(model)
+        if not isinstance(handles, (list, tuple)) or not all(hasattr(h, "remove") for h in handles):
+            raise ExerciseError("cut(model) must return the list of handles that register_forward_hook gave you, "
+                                "so the caller can remove them.")
+        got = model(clip)
+        for handle in handles:
+            handle.remove()
+        after = model(clip)
+    if _close(got, intact):
+        raise ExerciseError("the logits did not change: a forward hook replaces a module's output only when it "
+                            "returns the new value (return torch.zeros_like(output)).")
+    if not _close(got, expected):
+        raise ExerciseError("the logits differ from those with every global-to-local term zeroed: hook each "
+                            "block's tap_global_to_local (model.blocks()), and only that module.")
+    if not _close(after, intact):
+        raise ExerciseError("after removing the handles you returned the model is still cut: return every handle.",
+                            credit=0.5)
+    plain = build_model("p3d_tiny", num_classes=3)
+    if len(cut(plain)) != 0:
+        raise ExerciseError("a network without diffusion has no global-to-local term: cut(model) should register "
+                            "nothing there (its blocks' tap_global_to_local is None).", credit=0.5)
+    return _passed("cutting the global-to-local path with forward hooks")
+
+
+def check_outside_reach(outside_max) -> bool:
+    """``outside_max(change, reach)`` -> one float per block: the largest change at the positions whose receptive
+    field cannot reach the moved region (``~reach``), 0.0 for a block where every position can reach it.
+
+    ``change``: per block (N, T, H, W), how much each local feature moved; ``reach``: per block (T, H, W) bool.
+    """
+    g = _seeded(3)
+    change = [torch.rand(2, 2, 4, 4, generator=g), torch.rand(2, 2, 2, 2, generator=g),
+              torch.rand(2, 2, 1, 1, generator=g)]
+    reach = [torch.rand(2, 4, 4, generator=g) > 0.5, torch.zeros(2, 2, 2, dtype=torch.bool),
+             torch.ones(2, 1, 1, dtype=torch.bool)]
+    expected = [float(c[:, ~r].max()) if (~r).any() else 0.0 for c, r in zip(change, reach)]
+    got = outside_max(change, reach)
+    if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+        raise ExerciseError(f"return one number per block ({len(expected)} here), got {got!r}.")
+    for i, (value, want) in enumerate(zip(got, expected)):
+        c, r = change[i], reach[i]
+        if math.isclose(float(value), want, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        if r.any() and math.isclose(float(value), float(c[:, r].max()), rel_tol=1e-6):
+            raise ExerciseError(f"block {i}: you took the positions *inside* the reach; the question is about "
+                                "those the region cannot reach, ~reach.")
+        if (~r).any() and math.isclose(float(value), float(c[:, ~r].mean()), rel_tol=1e-6):
+            raise ExerciseError(f"block {i}: that is the mean outside the reach; take the largest change (max).")
+        if not (~r).any():
+            raise ExerciseError(f"block {i}: every position reaches the region, so nothing is outside: return 0.0.")
+        raise ExerciseError(f"block {i}: expected {want:.6f}, the largest change where ~reach, got {float(value):.6f}.")
+    return _passed("the largest change outside the receptive-field reach")

@@ -56,8 +56,14 @@ def exercises_of(nb: nbformat.NotebookNode) -> list[str]:
     return names
 
 
-def stub_solutions(source: str, name: str) -> str:
-    """Replace every BEGIN/END SOLUTION region of ``source`` by a stub raising NotImplementedError."""
+def is_manual(cell) -> bool:
+    """A written answer graded by hand (tag ``manual``)."""
+    return "manual" in cell.get("metadata", {}).get("tags", [])
+
+
+def stub_solutions(source: str, name: str, markdown: bool = False) -> str:
+    """Replace every BEGIN/END SOLUTION region of ``source`` by a stub raising NotImplementedError
+    (in a markdown cell: by "YOUR ANSWER HERE")."""
     out, inside = [], False
     for line in source.splitlines():
         marker = line.strip()
@@ -66,8 +72,11 @@ def stub_solutions(source: str, name: str) -> str:
                 raise ValueError(f"exercise {name!r}: {BEGIN} inside another solution region")
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}# YOUR CODE HERE")
-            out.append(f'{indent}raise NotImplementedError("Exercise: {name or "write this part"}")')
+            if markdown:
+                out.append("YOUR ANSWER HERE")
+            else:
+                out.append(f"{indent}# YOUR CODE HERE")
+                out.append(f'{indent}raise NotImplementedError("Exercise: {name or "write this part"}")')
         elif marker.startswith(END):
             if not inside:
                 raise ValueError(f"exercise {name!r}: {END} without {BEGIN}")
@@ -83,9 +92,9 @@ def build_student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A student version of a source notebook: solution regions stubbed, outputs stripped."""
     student = strip_outputs(nbformat.from_dict(nb))
     for cell in student.cells:
-        if cell.cell_type == "code" and BEGIN in cell.source:
+        if BEGIN in cell.source:
             names = exercise_names(cell)
-            cell.source = stub_solutions(cell.source, names[0] if names else "")
+            cell.source = stub_solutions(cell.source, names[0] if names else "", markdown=cell.cell_type == "markdown")
     return student
 
 
@@ -100,10 +109,15 @@ def nbgrader_source(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNo
     out = strip_outputs(nbformat.from_dict(nb))
     counts: dict[str, int] = {}
     for cell in out.cells:
-        names = exercise_names(cell) if cell.cell_type == "code" else []
-        if not names:
+        names = exercise_names(cell)
+        if not names or (cell.cell_type == "markdown" and not is_manual(cell)):
             continue
         exercise = names[0]
+        if is_manual(cell):                                    # a written answer nbgrader leaves to the grader
+            cell.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False, "task": False,
+                                         "points": points_of([cell]), "grade_id": f"{name}-{exercise}-written",
+                                         "schema_version": 3}
+            continue
         kind = "answer" if BEGIN in cell.source else "check"
         counts[(exercise, kind)] = counts.get((exercise, kind), 0) + 1
         grade_id = f"{name}-{exercise}-{kind}-{counts[(exercise, kind)]}"
@@ -142,7 +156,7 @@ def build_exercises(sources: str | Path = "notebooks", out_dir: str | Path = "no
 class Grade:
     notebook: str
     exercise: str
-    score: float
+    score: float | None                  # None: graded by hand
     max: int
     reason: str
     student: str = ""
@@ -229,7 +243,9 @@ def _with_canonical_checks(nb, source, names, nonce) -> None:
             nb.cells[at:at] = canonical_checks(source, name, nonce, case_seed=secrets.randbelow(10_000) + 1)
 
 
-def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | None) -> Grade:
+def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | None, manual: bool = False) -> Grade:
+    if manual:
+        return Grade(label, name, None, points, "graded by hand: a written answer (rubric in the instructor's notebook)")
     cells = [cell for cell in nb.cells if cell.cell_type == "code" and name in exercise_names(cell)]
     if not cells:
         return Grade(label, name, 0, points, "the exercise's cells are missing from the notebook")
@@ -287,9 +303,11 @@ def grade_notebook(path: str | Path, timeout: float = 300, expected: list[str] |
         shutil.copytree(path.parent, workdir, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         env = {"LGD_FIGURES_DIR": str(workdir / "figures"), "LGD_PROFILE": "cpu", "MPLBACKEND": "Agg"}
         ok, stopped = execute_notebook(nb, workdir, timeout, env=env, allow_errors=True)
-    points = {name: points_of([c for c in (source.cells if source is not None else [])
-                               if name in exercise_names(c)]) for name in names}
-    return [_score(nb, name, label, points[name], stopped, nonce) for name in names]
+    reference = source if source is not None else nb
+    cells_of = {name: [c for c in reference.cells if name in exercise_names(c)] for name in names}
+    points = {name: points_of(cells) if source is not None else 1 for name, cells in cells_of.items()}
+    manual = {name for name, cells in cells_of.items() if any(is_manual(c) for c in cells)}
+    return [_score(nb, name, label, points[name], stopped, nonce, name in manual) for name in names]
 
 
 def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path | None = "grades",
@@ -312,7 +330,7 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
             grade.student = student_of(path.relative_to(submissions))
         grades += result
         if echo:
-            score, best = sum(g.score for g in result), sum(g.max for g in result)
+            score, best = sum(g.score or 0 for g in result), sum(g.max for g in result if g.score is not None)
             print(f"{label:<48} {score}/{best}", flush=True)
     if out is not None:
         write_reports(grades, Path(out))
@@ -327,7 +345,8 @@ def write_reports(grades: list[Grade], out: Path) -> None:
     with open(out / "grades_long.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
-        writer.writerows((g.student, g.notebook, g.exercise, g.score, g.max, g.reason) for g in grades)
+        writer.writerows((g.student, g.notebook, g.exercise, "" if g.score is None else g.score, g.max, g.reason)
+                         for g in grades)
     exercises = list(dict.fromkeys(g.exercise for g in grades))
     students = list(dict.fromkeys(g.student for g in grades))
     with open(out / "grades.csv", "w", newline="") as handle:
@@ -335,17 +354,20 @@ def write_reports(grades: list[Grade], out: Path) -> None:
         writer.writerow(["student", *exercises, "total", "max"])
         for student in students:
             mine = [g for g in grades if g.student == student]
-            score = {e: sum(g.score for g in mine if g.exercise == e) for e in exercises}
-            writer.writerow([student, *(score[e] for e in exercises), sum(g.score for g in mine),
-                             sum(g.max for g in mine)])
+            score = {e: ("manual" if any(g.score is None for g in mine if g.exercise == e)
+                         else sum(g.score for g in mine if g.exercise == e)) for e in exercises}
+            writer.writerow([student, *(score[e] for e in exercises), sum(g.score or 0 for g in mine),
+                             sum(g.max for g in mine if g.score is not None)])
     (out / "feedback").mkdir(exist_ok=True)
     for student in students:
         mine = [g for g in grades if g.student == student]
         lines = [f"# Feedback for {student}", "",
-                 f"Total: {sum(g.score for g in mine)} of {sum(g.max for g in mine)} points.", ""]
+                 f"Total: {sum(g.score or 0 for g in mine)} of {sum(g.max for g in mine if g.score is not None)} "
+                 "points graded automatically" + (", and written answers graded by hand."
+                                                  if any(g.score is None for g in mine) else "."), ""]
         for notebook in dict.fromkeys(g.notebook for g in mine):
             lines += [f"## {notebook}", "", "| exercise | points | why |", "| --- | --- | --- |"]
-            lines += [f"| {g.exercise} | {g.score} / {g.max} | {'' if g.score == g.max else g.reason.replace('|', '/')} |"
-                      for g in mine if g.notebook == notebook]
+            lines += [f"| {g.exercise} | {'by hand' if g.score is None else g.score} / {g.max} | "
+                      f"{'' if g.score == g.max else g.reason.replace('|', '/')} |" for g in mine if g.notebook == notebook]
             lines.append("")
         (out / "feedback" / f"{student}.md").write_text("\n".join(lines), encoding="utf-8")

@@ -27,9 +27,11 @@ REFERENCES: dict[str, list[str]] = {
     "gaussian_kernel": ["lgd_tutorial.models.classifier:KernelHead.similarity"],
     "global_to_local_ratio": ["lgd_tutorial.viz.diffusion:global_to_local_ratio"],
     "scaled_lr": ["lgd_tutorial.builders:lr_at"],
+    "cut_global_to_local": ["lgd_tutorial.viz.causal:cut_paths", "lgd_tutorial.viz.diffusion:cut_global_path"],
 }
 _CHECKS = str(Path(__file__).resolve().parent)
 _TORCH = str(Path(importlib.import_module("torch").__file__).resolve().parent)
+_CONTEXTLIB = contextlib.__file__
 
 
 class ReferenceUsed(Exception):
@@ -45,6 +47,7 @@ def _resolve(spec: str):
 
 
 def _code_objects(value) -> set:
+    value = inspect.unwrap(value)                       # a context manager's own code, not contextlib's helper
     if inspect.isclass(value):
         return {f.__code__ for f in vars(value).values() if inspect.isfunction(f)}
     return {value.__code__} if hasattr(value, "__code__") else set()
@@ -57,9 +60,9 @@ def _is_student(frame) -> bool:
 
 
 def _first_caller_that_counts(frame):
-    """The nearest caller that is not PyTorch's own machinery (``Module.__call__`` and the like)."""
+    """The nearest caller that is not machinery: PyTorch's (``Module.__call__``) or contextlib's (``with``)."""
     frame = frame.f_back
-    while frame is not None and frame.f_code.co_filename.startswith(_TORCH):
+    while frame is not None and frame.f_code.co_filename.startswith((_TORCH, _CONTEXTLIB)):
         frame = frame.f_back
     return frame
 

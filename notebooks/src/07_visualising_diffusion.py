@@ -202,6 +202,78 @@ for name, (logits, logits_cf) in outputs.items():
 # it. What the counterfactual adds is *where* and *from which block on* the beacon reaches the object's
 # features.
 #
+# ### Exercise 1 (warm-up): cut the global path yourself
+#
+# The LGD rows "global-to-local cut" above came from `cut_paths`, which hangs a forward hook on every block's
+# `tap_global_to_local` (an `nn.Identity` that carries U(W_xg g)). Write `cut_global_to_local(model)`: register
+# on each block that has that tap (`model.blocks()`; it is `None` in a network without diffusion) a forward hook
+# that returns zeros in place of the module's output, and return the list of handles.
+
+# %% tags=["exercise:cut_global_to_local", "points:2"]
+def cut_global_to_local(model):
+    ### BEGIN SOLUTION
+    def zero(module, inputs, output):
+        return torch.zeros_like(output)
+
+    return [block.tap_global_to_local.register_forward_hook(zero)
+            for block in model.blocks() if block.tap_global_to_local is not None]
+    ### END SOLUTION
+
+# %% tags=["exercise:cut_global_to_local"]
+from lgd_tutorial.exercises import check_cut_global_to_local
+
+check_cut_global_to_local(cut_global_to_local)
+
+# %% [markdown]
+# ### Exercise 2 (core): the change no convolution can explain
+#
+# For one clip, `changes[name].change` holds per block how much each local feature moved when only the beacon
+# moved, (N, T', H', W'), and `reach` per block which positions' receptive fields touch the beacon region,
+# (T', H', W'). Write `outside_reach_max(change, reach)`: per block, the largest change at the positions the
+# beacon *cannot* reach through convolutions (0.0 where every position can).
+
+# %% tags=["exercise:outside_reach", "points:2"]
+def outside_reach_max(change, reach):
+    ### BEGIN SOLUTION
+    return [float(c[:, ~r].max()) if (~r).any() else 0.0 for c, r in zip(change, reach)]
+    ### END SOLUTION
+
+# %% tags=["exercise:outside_reach"]
+from lgd_tutorial.exercises import check_outside_reach
+
+check_outside_reach(outside_reach_max)
+
+# %% [markdown]
+# Before running the next cell, predict: for the plain network, what is the largest change outside the
+# reach, block by block? And for LGD? Then measure:
+
+# %%
+for name in models:
+    values = outside_reach_max(changes[name].change, reach)
+    print(f"{name:<6}", "  ".join(f"{block} {value:.2e}" for block, value in zip(changes[name].names, values)))
+
+# %% [markdown] tags=["exercise:outside_reach_explained", "manual", "points:3"]
+# ### Exercise 3 (core, written): what the numbers say
+#
+# In three to five sentences: why is the plain network's value exactly zero in the blocks where it is, what
+# path lets LGD's features move there, and why this, not the ratio map of section 7.7, is evidence that global
+# context reaches local features. (Graded by hand.)
+#
+# ### BEGIN SOLUTION
+# A model answer: in the plain network a feature can only change if its receptive field covers a changed
+# pixel; outside the exact reach no convolution connects it to the beacon, so the change is exactly 0 (a
+# measured 0, not a small number). LGD's features there move because the beacon enters the pooled global
+# vector (local-to-global) and comes back to every position through U(W_xg g) (global-to-local); cutting
+# that term (the "cut" rows) removes the change. The ratio map divides one constant-norm vector by the local
+# activation and moves whatever the input does; the counterfactual changes one cause and measures its
+# effect, against a control that cannot have it.
+#
+# Rubric (3 points): 1 for the receptive-field argument for the exact zero; 1 for naming the route through
+# the global vector (both diffusions, or the cut as evidence); 1 for saying why an intervention with a
+# control is evidence and the ratio map is not.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## 7.3 Probes: what the feature at the object knows
 #
 # A linear probe asks whether a property can be read, linearly, from a representation. We take the local
@@ -382,6 +454,24 @@ fig.tight_layout()
 fig.savefig(figure_path("07_ablation.png"), dpi=100)
 plt.show()
 
+# %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
+# ### Exercise 4 (stretch, written): explain the ablation
+#
+# From the per-block table above: in which block does the trained LGD network rely on the *clip-specific*
+# content of the global term, and what is the difference between zeroing a block's term and fixing it at its
+# mean over the validation set? What would you expect for the plain network, and why? (Graded by hand.)
+#
+# ### BEGIN SOLUTION
+# A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
+# clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
+# bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
+# costs the most local-head accuracy (printed above) is where the network uses clip-specific global context.
+# The plain network has no term to cut or fix: its rows equal the intact ones by construction.
+#
+# Rubric (3 points): 1 for naming the block from the table; 1 for the bias-versus-content distinction
+# between zeroing and fixing at the mean; 1 for the plain network's rows being unchanged by construction.
+# ### END SOLUTION
+
 # %% [markdown]
 # ## 7.6 Does class evidence stay where the class is?
 #
@@ -428,7 +518,7 @@ for taps in record.blocks:
 # %% [markdown]
 # So the counterfactual of section 7.2, not the ratio map, is the measurement of where global context matters.
 #
-# ### Exercise 1: the ratio map by hand
+# ### Exercise 5: the ratio map by hand
 #
 # Write `ratio_map(block_taps)`: for one entry of `record.blocks`, the Euclidean norm over the channels of the
 # global-to-local term divided by that of the residual `F(x) + S(x)`, at every position: shape (N, T, H, W).
