@@ -265,6 +265,7 @@ def _score(nb, name: str, label: str, points: int, stopped: str, nonce: str | No
         if error:
             credit = re.search(re.escape(nonce) + r":credit=([0-9.]+)", text)
             score = round(points * float(credit.group(1)), 2) if credit else 0
+            score = int(score) if float(score).is_integer() else score
             return Grade(label, name, score, points, error.replace("ReferenceUsed: ", "the package's reference: "))
         if nonce not in text:
             return Grade(label, name, 0, points, f"the check did not finish: {stopped}" if stopped
