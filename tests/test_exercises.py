@@ -211,7 +211,7 @@ def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_
     for row in wide.values():
         parts = [int(row[c]) for c in row if c not in ("student", "total", "max") and row[c] != ""]
         assert int(row["total"]) == sum(parts)
-    feedback = (tmp_path / "feedback" / "wrong.md").read_text()
+    feedback = (tmp_path / "feedback" / "wrong").with_suffix(".md").read_text()     # one file per student
     assert "Total: 1 of 2 points graded automatically." in feedback and "double(3) should be 6" in feedback
 
 
@@ -346,4 +346,4 @@ def test_written_answers_are_left_to_the_instructor_and_marked_so(tmp_path):
     with open(tmp_path / "g" / "grades_long.csv") as handle:
         long_row = next(r for r in csv.DictReader(handle) if r["exercise"] == "why")
     assert long_row["score"] == "" and "by hand" in long_row["reason"]
-    assert "graded by hand" in (tmp_path / "g" / "feedback" / "ann.md").read_text()
+    assert "graded by hand" in (tmp_path / "g" / "feedback" / "ann").with_suffix(".md").read_text()

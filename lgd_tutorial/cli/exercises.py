@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
     g.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook (default 300)")
     g.add_argument("--out", default="grades",
-                   help="folder for grades.csv (a row per student), grades_long.csv and feedback/STUDENT.md")
+                   help="folder for grades.csv (a row per student), grades_long.csv and a feedback file per student in feedback/")
     g.add_argument("--sources", default="notebooks", help="source notebooks naming the expected exercises")
     g.set_defaults(run=grade)
 

@@ -341,7 +341,7 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
 def write_reports(grades: list[Grade], out: Path) -> None:
     """``grades.csv`` (one row per student: a column per exercise, the total and the maximum, ready for a
     gradebook), ``grades_long.csv`` (one row per student and exercise, with the reason) and
-    ``feedback/STUDENT.md`` (every exercise's score and the reason for every lost point)."""
+    a Markdown file per student in ``feedback/`` (every exercise's score and the reason for every lost point)."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "grades_long.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
