@@ -24,13 +24,15 @@ from .data.clips import load_views
 from .data.kinetics import VIDEO_EXTENSIONS
 from .data.transforms import test_transform
 from .data.video import VideoDecodeError
+from .evaluation import average_views, view_scores
 from .utils import evaluating, progress
 
 
 @dataclass
 class Views:
     """How a video becomes the model's input: ``clips`` clips of ``num_frames`` frames ``stride`` apart,
-    the short side scaled to ``short_side``, then ``crops`` crops of ``crop_size``."""
+    the short side scaled to ``short_side``, then ``crops`` crops of ``crop_size``; and how the views'
+    scores become the video's (``head`` and ``average``, as in ``evaluation.evaluate``)."""
 
     num_frames: int
     stride: int
@@ -40,6 +42,8 @@ class Views:
     crops: int = 1
     sampling: str = "clip"
     backend: str = "auto"
+    head: str = "combined"
+    average: str = "softmax"
 
 
 @dataclass
@@ -69,8 +73,9 @@ def from_checkpoint(path, device="cpu", clips: int | None = None, crops: int | N
     model, cfg = model_from_checkpoint(path, device)
     d = cfg.data
     names = class_names(cfg) or [f"class {i}" for i in range(cfg.model.num_classes)]
-    views = Views(d.num_frames, d.stride, d.crop_size, d.test_short_side, clips or d.test_clips,
-                  crops or d.test_crops, "tsn" if d.sampling == "tsn" else "clip", d.backend)
+    views = Views(d.num_frames, d.stride, d.test_crop_size or d.crop_size, d.test_short_side, clips or d.test_clips,
+                  crops or d.test_crops, "tsn" if d.sampling == "tsn" else "clip", d.backend, d.test_head,
+                  d.test_average)
     return Predictor(model, names, views, str(path))
 
 
@@ -111,7 +116,9 @@ def predict_video(predictor: Predictor, path, top: int = 5) -> Prediction:
     model = predictor.model
     device = next(model.parameters()).device
     with evaluating(model):
-        probs = model(views.to(device)).float().softmax(1).mean(0).cpu()
+        logits = view_scores(model, views.to(device), v.head).float().cpu()
+    scores = average_views(logits, 1, logits.shape[0], v.average)[0]
+    probs = scores if v.average == "softmax" else scores.softmax(0)     # averaged logits -> probabilities
     k = min(top, probs.numel())
     best = probs.topk(k)
     names = predictor.classes
