@@ -1,16 +1,26 @@
-"""Model throughput: clips/s, achieved GFLOP/s and the cost of diffusion (``lgd bench``).
+"""Model throughput: clips/s, achieved GFLOP/s, bf16, and what diffusion costs and why (``lgd bench``).
 
     lgd bench [--smoke] [--models ...] [--sizes 16x224 8x112] [--repeats 3] [--batch-size 1]
-              [--device cpu|cuda] [--threads N] [--out runs/bench] [--figure figures/bench_models.png]
+              [--dtypes fp32 bf16] [--device cpu|cuda] [--threads N] [--out runs/bench]
+              [--figure figures/bench_models.png]
 
-For every model and clip size it measures forward (inference) and
+For every model, clip size and dtype it measures forward (inference) and
 forward+backward (training step) clips/s, and sets them against:
 
 - FLOPs per clip (PyTorch's FLOP counter, a multiply-add counts 2; forward
   from ``lgd_tutorial.models.summary``) -> achieved GFLOP/s;
-- the machine's fp32 matmul peak, measured in the same run -> fraction of peak;
+- the peak (``peak_table``): the best of several GEMM and conv shapes at 1 and
+  all threads, per dtype, measured in the same run; on a CPU also the
+  theoretical peak from the vector width and clock Linux reports. "Fraction of
+  peak" divides by the larger of the two, so it cannot pass 1;
 - the same backbone without diffusion (``p3d_r50`` for ``lgd3d_r50``,
-  ``p3d_tiny`` for ``lgd3d_tiny``) -> diffusion overhead = t(LGD) / t(P3D);
+  ``p3d_tiny`` for ``lgd3d_tiny``) -> diffusion overhead = t(LGD) / t(P3D), a
+  median with a 95% interval over interleaved repeats;
+- a memory-traffic model of that overhead (``diffusion_passes``): the bytes
+  the diffusion adds per block, the time they take at the measured memory
+  bandwidth, and the same operations timed alone;
+- fp32 against bf16 autocast, where the device computes bf16 natively (what
+  ``run.amp=auto`` picks): the speed-up with its interval;
 - torchvision's R(2+1)D-18 and R3D-18 (random weights), the usual peers;
 - the data pipeline (``lgd_tutorial.data.throughput``) -> loader workers needed to
   keep up with the training rate.
@@ -18,6 +28,8 @@ forward+backward (training step) clips/s, and sets them against:
 Timings are medians over repeats after a warm-up step. The models of one
 size and mode run interleaved (A B C, C B A, ...), so a noisy machine slows
 them alike; ratios from one run are more trustworthy than absolute numbers.
+A line is printed per model as it is measured, and the CSV files are
+rewritten after every size and mode, so an interrupted run keeps what it has.
 On CUDA it also compares fp32 with bf16 autocast, channels_last_3d and
 ``torch.compile``, finds the largest batch that fits with its peak memory, and
 measures sustained SGD training.
@@ -36,8 +48,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .models import build_model, diffusion_pairs
-from .utils import resolve_device
 from .models.summary import count_flops
+from .utils import cpu_native_bf16, resolve_device
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
 PEERS = ("r2plus1d_18", "r3d_18")                       # torchvision.models.video, random weights
@@ -86,40 +98,132 @@ def timed(fn, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float:
-    """The machine's GEMM rate in GFLOP/s: median over repeats of an n x n x n matmul (2 n^3 FLOPs)."""
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    timed(lambda: a @ b, device)                                     # warm-up
-    seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(repeats))
-    return 2 * n ** 3 / seconds / 1e9
+GEMMS = ((1024, 1024, 1024), (2048, 2048, 2048), (25088, 576, 64), (6272, 2304, 256))
+CONVS = ((64, 8, 56), (256, 4, 28))       # (channels in = out, frames, side): the models' (1, 3, 3) convs
+SMOKE_GEMMS, SMOKE_CONVS = ((256, 256, 256),), ((16, 4, 16),)
 
 
-def step(model: nn.Module, clip: torch.Tensor, labels: torch.Tensor, mode: str):
-    """One inference forward (``mode="forward"``) or one training forward+backward (``"train"``)."""
+def kernel_rate(kind: str, shape, dtype, device: torch.device, repeats: int) -> tuple[str, float]:
+    """(label, best GFLOP/s over ``repeats``) of one GEMM (M, K, N) or one (1, 3, 3) conv (C, T, S)."""
+    if kind == "matmul":
+        m, k, n = shape
+        a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+        run, flops, label = (lambda: a @ b), 2 * m * k * n, f"matmul {m}x{k}x{n}"
+    else:
+        c, t, size = shape
+        conv = nn.Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1), bias=False).to(device=device, dtype=dtype)
+        x = torch.randn(1, c, t, size, size, device=device, dtype=dtype)
+        run, flops, label = (lambda: conv(x)), 2 * c * c * 9 * t * size * size, f"conv3d 1x3x3 {c}ch {t}x{size}x{size}"
+    with torch.inference_mode():
+        timed(run, device)                                            # warm-up
+        seconds = min(timed(run, device) for _ in range(repeats))
+    return label, flops / seconds / 1e9
+
+
+def peak_table(device: torch.device, dtypes, smoke: bool = False, repeats: int = 3) -> pd.DataFrame:
+    """Measured kernel rates: every GEMM and conv shape x dtype x thread count (1 and all on a CPU).
+
+    The best of these is the reference the models are set against: the rate the kernels they use
+    actually reach on this machine, rather than one square matmul at one thread count.
+    """
+    threads = torch.get_num_threads()
+    counts = [threads] if device.type == "cuda" else sorted({1, threads})
+    gemms, convs = (SMOKE_GEMMS, SMOKE_CONVS) if smoke else (GEMMS, CONVS)
+    rows = []
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            for dtype in dtypes:
+                for kind, shapes in (("matmul", gemms), ("conv", convs)):
+                    for shape in shapes:
+                        label, rate = kernel_rate(kind, shape, DTYPES[dtype], device, 1 if smoke else repeats)
+                        rows.append({"kernel": label, "dtype": dtype, "threads": count, "gflop_per_s": rate})
+    finally:
+        torch.set_num_threads(threads)
+    return pd.DataFrame(rows)
+
+
+def cpu_clock_ghz() -> float | None:
+    """The clock Linux reports (cpuinfo_max_freq, else /proc/cpuinfo "cpu MHz"); None where neither reads."""
+    try:
+        return int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
+    except (OSError, ValueError):
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1e3
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+FMA_UNITS = 2           # FMA pipes per core: not readable from the OS; 2 on current x86 server cores
+
+
+def theoretical_peak(threads: int) -> dict | None:
+    """The CPU's fp32 and bf16 peak from what Linux tells: vector width (flags), clock, cores in use.
+
+    fp32 FLOP/cycle/core = FMA_UNITS x (width / 32 lanes) x 2 (a fused multiply-add); native bf16 dot
+    products (AVX-512 BF16) do twice that. None when the flags or the clock cannot be read.
+    """
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return None
+    width = 512 if "avx512f" in flags else 256 if "fma" in flags else 0
+    clock = cpu_clock_ghz()
+    if not width or not clock:
+        return None
+    fp32 = threads * clock * FMA_UNITS * (width // 32) * 2
+    bf16 = 2 * fp32 if "avx512_bf16" in flags or "amx_bf16" in flags else None
+    return {"clock_ghz": clock, "vector_bits": width, "fma_units": FMA_UNITS, "cores": threads,
+            "fp32": fp32, "bf16": bf16}
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def default_dtypes(device: torch.device) -> tuple[str, ...]:
+    """fp32, and bf16 on GPUs that have it and on CPUs with native bf16 (``utils.cpu_native_bf16``), whether
+    or not ``run.amp=auto`` would pick it: the benchmark is where the choice is checked."""
+    if device.type == "cuda":
+        return ("fp32", "bf16") if torch.cuda.is_bf16_supported() else ("fp32",)
+    return ("fp32", "bf16") if cpu_native_bf16() else ("fp32",)
+
+
+def step(model: nn.Module, clip: torch.Tensor, labels: torch.Tensor, mode: str, dtype: str = "fp32"):
+    """One inference forward (``mode="forward"``) or one training forward+backward (``"train"``), under
+    bf16 autocast with ``dtype="bf16"`` (as the Trainer runs it)."""
+    def autocast():
+        return torch.autocast(clip.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     if mode == "forward":
         def run():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 model(clip)
         model.eval()
     else:
         def run():
-            nn.functional.cross_entropy(model(clip), labels).backward()
+            with autocast():
+                loss = nn.functional.cross_entropy(model(clip).float(), labels)
+            loss.backward()
             model.zero_grad(set_to_none=True)
         model.train()
     return run
 
 
-def interleaved_times(models: dict[str, nn.Module], clip, labels, mode: str, repeats: int,
-                      device: torch.device) -> dict[str, list[float]]:
-    """Seconds per step for each model, measured A B C, C B A, A B C ... after one warm-up step each."""
-    runs = {name: step(model, clip, labels, mode) for name, model in models.items()}
-    names = list(runs)
-    for name in names:
-        timed(runs[name], device)
-    times = {name: [] for name in names}
+def interleaved_times(models: dict, clip, labels, mode: str, repeats: int,
+                      device: torch.device) -> dict[tuple, list[float]]:
+    """Seconds per step for each (name, dtype) -> model, measured A B C, C B A, A B C ... after one
+    warm-up step each."""
+    runs = {key: step(model, clip, labels, mode, key[1]) for key, model in models.items()}
+    keys = list(runs)
+    for key in keys:
+        timed(runs[key], device)
+    times = {key: [] for key in keys}
     for r in range(repeats):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            times[name].append(timed(runs[name], device))
+        for key in (keys if r % 2 == 0 else keys[::-1]):
+            times[key].append(timed(runs[key], device))
     return times
 
 
@@ -143,24 +247,41 @@ def median_interval(values, confidence: float = 0.95) -> tuple[float, float, flo
     return statistics.median(xs), low, high
 
 
-def overhead_rows(times: dict[str, list[float]], size: str, mode: str) -> list[dict]:
-    """Diffusion overhead per pair measured in this loop: t(LGD) / t(P3D) per interleaved repeat, as a median
-    with a distribution-free 95% interval over the repeats (``median_interval``)."""
+def overhead_rows(times: dict[tuple, list[float]], size: str, mode: str) -> list[dict]:
+    """Diffusion overhead per pair and dtype measured in this loop: t(LGD) / t(P3D) per interleaved repeat,
+    as a median with a distribution-free 95% interval over the repeats (``median_interval``)."""
     rows = []
+    dtypes = dict.fromkeys(dtype for _, dtype in times)
     for lgd, plain in diffusion_pairs():
-        if lgd in times and plain in times:
-            ratio, low, high = median_interval([a / b for a, b in zip(times[lgd], times[plain])])
-            rows.append({"size": size, "mode": mode, "model": lgd, "without_diffusion": plain,
-                         "time_ratio": ratio, "ratio_low": low, "ratio_high": high, "repeats": len(times[lgd]),
-                         "overhead_pct": 100 * (ratio - 1)})
+        for dtype in dtypes:
+            if (lgd, dtype) in times and (plain, dtype) in times:
+                a, b = times[(lgd, dtype)], times[(plain, dtype)]
+                ratio, low, high = median_interval([x / y for x, y in zip(a, b)])
+                rows.append({"size": size, "mode": mode, "dtype": dtype, "model": lgd, "without_diffusion": plain,
+                             "time_ratio": ratio, "ratio_low": low, "ratio_high": high, "repeats": len(a),
+                             "overhead_pct": 100 * (ratio - 1), "ms_without_diffusion": 1e3 * statistics.median(b)})
     return rows
 
 
-def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.device,
-                 peak: float, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The main table (one row per model, size and mode) and the diffusion-overhead table; ``log`` gets a
-    line per measured model as it finishes (None for silence)."""
-    rows, overheads = [], []
+def bf16_rows(times: dict[tuple, list[float]], size: str, mode: str) -> list[dict]:
+    """bf16 autocast against fp32 per model: the speed-up t(fp32) / t(bf16) per interleaved repeat, with
+    its interval (``median_interval``)."""
+    rows = []
+    for name, dtype in times:
+        if dtype == "bf16" and (name, "fp32") in times:
+            ratio, low, high = median_interval([a / b for a, b in zip(times[(name, "fp32")], times[(name, "bf16")])])
+            rows.append({"size": size, "mode": mode, "model": name, "speedup": ratio, "speedup_low": low,
+                         "speedup_high": high, "repeats": len(times[(name, dtype)])})
+    return rows
+
+
+def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.device, peaks: dict,
+                 dtypes=("fp32",), log=print, save=None) -> dict[str, pd.DataFrame]:
+    """The main table (one row per model, size, mode and dtype), the diffusion overhead and the bf16
+    speed-up. ``peaks`` maps a dtype to the reference GFLOP/s; ``log`` gets a line per measured model as it
+    finishes (None for silence); ``save(tables)`` is called after every size and mode (partial CSVs)."""
+    rows, overheads, speedups = [], [], []
+    tables = {}
     for size_text in sizes:
         frames, size = parse_size(size_text)
         models, flops = {}, {}
@@ -168,23 +289,116 @@ def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.de
             model = build(name)
             flops[name] = {"forward": count_flops(model, frames, size),
                            "train": training_flops(model, frames, size) if "train" in modes else 0}
-            models[name] = model.to(device)
+            model = model.to(device)
+            models.update({(name, dtype): model for dtype in dtypes})
         clip = torch.randn(batch, 3, frames, size, size, device=device)
         labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+        shape = f"{frames}x{size}x{size}"
         for mode in modes:
             times = interleaved_times(models, clip, labels, mode, repeats, device)
-            for name, seconds in times.items():
+            for (name, dtype), seconds in times.items():
                 median = statistics.median(seconds)
                 gflops = flops[name][mode] * batch / median / 1e9
-                rows.append({"model": name, "size": f"{frames}x{size}x{size}", "mode": mode, "batch": batch,
+                rows.append({"model": name, "size": shape, "mode": mode, "dtype": dtype, "batch": batch,
                              "ms_per_step": 1e3 * median, "clips_per_s": batch / median,
                              "gflop_per_clip": flops[name][mode] / 1e9, "gflop_per_s": gflops,
-                             "peak_fraction": gflops / peak})
+                             "peak_fraction": gflops / peaks[dtype]})
                 if log is not None:
-                    log(f"  {frames}x{size}x{size} {mode:<7} {name:<12} {1e3 * median:9.1f} ms/step "
+                    log(f"  {shape} {mode:<7} {dtype} {name:<12} {1e3 * median:9.1f} ms/step "
                         f"{batch / median:8.2f} clips/s {gflops:7.1f} GFLOP/s", flush=True)
-            overheads += overhead_rows(times, f"{frames}x{size}x{size}", mode)
-    return pd.DataFrame(rows), pd.DataFrame(overheads)
+            overheads += overhead_rows(times, shape, mode)
+            speedups += bf16_rows(times, shape, mode)
+            tables = {"models": pd.DataFrame(rows), "overhead": pd.DataFrame(overheads)}
+            if speedups:
+                tables["bf16"] = pd.DataFrame(speedups)
+            if save is not None:
+                save(tables)
+    return tables
+
+
+def memory_bandwidth(device: torch.device, megabytes: int = 256, repeats: int = 5) -> float:
+    """Measured memory bandwidth in GB/s: the best of ``repeats`` out-of-place adds c = a + b of
+    ``megabytes`` each (3 x that many bytes move: two reads, one write)."""
+    n = megabytes * 2 ** 20 // 4
+    a, b, c = (torch.rand(n, device=device) for _ in range(3))
+    timed(lambda: torch.add(a, b, out=c), device)
+    seconds = min(timed(lambda: torch.add(a, b, out=c), device) for _ in range(repeats))
+    return 3 * n * 4 / seconds / 1e9
+
+
+def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict]:
+    """The tensors the diffusion reads and writes beyond the plain network, block by block.
+
+    Per LGD block with input x (S_in bytes) and output (S_out bytes), in float32:
+    - forward: P(x) reads x (S_in, local-to-global); the broadcast add of U(W_xg g) reads and writes the
+      block's output (2 S_out, global-to-local); the stem's g0 = P(stem output) reads it once;
+    - backward: W_xg's input gradient sums the output gradient over (T, H, W) (S_out); the pool's
+      gradient is added into x's gradient (read and write, 2 S_in).
+    The linear projections work on (N, C) vectors: their bytes are negligible and not counted.
+    """
+    from .models.lgd import LGDBlock
+
+    model = build(name).eval()
+    found, hooks = [], []
+    for module in model.modules():
+        if isinstance(module, LGDBlock):
+            hooks.append(module.register_forward_hook(
+                lambda m, args, out: found.append((m, tuple(args[0].shape), tuple(out[0].shape)))))
+    with torch.inference_mode():
+        stem = model.stem(torch.zeros(batch, 3, frames, size, size)).numel() * 4
+        model(torch.zeros(batch, 3, frames, size, size))
+    for hook in hooks:
+        hook.remove()
+    rows = [{"part": "stem pool", "forward": stem, "backward": 0}]
+    for block, in_shape, out_shape in found:
+        reads, writes = block.local_to_global is not None, block.global_to_local is not None
+        s_in, s_out = 4 * math.prod(in_shape), 4 * math.prod(out_shape)
+        rows.append({"part": "block", "forward": reads * s_in + writes * 2 * s_out,
+                     "backward": writes * s_out + reads * 2 * s_in, "in_shape": in_shape, "out_shape": out_shape,
+                     "reads": reads, "writes": writes})
+    return rows
+
+
+def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: torch.device) -> dict:
+    """The extra operations of ``diffusion_passes`` timed alone on tensors of the blocks' sizes (medians)."""
+    def median_time(fn):
+        timed(fn, device)
+        return statistics.median(timed(fn, device) for _ in range(repeats))
+    fwd = bwd = 0.0
+    for p in passes:
+        if p["part"] != "block":
+            continue
+        x, out = torch.rand(p["in_shape"], device=device), torch.rand(p["out_shape"], device=device)
+        x_vector, out_vector = (torch.rand(t.shape[:2], device=device)[..., None, None, None] for t in (x, out))
+        if p["reads"]:
+            fwd += median_time(lambda: x.mean((2, 3, 4)))            # P(x)
+            bwd += median_time(lambda: x.add_(x_vector))              # its gradient added into x's
+        if p["writes"]:
+            fwd += median_time(lambda: out.add_(out_vector))          # + U(W_xg g)
+            bwd += median_time(lambda: out.sum((2, 3, 4)))            # W_xg's input gradient
+    return {"forward": fwd, "train": fwd + bwd}
+
+
+def traffic_table(overhead: pd.DataFrame, batch: int, repeats: int, device: torch.device,
+                  bandwidth: float) -> pd.DataFrame:
+    """Why diffusion costs what it does: its extra bytes (``diffusion_passes``), the time they take at the
+    measured bandwidth, the same operations timed alone, and the overhead measured end to end (fp32)."""
+    rows = []
+    for (model, size), group in overhead[overhead["dtype"] == "fp32"].groupby(["model", "size"], sort=False):
+        frames, side = parse_size(size.rsplit("x", 1)[0])
+        passes = diffusion_passes(model, frames, side, batch)
+        ops = diffusion_op_seconds(passes, batch, repeats, device)
+        for row in group.itertuples():
+            moved = sum(p["forward"] for p in passes) + (row.mode == "train") * sum(p["backward"] for p in passes)
+            predicted_ms = 1e3 * moved / (bandwidth * 1e9)
+            rows.append({"model": model, "size": size, "mode": row.mode, "extra_mb": moved / 1e6,
+                         "predicted_ms": predicted_ms, "ops_alone_ms": 1e3 * ops[row.mode],
+                         "ms_without_diffusion": row.ms_without_diffusion,
+                         "predicted_pct": 100 * predicted_ms / row.ms_without_diffusion,
+                         "ops_alone_pct": 100e3 * ops[row.mode] / row.ms_without_diffusion,
+                         "measured_pct": row.overhead_pct, "measured_low_pct": 100 * (row.ratio_low - 1),
+                         "measured_high_pct": 100 * (row.ratio_high - 1)})
+    return pd.DataFrame(rows)
 
 
 def data_rates(results: pd.DataFrame, smoke: bool, repeats: int) -> pd.DataFrame:
@@ -289,13 +503,14 @@ def bench_cuda(names, sizes, repeats: int, batch: int, device: torch.device, smo
     return settings.merge(pd.DataFrame(rows), on=["model", "size"], how="left")
 
 
-def plot(results: pd.DataFrame, peak: float, path: Path) -> None:
-    """Clips/s (log scale) and achieved GFLOP/s per model, one row of panels per clip size."""
+def plot(results: pd.DataFrame, peaks: dict[str, float], path: Path) -> None:
+    """Clips/s (log scale) and achieved GFLOP/s per model (fp32), one row of panels per clip size."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    results = results[results["dtype"] == "fp32"]
     sizes = list(dict.fromkeys(results["size"]))
     fig, axes = plt.subplots(len(sizes), 2, figsize=(12, 3.6 * len(sizes)), squeeze=False)
     for (left, right), size in zip(axes, sizes):
@@ -303,7 +518,7 @@ def plot(results: pd.DataFrame, peak: float, path: Path) -> None:
         sns.barplot(table, x="model", y="clips_per_s", hue="mode", ax=left)
         left.set(yscale="log", title=f"clips/s at {size}", xlabel="", ylabel="clips/s (log)")
         sns.barplot(table, x="model", y="gflop_per_s", hue="mode", ax=right)
-        right.axhline(peak, color="black", linestyle="--", label=f"fp32 matmul peak ({peak:.0f})")
+        right.axhline(peaks["fp32"], color="black", linestyle="--", label=f"fp32 peak ({peaks['fp32']:.0f})")
         right.set(title=f"achieved GFLOP/s at {size}", xlabel="", ylabel="GFLOP/s")
         right.legend(fontsize="small")
         for ax in (left, right):
@@ -314,44 +529,90 @@ def plot(results: pd.DataFrame, peak: float, path: Path) -> None:
     plt.close(fig)
 
 
+def reference_peaks(peaks: pd.DataFrame, theory: dict | None) -> dict[str, float]:
+    """Per dtype, the rate "fraction of peak" divides by: the theoretical peak where it can be read,
+    else the best measured kernel (the theoretical one is at least what any kernel reaches)."""
+    best = peaks.groupby("dtype")["gflop_per_s"].max().to_dict()
+    return {dtype: max(rate, (theory or {}).get(dtype) or 0.0) for dtype, rate in best.items()}
+
+
 def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: str = "cpu",
-        threads: int | None = None, smoke: bool = False, data: bool = True,
-        out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png") -> dict:
-    """Run the benchmark; write CSVs to ``out`` and the plot to ``figure``; return the tables."""
+        threads: int | None = None, smoke: bool = False, data: bool = True, dtypes=None,
+        out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png",
+        log=print) -> dict:
+    """Run the benchmark; write CSVs to ``out`` (partial ones as it goes) and the plot to ``figure``;
+    return the tables. ``log`` gets a progress line per stage and model (None for silence)."""
+    say = log or (lambda *a, **k: None)
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device) if isinstance(device, str) else device
-    torch.manual_seed(0)
-    peak = matmul_peak(device, n=256 if smoke else 2048, repeats=1 if smoke else 5)
-    results, overhead = bench_models(models, sizes, MODES, repeats, batch, device, peak)
-    machine = {"device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "matmul_peak_gflop_per_s": peak}
-    for key in ("device", "threads"):
-        results[key] = machine[key]
-    tables = {"models": results, "overhead": overhead, "machine": pd.DataFrame([machine])}
-    if data:
-        tables["data"] = data_rates(results, smoke, repeats)
-    if device.type == "cuda":
-        tables["cuda"] = bench_cuda(models, sizes, repeats, batch, device, smoke)
+    dtypes = tuple(dtypes or default_dtypes(device))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+
+    def save(tables):
+        for name, table in tables.items():
+            table.to_csv(out / f"{name}.csv", index=False)
+    torch.manual_seed(0)
+    say(f"kernel rates ({', '.join(dtypes)}; GEMM and conv shapes; thread counts) ...", flush=True)
+    peaks = peak_table(device, dtypes, smoke)
+    theory = theoretical_peak(torch.get_num_threads()) if device.type == "cpu" else None
+    reference = reference_peaks(peaks, theory)
+    bandwidth = memory_bandwidth(device, megabytes=16 if smoke else 256)
+    machine = {"device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "memory_gb_per_s": bandwidth, **{f"best_kernel_{d}_gflop_per_s": r for d, r in
+                                                 peaks.groupby("dtype")["gflop_per_s"].max().items()},
+               **{f"reference_{d}_gflop_per_s": r for d, r in reference.items()}}
+    if theory:
+        machine.update({f"theoretical_{k}": v for k, v in theory.items() if v is not None})
+    tables = {"machine": pd.DataFrame([machine]), "peak": peaks}
+    save(tables)
+    say(f"memory bandwidth {bandwidth:.1f} GB/s; models ...", flush=True)
+    tables.update(bench_models(models, sizes, MODES, repeats, batch, device, reference, dtypes, log=log,
+                               save=lambda partial: save(partial)))
+    tables["models"]["device"], tables["models"]["threads"] = machine["device"], machine["threads"]
+    if len(tables["overhead"]):
+        say("the memory-traffic model of the diffusion overhead ...", flush=True)
+        tables["traffic"] = traffic_table(tables["overhead"], batch, max(3, repeats), device, bandwidth)
+    if data:
+        say("data pipeline ...", flush=True)
+        tables["data"] = data_rates(tables["models"][tables["models"]["dtype"] == "fp32"], smoke, repeats)
+    if device.type == "cuda":
+        say("CUDA settings, largest batch, sustained training ...", flush=True)
+        tables["cuda"] = bench_cuda(models, sizes, repeats, batch, device, smoke)
+    save(tables)
     if figure:
-        plot(results, peak, Path(figure))
+        plot(tables["models"], reference, Path(figure))
     return tables
 
 
 def report(tables: dict) -> str:
+    """The tables as text, with the peak, the bf16 speed-up and the traffic model explained."""
     machine = tables["machine"].iloc[0]
     lines = [f"{machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
-             f"fp32 matmul peak {machine['matmul_peak_gflop_per_s']:.1f} GFLOP/s", ""]
-    columns = ["model", "size", "mode", "batch", "ms_per_step", "clips_per_s", "gflop_per_clip",
+             f"memory bandwidth {machine['memory_gb_per_s']:.1f} GB/s (c = a + b)"]
+    for dtype in DTYPES:
+        if f"reference_{dtype}_gflop_per_s" not in machine:
+            continue
+        best = tables["peak"][tables["peak"]["dtype"] == dtype].sort_values("gflop_per_s").iloc[-1]
+        text = (f"{dtype} peak: best kernel {best['gflop_per_s']:.1f} GFLOP/s ({best['kernel']}, "
+                f"{best['threads']} threads)")
+        theory = machine.get(f"theoretical_{dtype}")
+        if theory is not None and not pd.isna(theory):
+            text += (f"; theoretical {theory:.1f} GFLOP/s ({machine['theoretical_cores']:.0f} cores x "
+                     f"{machine['theoretical_clock_ghz']:.2f} GHz as reported x {machine['theoretical_fma_units']:.0f} "
+                     f"FMA units (assumed) x {machine['theoretical_vector_bits']:.0f}-bit vectors)")
+        lines.append(text + f"; peak_fraction divides by {machine[f'reference_{dtype}_gflop_per_s']:.1f}")
+    lines.append("")
+    columns = ["model", "size", "mode", "dtype", "batch", "ms_per_step", "clips_per_s", "gflop_per_clip",
                "gflop_per_s", "peak_fraction"]
-    sections = [("models", columns), ("overhead", None), ("data", None), ("cuda", None)]
-    with pd.option_context("display.width", 160, "display.float_format", "{:.3g}".format):
-        for name, cols in sections:
+    notes = {"overhead": "diffusion overhead t(LGD)/t(plain): median and 95% interval over interleaved repeats",
+             "bf16": "bf16 autocast speed-up t(fp32)/t(bf16): median and 95% interval",
+             "traffic": "why: extra MB per step / measured bandwidth (predicted), the extra ops timed alone, "
+                        "and the measured overhead, in % of the plain network's step"}
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format):
+        for name in ("models", "overhead", "bf16", "traffic", "data", "cuda"):
             if name in tables and len(tables[name]):
-                table = tables[name] if cols is None else tables[name][cols]
-                lines += [f"[{name}]", table.to_string(index=False), ""]
+                table = tables[name][columns] if name == "models" else tables[name]
+                lines += [f"[{name}]" + (f" {notes[name]}" if name in notes else ""), table.to_string(index=False), ""]
     return "\n".join(lines)

@@ -64,6 +64,7 @@ class DataConfig:
     batch_size: int = 16                # per process
     workers: int = 0
     backend: str = "auto"               # auto | decord | pyav
+    decoded_cache: str = ""             # folder for decoded frames, relative to root ("": decode every time)
     strict: bool = False
 
 
@@ -83,6 +84,7 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     epochs: int = 8
+    optimizer: str = "sgd"              # sgd (the release: momentum, Nesterov) | adamw
     lr: float = 0.1                     # for a global batch of ``lr_batch`` clips; scaled linearly
     lr_batch: int = 16
     momentum: float = 0.9
@@ -108,7 +110,8 @@ class RunConfig:
     out_dir: str = "runs/tiny"
     seed: int = 0
     device: str = "auto"                # auto | cpu | cuda
-    amp: str = "auto"                   # auto (bf16 on CUDA, fp16 + GradScaler without bf16; off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"                   # auto (bf16 on CUDA and on CPUs with native bf16, fp16 + GradScaler on
+                                        # GPUs without bf16, else fp32) | bf16 | fp16 (CUDA) | off
     channels_last: bool = True          # channels_last_3d on CUDA
     compile: bool = False
     sync_bn: bool = False
@@ -136,6 +139,7 @@ class Config:
 DATASETS = ("synthetic", "kinetics", "ucf101", "hmdb51")      # what ``builders.build_datasets`` knows
 SAMPLINGS = ("clip", "tsn")                                   # 3D clips, or TSN segments (LGD-2D)
 SCHEDULES = ("cosine", "step")                                # ``builders.lr_at``
+OPTIMIZERS = ("sgd", "adamw")                                 # ``builders.make_optimizer``
 INITS = ("scratch", "imagenet")                               # ``builders.model_from_config``
 AMP_MODES = ("auto", "bf16", "fp16", "off")                   # ``train.Trainer``
 
@@ -151,6 +155,7 @@ CHOICES = {
     "model.kernel": KERNELS,
     "model.init": INITS,
     "optim.schedule": SCHEDULES,
+    "optim.optimizer": OPTIMIZERS,
     "run.device": DEVICES,
     "run.amp": AMP_MODES,
 }
@@ -167,6 +172,9 @@ POSITIVE |= {"optim.loss_weight"}
 def _coerce(key: str, value, kind):
     """Convert a YAML or command-line value to the field's type, or raise ConfigError naming the key."""
     origin = typing.get_origin(kind)
+    if kind is str and isinstance(value, bool):
+        raise ConfigError(f"bad value for {key}: YAML reads an unquoted yes/no/on/off as {value}; "
+                          f"quote it, e.g. {key.split('.')[-1]}: 'off'")
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -185,7 +193,7 @@ def _coerce(key: str, value, kind):
                 raise ValueError
             return float(value)
         if kind is str:
-            if isinstance(value, (dict, list)):
+            if isinstance(value, (dict, list, bool)):
                 raise ValueError
             return "" if value is None else str(value)
         if kind is list or origin is list:
@@ -205,7 +213,9 @@ def _field_types(cls) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _apply(cfg: Config, key: str, value) -> None:
+def _apply(cfg: Config, key: str, value, text: bool = False) -> None:
+    """Set ``key`` to ``value``; ``text``: value is a command-line string, read as YAML unless the field is
+    a string (so ``run.amp=off`` stays "off")."""
     parts = key.split(".")
     if len(parts) != 2:
         raise ConfigError(f"unknown key {key!r}: keys look like section.name, e.g. optim.lr")
@@ -216,6 +226,8 @@ def _apply(cfg: Config, key: str, value) -> None:
     types_ = _field_types(type(target))
     if name not in types_:
         raise ConfigError(f"unknown key {key!r}; {section} has: {', '.join(types_)}")
+    if text and types_[name] is not str:
+        value = yaml.safe_load(value) if value.strip() else ""
     setattr(target, name, _coerce(key, value, types_[name]))
 
 
@@ -279,7 +291,7 @@ def from_dict(data: dict | None, overrides=()) -> Config:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value, e.g. optim.lr=0.05")
         key, value = item.split("=", 1)
-        _apply(cfg, key.strip(), yaml.safe_load(value) if value.strip() else "")
+        _apply(cfg, key.strip(), value, text=True)
     return validate(cfg)
 
 

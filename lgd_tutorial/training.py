@@ -12,7 +12,7 @@ schedule come from the recipe through ``builders.py``; checkpoints are
 read and written by ``checkpoint.py``.
 
 What one optimizer step does (read ``Trainer.train_step``):
-  clips -> model (autocast on CUDA) -> loss -> backward (x ``accumulate``)
+  clips -> model (bf16 autocast where the device has it) -> loss -> backward (x ``accumulate``)
   -> clip gradients -> SGD step with the LR of this step -> metrics.
 
 Checkpoints hold everything needed to continue exactly; the data order and
@@ -42,7 +42,7 @@ from .data.clips import FailureReport
 from .distributed import Dist, ShardedSampler
 from .evaluation import view_scores
 from .metrics import MetricsLog, Tally
-from .utils import progress, resolve_device, seed_everything
+from .utils import amp_dtype, progress, resolve_device, seed_everything
 
 log = logging.getLogger("lgd_tutorial.training")
 PREEMPTED = 75          # exit status after a pre-emption checkpoint (EX_TEMPFAIL: "run me again")
@@ -108,17 +108,15 @@ class Trainer:
         return torch.compile(net) if run.compile else net
 
     def _amp_dtype(self):
-        amp = self.cfg.run.amp
-        if self.device.type != "cuda" or amp == "off":
-            return None
-        if amp == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        try:
+            return amp_dtype(self.cfg.run.amp, self.device)
+        except ValueError as e:
+            raise ConfigError(f"bad value for run.amp: {e}") from None
 
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ----- state
     def state_dict(self) -> dict:

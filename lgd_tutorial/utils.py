@@ -7,6 +7,7 @@ the notebooks and the command line behave the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 from pathlib import Path
@@ -32,6 +33,70 @@ def resolve_device(kind: str = "auto", index: int | None = None):
             raise ValueError("device 'cuda' was asked for, but no CUDA device is available")
         return torch.device("cuda", index or 0)
     return torch.device("cpu")
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), as PyTorch's cpuinfo reads it;
+    without PyTorch's probe, the kernel's CPU flags (Linux). False when neither can tell."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(callable(p) for p in probes):
+        return any(p() for p in probes)
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.cache
+def cpu_bf16_gemm_speedup(n: int = 1024, repeats: int = 3) -> float:
+    """How much faster this CPU multiplies n x n matrices in bfloat16 than in float32 (best of
+    ``repeats`` each, measured once per process, about 0.1 s). A CPU can list AVX-512 BF16 and still run
+    PyTorch's bf16 GEMMs at half the float32 rate (a virtual CPU whose flags promise more than the
+    kernels use); this is what decides."""
+    import time
+
+    import torch
+
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        rates[dtype] = 1 / best
+    return rates[torch.bfloat16] / rates[torch.float32]
+
+
+BF16_MIN_SPEEDUP = 1.1      # run.amp=auto on a CPU: bf16 only where its GEMMs are at least this much faster
+
+
+def amp_dtype(mode: str, device):
+    """The autocast dtype ``run.amp`` means on ``device`` (None: float32).
+
+    "auto": bfloat16 on GPUs that have it (else float16 with a GradScaler); on a CPU, bfloat16 where the
+    CPU has native bfloat16 (``cpu_native_bf16``) *and* PyTorch's bf16 GEMMs run measurably faster
+    there than float32 ones (``cpu_bf16_gemm_speedup``), else float32. "bf16" and "fp16" force the
+    type ("fp16" only on CUDA); "off" is float32.
+    """
+    import torch
+
+    if mode == "off":
+        return None
+    if device.type == "cuda":
+        if mode == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+    if mode == "fp16":
+        raise ValueError("run.amp=fp16 needs a CUDA device; on a CPU use bf16 or off")
+    if mode == "bf16" or (cpu_native_bf16() and cpu_bf16_gemm_speedup() >= BF16_MIN_SPEEDUP):
+        return torch.bfloat16
+    return None
 
 
 @contextlib.contextmanager

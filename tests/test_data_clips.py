@@ -182,3 +182,43 @@ def test_loader_with_workers_matches_single_process(synth):
     two = torch.cat([b[0] for b in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)])
     assert torch.equal(one, two)
     assert isinstance(pd.read_csv(synth / "manifest_train.csv"), pd.DataFrame)
+
+
+def test_the_decoded_cache_gives_the_decoders_clips_and_decodes_each_video_once(synth, tmp_path, monkeypatch):
+    from lgd_tutorial.data import cache as cache_module
+
+    plain = ClipDataset(synth / "manifest_train.csv", mode="train", num_frames=4, stride=2, crop_size=48)
+    cached = ClipDataset(synth / "manifest_train.csv", mode="train", num_frames=4, stride=2, crop_size=48,
+                         cache=tmp_path / "decoded")
+    for i in range(len(plain)):
+        assert torch.equal(plain[i][0], cached[i][0])                  # the same clip, decoded or from the cache
+    assert len(list((tmp_path / "decoded").glob("*.npy"))) == len(plain)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cache decoded a video it holds")
+    monkeypatch.setattr(cache_module, "open_video", no_decoding)
+    again = ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4, stride=2, num_clips=2, crop_size=48,
+                        cache=tmp_path / "decoded")
+    with pytest.raises(AssertionError, match="decoded a video"):      # validation videos are not cached yet
+        again[0]
+    assert torch.equal(cached[0][0], plain[0][0])                      # training ones are read back, not decoded
+
+
+def test_a_changed_video_is_decoded_again_and_a_bad_one_is_never_cached(with_broken, tmp_path):
+    import os
+
+    from lgd_tutorial.data.cache import DecodedCache
+
+    root, manifest = with_broken
+    cache = DecodedCache(tmp_path / "decoded")
+    good, broken = root / manifest["path"][0], root / manifest["path"][1]
+    first = cache.entry(good)
+    cache.open(good)
+    os.utime(good, ns=(0, 0))                                          # the file changed: a new key
+    assert cache.entry(good) != first
+    assert len(cache.open(good)) == 16 and cache.entry(good).exists()
+    with pytest.raises(VideoDecodeError, match=str(broken.name)):
+        cache.open(broken)
+    with pytest.raises(VideoDecodeError, match="missing|No such file"):
+        cache.open(root / manifest["path"][7])
+    assert sorted(p.name for p in (tmp_path / "decoded").iterdir()) == sorted([first.name, cache.entry(good).name])

@@ -248,3 +248,14 @@ def test_parameter_groups_split_head_from_backbone_and_decay_from_no_decay():
             assert decay == (p.ndim > 1)
     no_decay_head = {id(p) for p in groups[(True, False)]}
     assert id(model.classifier.local_head.log_bandwidth) in no_decay_head     # scalars never decay
+
+
+def test_the_pools_lean_backward_gives_autograds_gradient_exactly():
+    from lgd_tutorial.models.lgd import pool
+
+    x = torch.randn(2, 8, 4, 7, 7, requires_grad=True)
+    weights = torch.randn(2, 8)
+    (pool(x) * weights).sum().backward()
+    lean, x.grad = x.grad, None
+    (x.mean((2, 3, 4)) * weights).sum().backward()
+    assert torch.equal(lean, x.grad) and torch.equal(pool(x), x.mean((2, 3, 4)))

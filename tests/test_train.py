@@ -77,6 +77,29 @@ def test_yaml_errors_name_the_file(tmp_path):
     assert cfg.optim.lr == 0.05 and cfg.run.compile is True and cfg.data.scale == [70, 90]
 
 
+def test_string_values_stay_strings_and_a_yaml_boolean_in_a_string_field_is_named(tmp_path):
+    cfg = load_config("tiny_synthetic_cpu", ["run.amp=off", "model.diffusion=none", "data.decoded_cache=no"])
+    assert (cfg.run.amp, cfg.model.diffusion, cfg.data.decoded_cache) == ("off", "none", "no")
+    unquoted = tmp_path / "unquoted.yaml"
+    unquoted.write_text("run:\n  amp: off\n")
+    with pytest.raises(ConfigError, match="run.amp.*quote it"):
+        load_config(unquoted)
+
+
+def test_amp_auto_picks_bf16_on_a_cpu_only_where_it_is_native_and_measured_faster(monkeypatch):
+    from lgd_tutorial import utils
+
+    assert utils.cpu_bf16_gemm_speedup.__wrapped__(n=64, repeats=1) > 0
+    cpu = torch.device("cpu")
+    for native, speedup, expected in ((True, 1.8, torch.bfloat16), (True, 0.55, None), (False, 2.0, None)):
+        monkeypatch.setattr(utils, "cpu_native_bf16", lambda: native)
+        monkeypatch.setattr(utils, "cpu_bf16_gemm_speedup", lambda: speedup)
+        assert utils.amp_dtype("auto", cpu) is expected
+    assert utils.amp_dtype("bf16", cpu) is torch.bfloat16 and utils.amp_dtype("off", cpu) is None
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        utils.amp_dtype("fp16", cpu)
+
+
 def test_learning_rate_schedule():
     cfg = from_dict({"optim": {"epochs": 10, "lr": 0.1, "lr_batch": 16, "warmup_epochs": 1},
                      "data": {"batch_size": 8}})

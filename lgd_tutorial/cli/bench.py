@@ -1,4 +1,4 @@
-"""``lgd bench``: model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers."""
+"""``lgd bench``: model throughput, GFLOP/s against a measured peak, bf16, diffusion overhead and why."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from ..utils import DEVICES
 
-HELP = "model throughput, GFLOP/s against the matmul peak, diffusion overhead, loader workers"
+HELP = "model throughput, GFLOP/s against a measured peak, bf16, diffusion overhead and its traffic model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", nargs="+", default=None, help="TxS clip sizes (default: 16x224 8x112)")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per model, after one warm-up")
     p.add_argument("--batch-size", type=int, default=1, help="clips per step")
+    p.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=None,
+                   help="default: fp32, and bf16 where the device has it natively")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--skip-data", action="store_true", help="leave out the data-loader measurement")
@@ -36,7 +38,7 @@ def run(args) -> int:
         return fail("bench", e)
     tables = measure(models=args.models or MODELS, sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
                      repeats=1 if args.smoke else args.repeats, batch=args.batch_size, device=device,
-                     threads=args.threads, smoke=args.smoke, data=not args.skip_data, out=args.out,
+                     threads=args.threads, smoke=args.smoke, data=not args.skip_data, dtypes=args.dtypes, out=args.out,
                      figure=args.figure or None)
     print(report(tables))
     print(f"CSV files in {args.out}/" + (f"; plot: {args.figure}" if args.figure else ""))

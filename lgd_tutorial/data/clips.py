@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .cache import DecodedCache
 from .kinetics import load_manifest, safe_join
 from .transforms import test_transform, to_tensor, train_transform
 from .video import VideoDecodeError, open_video
@@ -70,16 +71,18 @@ def tsn_indices(num_video_frames: int, segments: int, rng: random.Random | None)
 
 def load_views(path, mode: str, num_frames: int, stride: int, num_clips: int, transform,
                rng: random.Random | None = None, backend: str = "auto", short_side: int | None = None,
-               tsn_random: bool = True) -> torch.Tensor:
+               tsn_random: bool = True, cache=None) -> torch.Tensor:
     """Decode the clips of one video and transform each: (views, C, T, H, W).
 
     ``mode`` "train": one random clip (needs ``rng``); "test": ``num_clips``
     evenly spaced clips (each giving one view per crop of ``transform``);
     "tsn": one frame per segment (random within the segment with
     ``tsn_random``, else its centre). ``rng`` also drives the random
-    transforms. Raises VideoDecodeError for a file that cannot be read.
+    transforms. ``cache`` (a ``DecodedCache``) reads the frames from its folder. Raises VideoDecodeError
+    for a file that cannot be read.
     """
-    with open_video(path, backend=backend, short_side=short_side) as video:
+    video = cache.open(path) if cache is not None else open_video(path, backend=backend, short_side=short_side)
+    with video:
         n = len(video)
         if mode == "train":
             clips = [random_clip_indices(n, num_frames, stride, rng)]
@@ -112,13 +115,15 @@ class ClipDataset(Dataset):
             train or test transform at ``crop_size``.
         short_side: decode at this short side (saves decoding time).
         strict: raise on a bad video instead of replacing it.
+        cache: a folder for decoded frames (``data.cache.DecodedCache``): each video is decoded once
+            and read from there afterwards; None decodes every time.
         max_retries: replacements tried before giving up on a sample.
     """
 
     def __init__(self, manifest, root=None, mode: str = "train", num_frames: int = 8, stride: int = 2,
                  num_clips: int = 1, transform=None, crop_size: int = 112, backend: str = "auto",
                  short_side: int | None = None, strict: bool = False, seed: int = 0,
-                 max_retries: int = 4, tsn_random: bool | None = None):
+                 max_retries: int = 4, tsn_random: bool | None = None, cache=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if num_frames < 1 or stride < 1 or num_clips < 1:
@@ -141,6 +146,7 @@ class ClipDataset(Dataset):
                                        else test_transform(crop_size))
         self.tsn_random = (mode == "tsn") if tsn_random is None else tsn_random
         self.backend, self.short_side = backend, short_side
+        self.cache = DecodedCache(cache, backend, short_side) if cache else None
         self.strict, self.seed, self.max_retries = strict, seed, max_retries
         self.epoch = 0
 
@@ -157,7 +163,7 @@ class ClipDataset(Dataset):
     def load(self, index: int, rng: random.Random) -> torch.Tensor:
         """Decode and transform video ``index``. Raises VideoDecodeError."""
         views = load_views(self.paths[index], self.mode, self.num_frames, self.stride, self.num_clips,
-                           self.transform, rng, self.backend, self.short_side, self.tsn_random)
+                           self.transform, rng, self.backend, self.short_side, self.tsn_random, self.cache)
         return views[0] if self.mode != "test" else views
 
     def __getitem__(self, index: int):

@@ -45,9 +45,30 @@ def projection(in_features: int, out_features: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, hidden), nn.Linear(hidden, out_features))
 
 
+class _Pool(torch.autograd.Function):
+    """x.mean((2, 3, 4)) whose gradient stays a broadcast view.
+
+    Autograd's own mean backward materialises a full-size (N, C, T, H, W) tensor (the gradient expanded,
+    then divided) before adding it into x's gradient: one more write and read of the block's input per
+    block and step. Dividing the (N, C) gradient first and returning it expanded (a view with zero strides)
+    gives the same numbers, and the accumulation into x's gradient reads it for free.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.shape = x.shape
+        return x.mean((2, 3, 4))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:
+        n = ctx.shape[2] * ctx.shape[3] * ctx.shape[4]
+        return (grad / n)[:, :, None, None, None].expand(ctx.shape)
+
+
 def pool(x: Tensor) -> Tensor:
-    """P: global average pool over (T, H, W): (N, C, T, H, W) -> (N, C)."""
-    return x.mean((2, 3, 4))
+    """P: global average pool over (T, H, W): (N, C, T, H, W) -> (N, C) (a lean backward: ``_Pool``)."""
+    return _Pool.apply(x) if x.requires_grad else x.mean((2, 3, 4))
 
 
 def broadcast(g: Tensor) -> Tensor:
