@@ -37,6 +37,7 @@ measures sustained SGD training.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -49,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .models import build_model, diffusion_pairs
 from .models.summary import count_flops
-from .utils import cpu_native_bf16, resolve_device
+from .utils import cpu_native_bf16, provenance, resolve_device
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
 PEERS = ("r2plus1d_18", "r3d_18")                       # torchvision.models.video, random weights
@@ -539,10 +540,12 @@ def reference_peaks(peaks: pd.DataFrame, theory: dict | None) -> dict[str, float
 def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: str = "cpu",
         threads: int | None = None, smoke: bool = False, data: bool = True, dtypes=None,
         out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png",
-        log=print) -> dict:
+        log=print, argv=None) -> dict:
     """Run the benchmark; write CSVs to ``out`` (partial ones as it goes) and the plot to ``figure``;
-    return the tables. ``log`` gets a progress line per stage and model (None for silence)."""
+    return the tables. ``log`` gets a progress line per stage and model (None for silence); ``argv``
+    (the command line) goes into ``bench.json`` with the commit, the machine and the time taken."""
     say = log or (lambda *a, **k: None)
+    started = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device) if isinstance(device, str) else device
@@ -581,6 +584,8 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
         say("CUDA settings, largest batch, sustained training ...", flush=True)
         tables["cuda"] = bench_cuda(models, sizes, repeats, batch, device, smoke)
     save(tables)
+    meta = {**provenance("bench", argv if argv is not None else []), "seconds": time.perf_counter() - started}
+    (out / "bench.json").write_text(json.dumps(meta, indent=1) + "\n")
     if figure:
         plot(tables["models"], reference, Path(figure))
     return tables

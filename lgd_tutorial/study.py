@@ -28,8 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -45,6 +43,7 @@ from .data import synthetic
 from .data.transforms import Normalize
 from .models import build_model
 from .utils import evaluating
+from .utils import provenance as utils_provenance
 
 VARIANTS = {
     "both": {"diffusion": "both"},
@@ -293,18 +292,8 @@ def report(folder: Path) -> str:
 
 
 def provenance(argv: list[str]) -> dict:
-    """The command and the commit (with a '+dirty' mark) that produced a result."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"command": " ".join(["lgd", "study", *argv]), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
+    """The ``lgd study`` command, the commit and the machine that produced a result."""
+    return utils_provenance("study", argv)
 
 
 # --------------------------------------------------------------------------- the command

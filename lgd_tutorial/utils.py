@@ -174,3 +174,23 @@ def lazy_exports(package: str, exports: dict[str, list[str]]):
         return sorted(set(vars(importlib.import_module(package))) | set(where))
 
     return __getattr__, __dir__, sorted(where)
+
+
+def provenance(command: str, argv) -> dict:
+    """The ``lgd`` command, the commit (with a '+dirty' mark) and the machine that produced a result."""
+    import platform
+    import subprocess
+
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        commit += "+dirty" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"command": " ".join(["lgd", command, *argv]), "commit": commit,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}

@@ -347,3 +347,68 @@ def test_written_answers_are_left_to_the_instructor_and_marked_so(tmp_path):
         long_row = next(r for r in csv.DictReader(handle) if r["exercise"] == "why")
     assert long_row["score"] == "" and "by hand" in long_row["reason"]
     assert "graded by hand" in (tmp_path / "g" / "feedback" / "ann").with_suffix(".md").read_text()
+
+
+def test_the_fixed_arithmetic_checks_draw_hidden_cases_a_lookup_table_cannot_pass():
+    from lgd_tutorial.exercises import checks
+
+    def table_of(check, answer):
+        """An 'answer' that records the visible cases' results and replays them, failing on anything new."""
+        seen = {}
+
+        def record(*args):
+            key = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+            seen[key] = answer(*args)
+            return seen[key]
+        check(record)
+
+        def replay(*args):
+            return seen[tuple(tuple(a) if isinstance(a, list) else a for a in args)]
+        return replay
+
+    import math
+    answers = {
+        exercises.check_receptive_field: lambda k, s: checks._receptive_field(k, s),
+        exercises.check_workers_needed: lambda target, rate: math.ceil(target / rate),
+        exercises.check_scaled_lr: lambda base, lr_batch, batch, processes, accumulate:
+            base * batch * processes * accumulate / lr_batch,
+    }
+    for check, answer in answers.items():
+        replay = table_of(check, answer)
+        assert check(replay)                                                     # the visible cases replay
+        try:
+            checks.CASE_SEED = 7                                                 # what the grader does
+            with pytest.raises((KeyError, ExerciseError)):
+                check(replay)
+            assert check(answer)
+        finally:
+            checks.CASE_SEED = 0
+
+
+def first_n(annotations, n):
+    return annotations.sort_values(["youtube_id", "time_start", "time_end"]).groupby("label").head(n)
+
+
+def test_checks_with_several_parts_give_the_share_that_passed():
+    class AlwaysReLU(torch.nn.Module):                   # P3D-B right, but ignores activate=False (the 3rd part)
+        def __init__(self, in_channels, out_channels, stride=1, activate=True):
+            super().__init__()
+            self.spatial = p3d.spatial_conv(in_channels, out_channels, stride)
+            self.temporal = p3d.temporal_conv(in_channels, out_channels, stride)
+            self.bn = torch.nn.BatchNorm3d(out_channels)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.spatial(x) + self.temporal(x)))
+
+    with pytest.raises(ExerciseError, match="activate=False") as error:
+        exercises.check_p3d_unit("B", AlwaysReLU)
+    assert error.value.credit == pytest.approx(2 / 3)
+
+    with pytest.raises(ExerciseError, match="seed has no effect") as error:
+        exercises.check_split_per_class(lambda annotations, n, seed: (          # the first n of each class,
+            annotations.drop(index=first_n(annotations, n).index), first_n(annotations, n)))   # sorted: no seed
+    assert error.value.credit == pytest.approx(6 / 7)
+
+    with pytest.raises(ExerciseError, match="= 5, expected 4") as error:     # one too many on an exact multiple
+        exercises.check_workers_needed(lambda target, rate: int(target // rate) + 1)
+    assert error.value.credit == pytest.approx(1 / 8)                      # the 2nd of 8 cases: 100 clips/s at 25

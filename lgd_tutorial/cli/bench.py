@@ -39,7 +39,7 @@ def run(args) -> int:
     tables = measure(models=args.models or MODELS, sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
                      repeats=1 if args.smoke else args.repeats, batch=args.batch_size, device=device,
                      threads=args.threads, smoke=args.smoke, data=not args.skip_data, dtypes=args.dtypes, out=args.out,
-                     figure=args.figure or None)
+                     figure=args.figure or None, argv=args.argv[1:])
     print(report(tables))
     print(f"CSV files in {args.out}/" + (f"; plot: {args.figure}" if args.figure else ""))
     return 0

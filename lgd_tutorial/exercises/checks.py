@@ -15,6 +15,7 @@ The instructor's side (``lgd exercises build`` and ``grade``) is in
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -64,6 +65,22 @@ def _seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(1000 * CASE_SEED + seed)
 
 
+def _draw(seed: int, low: int, high: int, size: int = 1) -> list[int]:
+    """``size`` integers in [low, high] from the case generator: hidden cases when the grader changes CASE_SEED."""
+    return torch.randint(low, high + 1, (size,), generator=_seeded(seed)).tolist()
+
+
+@contextlib.contextmanager
+def _part(done: int, total: int):
+    """One of a check's ``total`` parts: an ExerciseError raised in it carries the credit of the ``done``
+    parts that passed before (the grader gives that share of the exercise's points)."""
+    try:
+        yield
+    except ExerciseError as error:
+        error.credit = max(error.credit, done / total)
+        raise
+
+
 # --- pooling and broadcasting -------------------------------------------------
 
 def check_pool_broadcast(pool, broadcast) -> bool:
@@ -98,27 +115,29 @@ def check_pool_broadcast(pool, broadcast) -> bool:
 
 def check_projection(build) -> bool:
     """``build(in_features, out_features)`` -> a module like ``lgd.projection``: two Linear layers, bottleneck C // 16 (>= 8)."""
-    for c_in, c_out in ((64, 256), (32, 64)):
-        reference = lgd.projection(c_in, c_out)
-        student = build(c_in, c_out)
-        linears = [m for m in student.modules() if isinstance(m, nn.Linear)]
-        hidden = reference[0].out_features
-        if len(linears) != 2:
-            raise ExerciseError(f"projection({c_in}, {c_out}) has {len(linears)} Linear layers; "
-                                "the release uses exactly two (C_in -> C/16 -> C), nothing between them.")
-        if linears[0].out_features != hidden:
-            raise ExerciseError(f"projection({c_in}, {c_out}) has a bottleneck of {linears[0].out_features}; "
-                                f"expected max({c_out} // 16, 8) = {hidden}.")
-        if any(m.bias is None for m in linears):
-            raise ExerciseError("a Linear layer of your projection has no bias; both layers keep theirs.")
-        for mine, theirs in zip(linears, (reference[0], reference[1])):
-            mine.load_state_dict(theirs.state_dict())
-        v = torch.randn(3, c_in, generator=_seeded())
-        out = student(v)
-        _shape(f"projection({c_in}, {c_out})(v)", out, (3, c_out))
-        if not _close(out, reference(v)):
-            raise ExerciseError("with the reference weights your projection gives other values: "
-                                "apply the two Linear layers one after the other with no activation between.")
+    cases = ((64, 256), (32, 64))
+    for i, (c_in, c_out) in enumerate(cases):
+        with _part(i, len(cases)):
+            reference = lgd.projection(c_in, c_out)
+            student = build(c_in, c_out)
+            linears = [m for m in student.modules() if isinstance(m, nn.Linear)]
+            hidden = reference[0].out_features
+            if len(linears) != 2:
+                raise ExerciseError(f"projection({c_in}, {c_out}) has {len(linears)} Linear layers; "
+                                    "the release uses exactly two (C_in -> C/16 -> C), nothing between them.")
+            if linears[0].out_features != hidden:
+                raise ExerciseError(f"projection({c_in}, {c_out}) has a bottleneck of {linears[0].out_features}; "
+                                    f"expected max({c_out} // 16, 8) = {hidden}.")
+            if any(m.bias is None for m in linears):
+                raise ExerciseError("a Linear layer of your projection has no bias; both layers keep theirs.")
+            for mine, theirs in zip(linears, (reference[0], reference[1])):
+                mine.load_state_dict(theirs.state_dict())
+            v = torch.randn(3, c_in, generator=_seeded())
+            out = student(v)
+            _shape(f"projection({c_in}, {c_out})(v)", out, (3, c_out))
+            if not _close(out, reference(v)):
+                raise ExerciseError("with the reference weights your projection gives other values: "
+                                    "apply the two Linear layers one after the other with no activation between.")
     return _passed("projection")
 
 
@@ -134,33 +153,35 @@ def check_p3d_unit(kind: str, student_cls) -> bool:
     if kind not in P3D_KINDS:
         raise ValueError(f"kind must be one of {sorted(P3D_KINDS)}, got {kind!r}")
     formula = P3D_FORMULAS[kind]
-    for stride, activate in ((1, True), (2, True), (1, False)):
-        torch.manual_seed(CASE_SEED)
-        reference = P3D_KINDS[kind](4, 6, stride, activate).eval()
-        student = student_cls(4, 6, stride, activate=activate).eval()
-        try:
-            student.load_state_dict(reference.state_dict())
-        except RuntimeError as error:
-            raise ExerciseError(f"your P3D-{kind} does not hold the same layers as the reference ({error}). "
-                                "Name them spatial (1x3x3 conv), temporal (3x1x1 conv) and bn.") from None
-        with torch.no_grad():
-            for module in reference.modules():
-                if isinstance(module, nn.BatchNorm3d):
-                    module.running_mean.uniform_(-0.5, 0.5)
-                    module.running_var.uniform_(0.5, 2.0)
-            student.load_state_dict(reference.state_dict())
-            x = torch.randn(2, 4, 5, 8, 8, generator=_seeded())
-            expected = reference(x.clone())
-            out = student(x.clone())
-        _shape(f"P3D-{kind} (stride {stride}) output", out, tuple(expected.shape),
-               "The spatial stride shrinks H and W; T never changes." + (" In P3D-B the temporal conv takes the "
-                                                                         "spatial stride too." if kind == "B" else ""))
-        if not _close(out, expected):
-            if not activate and (out >= 0).all() and (expected < 0).any():
-                raise ExerciseError(f"with activate=False P3D-{kind} must end without ReLU "
-                                    "(the residual branch ends in BN).")
-            raise ExerciseError(f"P3D-{kind} (stride {stride}, activate={activate}) gives other values than "
-                                f"{formula}. Check the order of the convolutions, BN and ReLU.")
+    cases = ((1, True), (2, True), (1, False))
+    for i, (stride, activate) in enumerate(cases):
+        with _part(i, len(cases)):
+            torch.manual_seed(CASE_SEED)
+            reference = P3D_KINDS[kind](4, 6, stride, activate).eval()
+            student = student_cls(4, 6, stride, activate=activate).eval()
+            try:
+                student.load_state_dict(reference.state_dict())
+            except RuntimeError as error:
+                raise ExerciseError(f"your P3D-{kind} does not hold the same layers as the reference ({error}). "
+                                    "Name them spatial (1x3x3 conv), temporal (3x1x1 conv) and bn.") from None
+            with torch.no_grad():
+                for module in reference.modules():
+                    if isinstance(module, nn.BatchNorm3d):
+                        module.running_mean.uniform_(-0.5, 0.5)
+                        module.running_var.uniform_(0.5, 2.0)
+                student.load_state_dict(reference.state_dict())
+                x = torch.randn(2, 4, 5, 8, 8, generator=_seeded())
+                expected = reference(x.clone())
+                out = student(x.clone())
+            _shape(f"P3D-{kind} (stride {stride}) output", out, tuple(expected.shape),
+                   "The spatial stride shrinks H and W; T never changes." + (" In P3D-B the temporal conv takes the "
+                                                                             "spatial stride too." if kind == "B" else ""))
+            if not _close(out, expected):
+                if not activate and (out >= 0).all() and (expected < 0).any():
+                    raise ExerciseError(f"with activate=False P3D-{kind} must end without ReLU "
+                                        "(the residual branch ends in BN).")
+                raise ExerciseError(f"P3D-{kind} (stride {stride}, activate={activate}) gives other values than "
+                                    f"{formula}. Check the order of the convolutions, BN and ReLU.")
     return _passed(f"P3D-{kind} unit")
 
 
@@ -258,18 +279,20 @@ def check_lgd_block(student) -> bool:
 def check_inflate_kernel(inflate) -> bool:
     """``inflate(weight (O, I, k, k), time)`` -> (O, I, time, k, k) with the 2D kernel at index time // 2."""
     weight = torch.randn(5, 3, 7, 7, generator=_seeded())
-    for time in (4, 2, 3):
-        out = inflate(weight, time)
-        _shape(f"inflate(weight, {time})", out, (5, 3, time, 7, 7),
-               "Insert a time axis after the input channels: (O, I, time, k, k).")
-        expected = _inflate_kernel(weight, time, time // 2)
-        if not _close(out, expected):
-            if _close(out, weight[:, :, None].expand_as(out) / time):
-                raise ExerciseError("you spread the kernel evenly over time (I3D-style, divided by T); the "
-                                    f"release puts the whole 2D kernel at index {time} // 2 and zeros elsewhere.")
-            nonzero = [t for t in range(time) if out[:, :, t].abs().sum() > 0]
-            raise ExerciseError(f"the 2D kernel should sit at temporal index {time // 2} of {time} with zeros "
-                                f"elsewhere; your kernel is non-zero at indices {nonzero}.")
+    cases = (4, 2, 3)
+    for i, time in enumerate(cases):
+        with _part(i, len(cases)):
+            out = inflate(weight, time)
+            _shape(f"inflate(weight, {time})", out, (5, 3, time, 7, 7),
+                   "Insert a time axis after the input channels: (O, I, time, k, k).")
+            expected = _inflate_kernel(weight, time, time // 2)
+            if not _close(out, expected):
+                if _close(out, weight[:, :, None].expand_as(out) / time):
+                    raise ExerciseError("you spread the kernel evenly over time (I3D-style, divided by T); the "
+                                        f"release puts the whole 2D kernel at index {time} // 2 and zeros elsewhere.")
+                nonzero = [t for t in range(time) if out[:, :, t].abs().sum() > 0]
+                raise ExerciseError(f"the 2D kernel should sit at temporal index {time // 2} of {time} with zeros "
+                                    f"elsewhere; your kernel is non-zero at indices {nonzero}.")
     return _passed("kernel inflation")
 
 
@@ -311,24 +334,28 @@ def _receptive_field(kernels, strides) -> int:
 def check_receptive_field(receptive_field) -> bool:
     """``receptive_field(kernels, strides)`` -> how many input pixels (along one axis) one output position sees."""
     cases = [([3], [1]), ([3, 3], [1, 1]), ([3] * 4, [1] * 4), ([7, 3, 3, 3], [2, 2, 1, 1]), ([3, 3, 3], [2, 2, 2])]
-    for kernels, strides in cases:
-        got = receptive_field(list(kernels), list(strides))
-        expected = _receptive_field(kernels, strides)
-        if got == expected:
-            continue
-        where = f"for kernels {kernels} and strides {strides} you return {got}, expected {expected}"
-        if got == 1 + sum(k - 1 for k in kernels):
-            raise ExerciseError(f"{where}: you ignore the strides. After a layer with stride s, one step of the "
-                                "next kernel moves s input pixels, so its k - 1 extra taps add (k - 1) * (product "
-                                "of the earlier strides).")
-        if got == sum(kernels):
-            raise ExerciseError(f"{where}: kernels overlap by one pixel at each layer; a k-wide kernel adds k - 1, not k.")
-        if got == _receptive_field(kernels, [1] + list(strides[:-1])[::-1]) or \
-                got == 1 + sum((k - 1) * s for k, s in zip(kernels, strides)):
-            raise ExerciseError(f"{where}: a layer's own stride does not widen its receptive field; only the "
-                                "strides of the layers *before* it do.")
-        raise ExerciseError(f"{where}. Keep a running size r (start 1) and jump j (start 1): "
-                            "r += (k - 1) * j, then j *= s.")
+    for seed in range(3):                                  # drawn cases: others when the grader runs the check
+        depth = _draw(10 + seed, 2, 6)[0]
+        cases.append(([2 * k + 1 for k in _draw(20 + seed, 0, 3, depth)], [1 + s for s in _draw(30 + seed, 0, 1, depth)]))
+    for i, (kernels, strides) in enumerate(cases):
+        with _part(i, len(cases)):
+            got = receptive_field(list(kernels), list(strides))
+            expected = _receptive_field(kernels, strides)
+            if got == expected:
+                continue
+            where = f"for kernels {kernels} and strides {strides} you return {got}, expected {expected}"
+            if got == 1 + sum(k - 1 for k in kernels):
+                raise ExerciseError(f"{where}: you ignore the strides. After a layer with stride s, one step of the "
+                                    "next kernel moves s input pixels, so its k - 1 extra taps add (k - 1) * (product "
+                                    "of the earlier strides).")
+            if got == sum(kernels):
+                raise ExerciseError(f"{where}: kernels overlap by one pixel at each layer; a k-wide kernel adds k - 1, not k.")
+            if got == _receptive_field(kernels, [1] + list(strides[:-1])[::-1]) or \
+                    got == 1 + sum((k - 1) * s for k, s in zip(kernels, strides)):
+                raise ExerciseError(f"{where}: a layer's own stride does not widen its receptive field; only the "
+                                    "strides of the layers *before* it do.")
+            raise ExerciseError(f"{where}. Keep a running size r (start 1) and jump j (start 1): "
+                                "r += (k - 1) * j, then j *= s.")
     return _passed("receptive field")
 
 
@@ -361,19 +388,20 @@ def check_video_accuracy(video_accuracy) -> bool:
             clip_logits.softmax(-1).amax(1).argmax(-1),
     }
     shifted = torch.where(torch.arange(n) % 2 == 0, right, (right + 1) % k)
-    for labels in (right, shifted):
-        expected = float((right == labels).float().mean())
-        got = video_accuracy(clip_logits.clone(), labels.clone())
-        got = float(got.item() if isinstance(got, Tensor) else got)
-        if abs(got - expected) < 1e-6:
-            continue
-        if abs(got - 100 * expected) < 1e-4:
-            raise ExerciseError(f"you return a percentage ({got:.1f}); return a fraction between 0 and 1.")
-        for message, predictions in wrong_ways.items():
-            if abs(got - float((predictions == labels).float().mean())) < 1e-6:
-                raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}: {message}.")
-        raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}. Softmax over the classes (last axis), "
-                            "mean over the views (axis 1), argmax, compare with the labels, mean over the videos.")
+    for i, labels in enumerate((right, shifted)):
+        with _part(i, 2):
+            expected = float((right == labels).float().mean())
+            got = video_accuracy(clip_logits.clone(), labels.clone())
+            got = float(got.item() if isinstance(got, Tensor) else got)
+            if abs(got - expected) < 1e-6:
+                continue
+            if abs(got - 100 * expected) < 1e-4:
+                raise ExerciseError(f"you return a percentage ({got:.1f}); return a fraction between 0 and 1.")
+            for message, predictions in wrong_ways.items():
+                if abs(got - float((predictions == labels).float().mean())) < 1e-6:
+                    raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}: {message}.")
+            raise ExerciseError(f"accuracy {got:.3f}, expected {expected:.3f}. Softmax over the classes (last axis), "
+                                "mean over the views (axis 1), argmax, compare with the labels, mean over the videos.")
     return _passed("video-level accuracy")
 
 
@@ -394,6 +422,9 @@ def _keys(frame) -> list[tuple]:
 def check_split_per_class(split) -> bool:
     """``split(annotations, val_per_class, seed)`` -> (train, val): a per-class split that depends only on its inputs.
 
+    Seven parts, in order (a failure earns the share of the parts before it): the form, the counts per
+    class, no clip in both, every clip somewhere, repeatable, independent of the row order, the seed matters.
+
     ``val`` holds ``min(val_per_class, clips of the class)`` clips of every
     class, ``train`` all the others; the same annotations and seed give the
     same split whatever the order of the rows; another seed may give another.
@@ -407,23 +438,23 @@ def check_split_per_class(split) -> bool:
     expected = {"archery": 4, "bowling": 4, "juggling balls": 3}
     if counts != expected:
         raise ExerciseError(f"val has {counts} clips per class, expected {expected}: take val_per_class clips of "
-                            "every class (all of them when a class has fewer).")
+                            "every class (all of them when a class has fewer).", credit=1/7)
     if set(_keys(train)) & set(_keys(val)):
-        raise ExerciseError("some clips are in both train and val; a clip must be in exactly one of them.")
+        raise ExerciseError("some clips are in both train and val; a clip must be in exactly one of them.", credit=2/7)
     if sorted(_keys(train) + _keys(val)) != _keys(annotations):
         raise ExerciseError(f"train and val hold {len(train) + len(val)} clips together, the annotations "
-                            f"{len(annotations)}: every clip not in val belongs to train.")
+                            f"{len(annotations)}: every clip not in val belongs to train.", credit=3/7)
     again = split(annotations.copy(), 4, 0)[1]
     if _keys(again) != _keys(val):
         raise ExerciseError("two calls with the same inputs give different splits: draw with a generator seeded "
-                            "by `seed` (e.g. random.Random(seed)), not the global random state.")
+                            "by `seed` (e.g. random.Random(seed)), not the global random state.", credit=4/7)
     shuffled = annotations.sample(frac=1.0, random_state=1).reset_index(drop=True)
     if _keys(split(shuffled, 4, 0)[1]) != _keys(val):
         raise ExerciseError("the split changes when the same rows come in another order: sort each class's clips "
-                            "by (youtube_id, time_start, time_end) before drawing.")
+                            "by (youtube_id, time_start, time_end) before drawing.", credit=5/7)
     if all(_keys(split(annotations.copy(), 4, seed)[1]) == _keys(val) for seed in (1, 2, 3)):
         raise ExerciseError("the seed has no effect: seeds 0 to 3 give the same val clips. Draw the val clips "
-                            "with a generator seeded by `seed`.")
+                            "with a generator seeded by `seed`.", credit=6/7)
     return _passed("deterministic per-class split")
 
 
@@ -432,24 +463,28 @@ def check_split_per_class(split) -> bool:
 def check_workers_needed(workers_needed) -> bool:
     """``workers_needed(target, per_worker)``: the fewest whole workers whose summed rate reaches ``target``."""
     cases = [(100.0, 12.0, 9), (100.0, 25.0, 4), (50.0, 7.0, 8), (3.0, 40.0, 1), (96.0, 32.0, 3)]
-    for target, rate, expected in cases:
-        got = workers_needed(target, rate)
-        if isinstance(got, float) and got.is_integer():
-            got = int(got)
-        if not isinstance(got, int) or isinstance(got, bool):
-            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) returned {got!r}; a number of workers is "
-                                "a whole number (an int).")
-        if got == expected:
-            continue
-        if got == round(rate / target) or got == math.ceil(rate / target):
-            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}: the division is upside down; "
-                                "workers = target rate / one worker's rate.")
-        if got == math.floor(target / rate) or got == round(target / rate):
-            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, but {got} workers give only "
-                                f"{got * rate:g} clips/s: round *up* (math.ceil), a fraction of a worker is a worker.")
-        if got == 0:
-            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = 0: at least one worker must decode.")
-        raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, expected {expected}.")
+    for seed in range(3):                                  # drawn cases: others when the grader runs the check
+        rate, workers, short = _draw(40 + seed, 2, 40) + _draw(50 + seed, 1, 30) + _draw(60 + seed, 0, 1)
+        cases.append((float(rate * workers - short), float(rate), workers))   # short: just under a multiple
+    for i, (target, rate, expected) in enumerate(cases):
+        with _part(i, len(cases)):
+            got = workers_needed(target, rate)
+            if isinstance(got, float) and got.is_integer():
+                got = int(got)
+            if not isinstance(got, int) or isinstance(got, bool):
+                raise ExerciseError(f"workers_needed({target:g}, {rate:g}) returned {got!r}; a number of workers is "
+                                    "a whole number (an int).")
+            if got == expected:
+                continue
+            if got == round(rate / target) or got == math.ceil(rate / target):
+                raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}: the division is upside down; "
+                                    "workers = target rate / one worker's rate.")
+            if got == math.floor(target / rate) or got == round(target / rate):
+                raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, but {got} workers give only "
+                                    f"{got * rate:g} clips/s: round *up* (math.ceil), a fraction of a worker is a worker.")
+            if got == 0:
+                raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = 0: at least one worker must decode.")
+            raise ExerciseError(f"workers_needed({target:g}, {rate:g}) = {got}, expected {expected}.")
     return _passed("workers needed for a target rate")
 
 
@@ -459,24 +494,28 @@ def check_scaled_lr(scaled_lr) -> bool:
     The same rule as ``lgd_tutorial.builders.lr_at``: base_lr x (batch x processes x accumulate) / lr_batch.
     """
     cases = [(0.04, 256, 16, 4, 2), (0.04, 256, 16, 32, 1), (0.05, 16, 16, 1, 1), (0.1, 64, 8, 2, 3)]
-    for base, lr_batch, batch, processes, accumulate in cases:
-        got = scaled_lr(base, lr_batch, batch, processes, accumulate)
-        expected = base * batch * processes * accumulate / lr_batch
-        args = f"scaled_lr({base}, {lr_batch}, {batch}, {processes}, {accumulate})"
-        if not isinstance(got, (int, float)) or isinstance(got, bool):
-            raise ExerciseError(f"{args} returned {got!r}; a learning rate is a number.")
-        if math.isclose(got, expected, rel_tol=1e-6):
-            continue
-        if math.isclose(got, base * batch * processes / lr_batch, rel_tol=1e-6):
-            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the accumulation steps are missing; "
-                                "each optimizer step sees batch x processes x accumulate clips.")
-        if math.isclose(got, base * batch * accumulate / lr_batch, rel_tol=1e-6):
-            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the number of processes is missing; "
-                                "DDP averages the gradients of all processes, so the global batch counts them all.")
-        if math.isclose(got, base * lr_batch / (batch * processes * accumulate), rel_tol=1e-6):
-            raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the ratio is upside down; a larger "
-                                "global batch takes a *larger* learning rate.")
-        raise ExerciseError(f"{args} = {got:g}, expected base_lr x global batch / lr_batch = {expected:g}.")
+    for seed in range(3):                                  # drawn cases: others when the grader runs the check
+        lr_batch, batch, processes, accumulate = _draw(70 + seed, 1, 9, 4)
+        cases.append((0.01 * _draw(80 + seed, 1, 20)[0], 16 * lr_batch, 2 * batch, processes, accumulate))
+    for i, (base, lr_batch, batch, processes, accumulate) in enumerate(cases):
+        with _part(i, len(cases)):
+            got = scaled_lr(base, lr_batch, batch, processes, accumulate)
+            expected = base * batch * processes * accumulate / lr_batch
+            args = f"scaled_lr({base}, {lr_batch}, {batch}, {processes}, {accumulate})"
+            if not isinstance(got, (int, float)) or isinstance(got, bool):
+                raise ExerciseError(f"{args} returned {got!r}; a learning rate is a number.")
+            if math.isclose(got, expected, rel_tol=1e-6):
+                continue
+            if math.isclose(got, base * batch * processes / lr_batch, rel_tol=1e-6):
+                raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the accumulation steps are missing; "
+                                    "each optimizer step sees batch x processes x accumulate clips.")
+            if math.isclose(got, base * batch * accumulate / lr_batch, rel_tol=1e-6):
+                raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the number of processes is missing; "
+                                    "DDP averages the gradients of all processes, so the global batch counts them all.")
+            if math.isclose(got, base * lr_batch / (batch * processes * accumulate), rel_tol=1e-6):
+                raise ExerciseError(f"{args} = {got:g}, expected {expected:g}: the ratio is upside down; a larger "
+                                    "global batch takes a *larger* learning rate.")
+            raise ExerciseError(f"{args} = {got:g}, expected base_lr x global batch / lr_batch = {expected:g}.")
     return _passed("linearly scaled learning rate")
 
 

@@ -111,7 +111,7 @@ plt.show()
 # global-to-local diffusion adds `g` back to *every* position of the local map, so after one block each
 # position can use what happens anywhere in the clip.
 #
-# ### Exercise 1: the theoretical receptive field
+# ### Exercise 1 (warm-up): the theoretical receptive field
 #
 # Write `receptive_field(kernels, strides)`: the number of input pixels (along one axis) that one output
 # position of a stack of convolutions sees, given each layer's kernel size and stride. Hint: keep the current
@@ -315,7 +315,7 @@ print(f"the full recipe: {full.data.synthetic_videos_per_class * len(synthetic.C
 # - `lgd3d_tiny` carries a local map `(N, C, T, H, W)` and a global vector `(N, C)` through four stages.
 # - `load_config(recipe, overrides)` + `Trainer(cfg).fit()` is the one training path, from a laptop to a GPU.
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Measure the effective receptive field of `layer3.0` and `layer4.0` of `p3d_tiny` the same way.
 # 2. Render 20 videos of "approach beacon" and check that every beacon side occurs.
 # 3. Train for longer (`EPOCHS = 10`) and watch the validation accuracy leave chance.

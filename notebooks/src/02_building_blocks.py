@@ -140,7 +140,7 @@ fig.savefig(figure_path("02_pool_broadcast.png"), dpi=100)
 plt.show()
 
 # %% [markdown]
-# ### Exercise 1: pooling and broadcasting
+# ### Exercise 1 (warm-up): pooling and broadcasting
 #
 # Write `my_pool(x)` (`(N, C, T, H, W)` -> `(N, C)`, the mean over T, H and W) and `my_broadcast(g)`
 # (`(N, C)` -> a tensor that adds to every position of an `(N, C, T, H, W)` map) without using the package.
@@ -227,7 +227,7 @@ print("global paths agree:", torch.allclose(g_ref, by_hand_g, atol=1e-6))
 print("local paths agree: ", torch.allclose(x_ref, by_hand_x, atol=1e-6))
 
 # %% [markdown]
-# ### Exercise 2: an LGD block forward pass
+# ### Exercise 2 (core): an LGD block forward pass
 #
 # Write `lgd_forward(block, x, g)` returning `(x_new, g_new)`. Use only the block's modules
 # (`block.residual`, `block.shortcut`, `block.global_to_global` = W_gg, `block.local_to_global` = W_gx,
@@ -265,7 +265,7 @@ except ExerciseError as error:
     print("check says:", error)
 
 # %% [markdown]
-# ### Exercise 3: P3D-B
+# ### Exercise 3 (core): P3D-B
 #
 # Write `MyP3DB(in_channels, out_channels, stride=1, activate=True)`, the parallel unit
 # `ReLU(BN(S(x) + T(x)))`, with submodules named `spatial`, `temporal` and `bn` (use `p3d.spatial_conv`
@@ -303,7 +303,7 @@ check_p3d_unit("B", MyP3DB)
 # - Local-to-global: `g_new = ReLU(W_gx P(x) + W_gg g)`; global-to-local:
 #   `x_new = ReLU(F(x) + S(x) + U(W_xg g_new))`. Each projection W is two Linear layers with a C/16 bottleneck.
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Count the parameters of the three projections of a block with C_in = C_out = 256 and compare them
 #    with the block's convolutions. Where does LGD's extra cost go?
 # 2. Write P3D-A and P3D-C the same way and check them with `check_p3d_unit("A", ...)` and `check_p3d_unit("C", ...)`.

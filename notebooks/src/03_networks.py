@@ -140,7 +140,7 @@ fig.savefig(figure_path("03_static_video_check.png"), dpi=100)
 plt.show()
 
 # %% [markdown]
-# ### Exercise 1: inflate a kernel
+# ### Exercise 1 (core): inflate a kernel
 #
 # Write `inflate(weight, time)` that turns a 2D kernel `(O, I, k, k)` into a 3D one `(O, I, time, k, k)`
 # following the release: the 2D kernel at temporal index `time // 2`, zeros elsewhere.
@@ -211,7 +211,7 @@ plt.show()
 # - The LGD projections add a sizeable share of P3D ResNet-50's parameters (printed in 3.4) and under 1% to
 #   its FLOPs (asserted there).
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Run the static-video check on `lgd3d_r50` (with both diffusions). Why is the output no longer exactly
 #    the 2D network's? (Hint: what is the global-to-local term at initialisation?)
 # 2. Inflate with the I3D rule instead (the 2D kernel copied to every tap and divided by the number of taps).

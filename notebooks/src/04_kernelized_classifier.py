@@ -89,7 +89,7 @@ print("learned bandwidth starts at sqrt(C) =", f"{gaussian.local_head.log_bandwi
 print("gaussian logits:", tuple(gaussian(local, global_).shape))
 
 # %% [markdown]
-# ### Exercise 1: the Gaussian kernel
+# ### Exercise 1 (core): the Gaussian kernel
 #
 # Write `gaussian_kernel(features, templates, bandwidth, scale)`: `features` is `(..., C)` (e.g. every
 # position of a map), `templates` is `(K, C)`; return `(..., K)` with
@@ -190,7 +190,7 @@ plt.show()
 # - The Gaussian kernel scores closeness to a class template, bounded and with a learned bandwidth.
 # - The per-position terms form a class-evidence map over space-time whose mean is the local score.
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Train the toy model with `kernel="gaussian"` and compare the accuracy and the evidence maps.
 # 2. Set `global_weight=0` and then a large value: how do the local and global heads share the work?
 # 3. Show that with the Gaussian kernel the mean of the evidence map is still the local score (before bias).

@@ -13,7 +13,7 @@
 #
 # **What it needs.** With `LGD_PROFILE=gpu`: one GPU, the Kinetics-400 videos of the subset resized to a
 # 320-pixel short side in `data/videos/k400_320/` (notebook 6 shows how to get them), and hours. With
-# `LGD_PROFILE=cpu` (the default): a CPU and about six minutes (two runs of the teaching recipe). There
+# `LGD_PROFILE=cpu` (the default): a CPU and about three minutes (two runs of the teaching recipe). There
 # are no Kinetics videos then, so the manifest reports them missing, and training and evaluation run on the
 # built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
 # `data/synthetic/` does not hold it yet). Only the configuration changes between the two.
@@ -95,7 +95,7 @@ pd.concat({"train": train_annotations["label"].value_counts(), "val": val_annota
           axis=1).head()
 
 # %% [markdown]
-# ### Exercise 1: a split that depends only on its inputs
+# ### Exercise 1 (core): a split that depends only on its inputs
 #
 # Write `split_per_class(annotations, val_per_class, seed)` returning `(train, val)`: `val` holds
 # `min(val_per_class, n)` clips of every class (n its clips), `train` all others. The same annotations and
@@ -154,12 +154,17 @@ manifests["val"][["label", "path", "status", "reason"]].head()
 #
 # One variable picks the recipe: `k400_subset_gpu` on a GPU (LGD-3D ResNet-50 from ImageNet, 16 x 112 x 112
 # clips, 40 epochs), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, 12 epochs, about
-# three minutes). Everything after this cell is the same code for both.
+# a minute and a half). Everything after this cell is the same code for both.
 #
 # On CUDA the `Trainer` runs the forward pass and the loss under `torch.autocast` in **bfloat16** (float16
 # with a `GradScaler` on GPUs without bfloat16) and keeps the weights, the optimizer and the loss in float32:
-# about twice the throughput and half the activation memory, with no change to the recipe. On a CPU it trains
-# in float32. The run folder (`work_path("notebook05_lgd")`, under the git-ignored `notebooks/executed/`,
+# about twice the throughput and half the activation memory, with no change to the recipe. On a CPU,
+# `run.amp=auto` picks bfloat16 only where the CPU computes it natively (AVX-512 BF16 or AMX, as PyTorch
+# detects it); the teaching recipe sets `run.amp: 'off'` because on such a CPU bfloat16 makes this small model
+# slower (`lgd bench` measures it; notebook 6 shows the numbers). The cell prints which one this run used.
+# The teaching recipe also decodes each synthetic video once into `data.decoded_cache` and reads the frames
+# from there in later epochs and runs; on a GPU with Kinetics that cache is off (it would be many times the
+# size of the videos). The run folder (`work_path("notebook05_lgd")`, under the git-ignored `notebooks/executed/`,
 # apart from your own `runs/`) gets `config.yaml`, `metrics.csv`, checkpoints and `best.pt`. On a GPU an interrupted run continues from its newest checkpoint when the cell
 # runs again; on a CPU the notebook starts over each time.
 
@@ -228,7 +233,7 @@ result, class_names = multi_view_eval(run_dir)
 print(result.summary())
 
 # %% [markdown]
-# ### Exercise 2: video-level accuracy from clip scores
+# ### Exercise 2 (warm-up): video-level accuracy from clip scores
 #
 # `clip_logits` has shape `(N, V, K)`: N videos, V views each, K classes. Write `video_accuracy(clip_logits,
 # labels)`: softmax over the classes for every view, average over the views, take the top class per video,
@@ -384,7 +389,7 @@ print("the intervals of LGD and of no diffusion",
 #   variant shows the mechanics, not the answer. The shipped study (`lgd study`, section 5.8) gives the
 #   answer on a task a local view cannot solve, with intervals over five seeds.
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Evaluate the LGD model with 1, 2, 4 and 8 clips per video and plot video accuracy against K.
 # 2. Train `model.diffusion=local_to_global` and `global_to_local` and add them to the ablation table.
 # 3. Set `SEEDS = [0, 1, 2]` and compare the spread over seeds with the gap between the variants. Then make

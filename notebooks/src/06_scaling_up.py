@@ -27,6 +27,7 @@
 import hashlib
 import http.server
 import io
+import json
 import math
 import os
 import shutil
@@ -342,26 +343,65 @@ for backend, rate in rates.items():
 # ### The model side: `lgd bench`
 #
 # The decoders are one half of the plan; the other is how fast the network itself trains. `lgd bench` times
-# forward and forward+backward steps of every model, interleaved, sets the achieved GFLOP/s against the
-# machine's matmul rate measured in the same run, and reports the **diffusion overhead**: the time of LGD-3D
-# divided by the time of the same backbone without diffusion. On a GPU it also compares fp32 with bf16
-# autocast, `channels_last_3d` and `torch.compile`, and finds the largest batch that fits. Here, on a CPU, a
-# seconds-long run of the two teaching models; the README's "Benchmarks" section has a full CPU run of `lgd3d_r50`
-# at 16 x 224 x 224.
+# forward and forward+backward steps of every model, interleaved so that a noisy machine slows them alike, and
+# sets each against three references measured in the same run:
+#
+# - **the peak**: the best rate of several GEMM and convolution shapes at 1 and all threads, per dtype, beside
+#   the theoretical peak from the vector width and clock Linux reports. "Fraction of peak" divides by the
+#   larger of the two, so it cannot pass 1;
+# - **the same backbone without diffusion**: the diffusion overhead t(LGD) / t(P3D), a median with a 95%
+#   interval over the interleaved repeats, so a reader can tell noise from a difference;
+# - **bf16 against fp32** where the CPU or GPU has bf16: the speed-up `run.amp=auto` would buy.
+#
+# A full CPU run of `lgd3d_r50` at 16 x 224 x 224 takes minutes; its tables are shipped in `figures/bench/`
+# with the command and commit that made them, and read here.
 
 # %%
 from lgd_tutorial import bench as model_bench
 
+BENCH_DIR = ROOT / "figures" / "bench"
+shipped = {p.stem: pd.read_csv(p) for p in sorted(BENCH_DIR.glob("*.csv"))}
+bench_meta = json.loads((BENCH_DIR / "bench.json").read_text())
+print(f"made by: {bench_meta['command']} @ {bench_meta['commit']} ({bench_meta['seconds'] / 60:.0f} min, "
+      f"{bench_meta['machine']})\n")
+print(model_bench.report(shipped))
+
+# %% [markdown]
+# **What diffusion costs, and why.** The diffusion adds little arithmetic (the projections work on C-vectors),
+# but it moves whole feature maps through memory: per block, the pool P(x) reads the block's input, and the
+# broadcast add of U(W_xg g) reads and writes its output; in the backward pass the output gradient is summed
+# for W_xg and the pool's gradient is added into the input's. The `[traffic]` table counts those bytes
+# (`bench.diffusion_passes`), divides them by the machine's measured memory bandwidth (`predicted`), times
+# the same operations alone on tensors of the blocks' sizes (`ops_alone`), and sets both beside the overhead
+# measured end to end. The sentences below are computed from the shipped table:
+
+# %%
+traffic = shipped["traffic"]
+bandwidth = shipped["machine"]["memory_gb_per_s"].iloc[0]
+for row in traffic.itertuples():
+    print(f"{row.model} {row.size} {row.mode:>7}: {row.extra_mb:6.0f} MB more per step -> {row.predicted_pct:4.1f}% "
+          f"predicted at {bandwidth:.0f} GB/s, {row.ops_alone_pct:4.1f}% for the ops alone; measured "
+          f"{row.measured_pct:4.1f}% [{row.measured_low_pct:.1f}, {row.measured_high_pct:.1f}]")
+train = traffic[traffic["mode"] == "train"].iloc[0]
+print(f"\nforward+backward at {train['size']}: the measured interval "
+      + ("includes" if train["measured_low_pct"] <= train["predicted_pct"] <= train["measured_high_pct"] else "excludes")
+      + " the traffic model's prediction, and "
+      + ("reaches" if train["measured_high_pct"] > 5 else "stays under") + " 5% at its upper end")
+
+# %% [markdown]
+# The same measurement, live, on the two teaching models (seconds on a CPU; `figures/bench/` is the full run):
+
+# %%
 if GPU:
     speed = model_bench.run(models=("lgd3d_r50", "p3d_r50"), sizes=("16x224",), repeats=5, batch=16,
-                            device="cuda", data=False, out=WORK / "bench_models", figure=None)
+                            device="cuda", data=False, out=WORK / "bench_models", figure=None, log=None)
 else:
-    speed = model_bench.run(models=("lgd3d_tiny", "p3d_tiny"), sizes=("8x112",), repeats=3, batch=4,
-                            data=False, out=WORK / "bench_models", figure=None)
+    speed = model_bench.run(models=("lgd3d_tiny", "p3d_tiny"), sizes=("8x112",), repeats=5, batch=4,
+                            data=False, out=WORK / "bench_models", figure=None, log=None)
 print(model_bench.report(speed))
 
 # %% [markdown]
-# ### Exercise 1: workers for a target rate
+# ### Exercise 1 (warm-up): workers for a target rate
 #
 # Write `workers_needed(target_clips_per_s, clips_per_s_per_worker)`: the smallest whole number of workers
 # whose combined rate reaches the target (at least one).
@@ -408,7 +448,7 @@ print(f"k400_full: base LR {o.lr:g} for {o.lr_batch} clips, {k400.data.batch_siz
       f"{lr_at(after_warmup, 100, k400, world=32):.4g}")
 
 # %% [markdown]
-# ### Exercise 2: the linearly scaled learning rate
+# ### Exercise 2 (warm-up): the linearly scaled learning rate
 
 # %% tags=["exercise:scaled_lr"]
 def scaled_lr(base_lr, lr_batch, batch_per_process, processes, accumulate):
@@ -557,7 +597,7 @@ print("each step exactly once:", steps == list(range(1, len(steps) + 1)))
 #   scales with the global batch.
 # - SIGTERM or SIGUSR1 -> checkpoint -> exit 75 -> requeue -> exact resume.
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. With `data.workers=2` and `data.workers=0`, compare `data_wait_frac` in `metrics.csv` of the DDP run.
 # 2. Send SIGUSR1 instead of SIGTERM to the pre-emption run; then damage the newest checkpoint (truncate it)
 #    before resuming, and read the warning.

@@ -518,7 +518,7 @@ for taps in record.blocks:
 # %% [markdown]
 # So the counterfactual of section 7.2, not the ratio map, is the measurement of where global context matters.
 #
-# ### Exercise 5: the ratio map by hand
+# ### Exercise 5 (core): the ratio map by hand
 #
 # Write `ratio_map(block_taps)`: for one entry of `record.blocks`, the Euclidean norm over the channels of the
 # global-to-local term divided by that of the residual `F(x) + S(x)`, at every position: shape (N, T, H, W).
@@ -672,7 +672,7 @@ print(f"- Plain network, same recipe and seed: local head {plain_intact['local h
 # Whether diffusion changes what is *learned*, beyond where information flows, is the question of the
 # multi-seed study (`lgd study`; README and notebook 5).
 #
-# **More exercises**
+# **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Repeat 7.2 and 7.3 with the `lgd3d_tiny_beacon_global_to_local` and `..._local_to_global` checkpoints:
 #    which path is needed for the beacon to reach the object's feature?
 # 2. In 7.3, probe the feature at a position *far* from both the object and the beacon. What can it read?
