@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[test]"
+	# grad-cam's opencv-python-headless and the contrib build share the cv2 folder: the contrib one last
+	$(BIN)/python -m pip install --force-reinstall --no-deps opencv-contrib-python-headless==5.0.0.93
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -16,7 +16,7 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .config import Config, ConfigError, ModelConfig, from_dict
 from .data.clips import ClipDataset
-from .data.transforms import test_transform, train_transform
+from .data.transforms import flow_test_transform, flow_train_transform, test_transform, train_transform
 from .models import build_model, inflate_from_2d, model_info
 from .models.release import convert_release_state_dict, is_release_state_dict
 
@@ -25,7 +25,8 @@ log = logging.getLogger("lgd_tutorial.builders")
 
 def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
     """The configured model; with ``load_weights``, ImageNet inflation and the starting checkpoint it names."""
-    model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout)
+    model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout,
+                        **({"modality": m.modality} if m.modality != "rgb" else {}))
     if not load_weights:
         return model
     if m.init == "imagenet" and not m.pretrained_2d:
@@ -95,10 +96,30 @@ def manifests(cfg: Config) -> tuple[Path, Path]:
         from .data.synthetic import generate
         generate(root, seed=d.synthetic_seed, videos_per_class=d.synthetic_videos_per_class,
                  val_per_class=d.synthetic_val_per_class, progress=False)
+        if cfg.model.modality == "flow":                    # its flow too (DIS: seconds; finished files kept)
+            from .data.flow import extract
+            for name in (d.train_manifest, d.val_manifest):
+                extract(root / name, root, root / d.flow_root, "dis", d.flow_bound, workers=2, progress=False,
+                        manifest_name=f"flow_{Path(name).stem}.csv")
     elif d.dataset in ("ucf101", "hmdb51"):
         from .data.transfer import split_manifests
         return split_manifests(d.dataset, root, d.split_dir, d.split)
     return root / d.train_manifest, root / d.val_manifest
+
+
+def decoded_cache(cfg: Config) -> Path | None:
+    """The folder ``data.decoded_cache`` names (relative to ``data.root``), or None when it is off."""
+    d = cfg.data
+    return Path(d.root) / d.decoded_cache if d.decoded_cache else None
+
+
+def stream(cfg: Config, root) -> dict:
+    """The ClipDataset arguments of the recipe's modality: flow reads ``data.flow_root`` (under ``root``);
+    RGB decodes the videos (through ``data.decoded_cache`` when it is set)."""
+    d = cfg.data
+    if cfg.model.modality == "flow":
+        return {"modality": "flow", "flow_root": Path(root) / d.flow_root}
+    return {"cache": decoded_cache(cfg)}
 
 
 def eval_dataset(cfg: Config, manifest, root=None, clips: int = 1, crops: int = 1) -> ClipDataset:
@@ -107,24 +128,32 @@ def eval_dataset(cfg: Config, manifest, root=None, clips: int = 1, crops: int = 
     ``root`` is the folder the manifest's paths are relative to (default: the manifest's own folder).
     """
     d = cfg.data
+    if root is None and isinstance(manifest, (str, Path)):
+        root = Path(manifest).parent
+    size = d.test_crop_size or d.crop_size
+    transform = (flow_test_transform(size, d.test_short_side, crops, d.flow_bound) if cfg.model.modality == "flow"
+                 else test_transform(size, d.test_short_side, crops))
     return ClipDataset(manifest, root, mode="tsn" if d.sampling == "tsn" else "test",
-                       num_frames=d.num_frames, stride=d.stride, num_clips=clips,
-                       transform=test_transform(d.test_crop_size or d.crop_size, d.test_short_side, crops),
-                       backend=d.backend,
-                       strict=d.strict, short_side=d.decode_short_side or None, seed=cfg.run.seed, tsn_random=False)
+                       num_frames=d.num_frames, stride=d.stride, num_clips=clips, transform=transform,
+                       backend=d.backend, strict=d.strict, short_side=d.decode_short_side or None, seed=cfg.run.seed,
+                       tsn_random=False, **stream(cfg, root))
 
 
 def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
     """(train, validation) datasets; validation is None when its manifest does not exist."""
     d = cfg.data
     train_manifest, val_manifest = manifests(cfg)
+    if cfg.model.modality == "flow":
+        transform = flow_train_transform(d.crop_size, tuple(d.scale), d.flow_bound, resized_crop=d.resized_crop,
+                                         crop_scale=d.crop_scale)
+    else:
+        transform = train_transform(d.crop_size, tuple(d.scale), d.resized_crop, crop_scale=d.crop_scale,
+                                    color_jitter=d.color_jitter, color_jitter_p=d.color_jitter_p,
+                                    grayscale_p=d.grayscale_p, blur_p=d.blur_p, blur_sigma=d.blur_sigma)
     train = ClipDataset(train_manifest, d.root, mode="tsn" if d.sampling == "tsn" else "train",
                         num_frames=d.num_frames, stride=d.stride, backend=d.backend, strict=d.strict,
-                        transform=train_transform(d.crop_size, tuple(d.scale), d.resized_crop,
-                                                  crop_scale=d.crop_scale, color_jitter=d.color_jitter,
-                                                  color_jitter_p=d.color_jitter_p, grayscale_p=d.grayscale_p,
-                                                  blur_p=d.blur_p, blur_sigma=d.blur_sigma),
-                        short_side=d.decode_short_side or None, seed=cfg.run.seed)
+                        transform=transform, short_side=d.decode_short_side or None, seed=cfg.run.seed,
+                        **stream(cfg, d.root))
     val = eval_dataset(cfg, val_manifest, d.root) if val_manifest and Path(val_manifest).exists() else None
     return train, val
 

@@ -65,6 +65,8 @@ class DataConfig:
     workers: int = 0
     backend: str = "auto"               # auto | decord | pyav
     decoded_cache: str = ""             # folder for decoded frames, relative to root ("": decode every time)
+    flow_root: str = ""                 # model.modality=flow: the folder `lgd prepare flow` wrote (relative to root)
+    flow_bound: float = 20.0            # flow is divided by this (the bound it was stored with) into [-1, 1]
     strict: bool = False
 
 
@@ -73,6 +75,7 @@ class ModelConfig:
     arch: str = "lgd3d_tiny"
     num_classes: int = 4
     diffusion: str = "both"             # both | local_to_global | global_to_local | none
+    modality: str = "rgb"               # rgb | flow (optical flow from data.flow_root: a 2-channel stem)
     kernel: str = "linear"              # linear | gaussian
     dropout: float = 0.5
     init: str = "scratch"               # scratch | imagenet (needs pretrained_2d)
@@ -84,7 +87,6 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     epochs: int = 8
-    optimizer: str = "sgd"              # sgd (the release: momentum, Nesterov) | adamw
     lr: float = 0.1                     # for a global batch of ``lr_batch`` clips; scaled linearly
     lr_batch: int = 16
     momentum: float = 0.9
@@ -139,7 +141,7 @@ class Config:
 DATASETS = ("synthetic", "kinetics", "ucf101", "hmdb51")      # what ``builders.build_datasets`` knows
 SAMPLINGS = ("clip", "tsn")                                   # 3D clips, or TSN segments (LGD-2D)
 SCHEDULES = ("cosine", "step")                                # ``builders.lr_at``
-OPTIMIZERS = ("sgd", "adamw")                                 # ``builders.make_optimizer``
+MODALITIES = ("rgb", "flow")                                  # ``models.lgd.MODALITIES``
 INITS = ("scratch", "imagenet")                               # ``builders.model_from_config``
 AMP_MODES = ("auto", "bf16", "fp16", "off")                   # ``train.Trainer``
 
@@ -155,7 +157,7 @@ CHOICES = {
     "model.kernel": KERNELS,
     "model.init": INITS,
     "optim.schedule": SCHEDULES,
-    "optim.optimizer": OPTIMIZERS,
+    "model.modality": MODALITIES,
     "run.device": DEVICES,
     "run.amp": AMP_MODES,
 }
@@ -266,6 +268,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"bad value for model.arch: {cfg.model.arch!r} (choose from {', '.join(list_models())})")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"bad value for model.dropout: {cfg.model.dropout!r} (0 <= p < 1)")
+    if cfg.model.modality == "flow" and not cfg.data.flow_root:
+        raise ConfigError("model.modality is 'flow' but data.flow_root is empty: set it to the folder "
+                          "`lgd prepare flow --out ...` wrote")
+    if cfg.data.flow_bound <= 0:
+        raise ConfigError(f"bad value for data.flow_bound: {cfg.data.flow_bound!r} (must be positive)")
     return cfg
 
 

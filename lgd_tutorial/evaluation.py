@@ -37,6 +37,7 @@ class EvalResult:
     confusion: np.ndarray = field(repr=False)
     predictions: pd.DataFrame = field(repr=False)
     failed: list = field(default_factory=list, repr=False)
+    scores: np.ndarray | None = field(default=None, repr=False)     # (videos, K) averaged scores, rows as predictions
 
     def summary(self) -> str:
         return (f"{self.videos} videos x {self.views_per_video} views: clip top-1 {self.clip_acc1:.3f}, "
@@ -82,7 +83,7 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     num_classes = None
-    rows, clip_hits, clip_total, failed = [], 0, 0, []
+    rows, clip_hits, clip_total, failed, scores = [], 0, 0, [], []
     loader = progress_bar(loader, progress, desc="evaluate", unit="batch")
     for clips, labels, index, bad in loader:
         failed += [int(i) for i in bad.flatten() if i >= 0]
@@ -99,7 +100,8 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
             i = int(index[k])
             if (bad[k] >= 0).any():            # the video failed to decode: left out, listed in ``failed``
                 continue
-            rows.append({"path": str(dataset.paths[i]), "label": int(labels[k]), "pred": int(top.indices[k, 0]),
+            scores.append(video[k].numpy())
+            rows.append({"index": i, "path": str(dataset.paths[i]), "label": int(labels[k]), "pred": int(top.indices[k, 0]),
                          "score": float(top.values[k, 0]), "top5": " ".join(map(str, top.indices[k].tolist())),
                          "correct": int(top.indices[k, 0] == labels[k]),
                          "correct5": int(labels[k] in top.indices[k].tolist())})
@@ -117,7 +119,50 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
     return EvalResult(clip_acc1=clip_hits / max(1, clip_total), video_acc1=float(pred["correct"].mean()),
                       video_acc5=float(pred["correct5"].mean()), videos=len(pred),
                       views_per_video=clip_total // max(1, len(pred)), per_class=per_class, confusion=confusion,
-                      predictions=pred, failed=[str(dataset.paths[i]) for i in sorted(set(failed))])
+                      predictions=pred, failed=[str(dataset.paths[i]) for i in sorted(set(failed))],
+                      scores=np.stack(scores) if scores else np.zeros((0, k), dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- two streams
+
+def check_streams(rgb: ClipDataset, flow: ClipDataset) -> None:
+    """ValueError naming every video whose RGB and flow streams do not belong together: another video count,
+    other labels, or flow computed from a video with another number of frames."""
+    from .data.flow import FlowVideo
+    from .data.video import VideoDecodeError, open_video
+
+    if len(rgb) != len(flow) or rgb.labels != flow.labels:
+        raise ValueError(f"the RGB and flow datasets differ ({len(rgb)} and {len(flow)} videos, or their labels): "
+                         "build both from the same manifest")
+    wrong = []
+    for video, flow_file in zip(rgb.paths, flow.paths):
+        try:
+            with open_video(video, backend=rgb.backend) as v:
+                FlowVideo(flow_file, expected_frames=len(v))
+        except VideoDecodeError as e:
+            if "mismatch" in e.reason:
+                wrong.append(f"{flow_file}: {e.reason}")
+    if wrong:
+        raise ValueError(f"{len(wrong)} flow file(s) do not match their videos (run `lgd prepare flow` again): "
+                         + "; ".join(wrong[:5]))
+
+
+def fuse(rgb: EvalResult, flow: EvalResult, flow_weight: float = 1.5) -> pd.DataFrame:
+    """Late fusion: video scores rgb + flow_weight x flow (each averaged over its views), on the videos both
+    streams scored. One row per stream and the fusion: videos and top-1 accuracy."""
+    if flow_weight < 0:
+        raise ValueError(f"flow_weight must be >= 0, got {flow_weight}")
+    a, b = (r.predictions.assign(row=np.arange(len(r.predictions))).set_index("index") for r in (rgb, flow))
+    common = sorted(set(a.index) & set(b.index))
+    a, b = a.loc[common], b.loc[common]
+    if not (a["label"].to_numpy() == b["label"].to_numpy()).all():
+        raise ValueError("the two streams give different labels for the same video: not the same manifest")
+    labels = a["label"].to_numpy()
+    s_rgb, s_flow = rgb.scores[a["row"].to_numpy()], flow.scores[b["row"].to_numpy()]
+    fused = s_rgb + flow_weight * s_flow
+    table = [{"stream": name, "videos": len(common), "acc1": float((scores.argmax(1) == labels).mean())}
+             for name, scores in (("rgb", s_rgb), ("flow", s_flow), (f"fused (flow weight {flow_weight:g})", fused))]
+    return pd.DataFrame(table)
 
 
 def save(result: EvalResult, out) -> Path:

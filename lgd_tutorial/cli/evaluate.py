@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default=None, choices=["release"],
                    help="release: the authors' test protocol, 3 full-height crops x 20 clips, local head, "
                         "logits averaged (the explicit flags above still win)")
+    p.add_argument("--flow-checkpoint", default=None,
+                   help="a flow model's checkpoint: evaluate both streams on the same videos and fuse their scores")
+    p.add_argument("--flow-weight", type=float, default=1.5,
+                   help="two streams: fused = rgb + weight x flow video scores (TSN's 1:1.5 by default)")
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--out", default=None, help="folder for the CSVs (default: eval/ next to the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
@@ -36,7 +40,7 @@ def run(args) -> int:
     from ..builders import eval_dataset, model_from_checkpoint
     from ..checkpoint import CheckpointError
     from ..config import ConfigError, load_config
-    from ..evaluation import class_names, evaluate, save
+    from ..evaluation import check_streams, class_names, evaluate, fuse, save
     from ..utils import resolve_device
     from . import fail
 
@@ -53,6 +57,16 @@ def run(args) -> int:
             d.test_head, d.test_average = "local", "logits"
         d.test_crop_size = args.crop_size or d.test_crop_size
         dataset = eval_dataset(cfg, manifest, args.root, args.clips or d.test_clips, args.crops or d.test_crops)
+        flow = None
+        if args.flow_checkpoint:
+            flow_model, flow_cfg = model_from_checkpoint(args.flow_checkpoint, device)
+            if flow_cfg.model.modality != "flow" or cfg.model.modality != "rgb":
+                raise ValueError("--checkpoint must be an RGB model and --flow-checkpoint a flow model "
+                                 f"(got {cfg.model.modality} and {flow_cfg.model.modality})")
+            flow_data = eval_dataset(flow_cfg, manifest, args.root if args.root else d.root,
+                                     args.clips or d.test_clips, args.crops or d.test_crops)
+            check_streams(dataset, flow_data)
+            flow = (flow_model, flow_cfg, flow_data)
     except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
         return fail("evaluate", e)
     head, average = args.head or d.test_head, args.average or d.test_average
@@ -64,5 +78,13 @@ def run(args) -> int:
     print(result.summary())
     if result.failed:
         print(f"{len(result.failed)} video(s) failed to decode and were replaced: {', '.join(result.failed)}")
+    if flow is not None:
+        flow_model, flow_cfg, flow_data = flow
+        flow_result = evaluate(flow_model, flow_data, class_names(cfg), args.batch_size, device, progress=True,
+                               head=head, average=average)
+        save(flow_result, out / "flow")
+        table = fuse(result, flow_result, args.flow_weight)
+        table.to_csv(out / "two_stream.csv", index=False)
+        print(table.to_string(index=False))
     print(f"written to {out}")
     return 0

@@ -1,4 +1,4 @@
-"""``lgd prepare``: Kinetics at full scale (download, validate, resize, subset)."""
+"""``lgd prepare``: Kinetics at full scale (download, validate, resize, subset) and optical flow."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from ..data.video import BACKENDS
 from .data import add_manifest_arguments
 
-HELP = "Kinetics at full scale: download, validate, resize, subset"
+HELP = "Kinetics at full scale: download, validate, resize, subset; optical flow"
 
 KINETICS = ("400", "600", "700")                    # as data.prepare.VERSIONS (checked by a test)
 
@@ -47,15 +47,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--out", default=None, help="folder (default: data/subsets/NAME)")
     s.set_defaults(run=subset)
 
+    f = sub.add_parser("flow", help="optical flow of every video of a manifest, stored 8-bit (resumable)")
+    f.add_argument("--root", required=True, help="the dataset root the manifest's paths are relative to")
+    f.add_argument("--manifest", nargs="+", required=True,
+                   help="manifest file(s), relative to --root (e.g. manifest_train.csv manifest_val.csv)")
+    f.add_argument("--out", required=True, help="folder for the flow files and flow_manifest_*.csv")
+    f.add_argument("--method", default="tvl1", choices=["tvl1", "dis"])
+    f.add_argument("--bound", type=float, default=20.0, help="clip flow to +-bound pixels before 8-bit storage")
+    f.add_argument("--short-side", type=int, default=0, help="compute at this short side (0: as decoded)")
+    f.add_argument("--workers", type=int, default=2)
+    f.set_defaults(run=flow)
+
 
 def _guarded(action: str, work) -> int:
+    from ..data.flow import FlowUnavailable
     from ..data.kinetics import AnnotationError
     from ..data.prepare import DownloadError
     from . import fail
 
     try:
         work()
-    except (AnnotationError, DownloadError, ValueError, FileNotFoundError) as e:
+    except (AnnotationError, DownloadError, FlowUnavailable, ValueError, FileNotFoundError) as e:
         return fail(f"prepare {action}", e)
     return 0
 
@@ -107,3 +119,19 @@ def subset(args) -> int:
         out = write_subset(spec, args.out)
         print(f"subset {name}: {len(pd.read_csv(out / 'annotations.csv'))} clips -> {out}")
     return _guarded("subset", work)
+
+
+def flow(args) -> int:
+    def work():
+        from pathlib import Path
+
+        from ..data import flow as optical_flow
+
+        for name in args.manifest:
+            table = optical_flow.extract(Path(args.root) / name, args.root, args.out, args.method, args.bound,
+                                         args.short_side or None, args.workers,
+                                         manifest_name=f"flow_{Path(name).stem}.csv")
+            print(f"{name}: {optical_flow.summarize(table)} -> {args.out}/flow_{Path(name).stem}.csv")
+            for r in table[table["status"] == "failed"].head(20).itertuples():
+                print(f"  failed: {r.path} {r.reason}")
+    return _guarded("flow", work)

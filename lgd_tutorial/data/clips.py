@@ -33,7 +33,10 @@ from torch.utils.data import Dataset
 
 from .cache import DecodedCache
 from .kinetics import load_manifest, safe_join
-from .transforms import test_transform, to_tensor, train_transform
+from .flow import SUFFIX as FLOW_SUFFIX
+from .flow import FlowVideo, flow_path
+from .transforms import (flow_test_transform, flow_to_tensor, flow_train_transform, test_transform, to_tensor,
+                         train_transform)
 from .video import VideoDecodeError, open_video
 
 log = logging.getLogger(__name__)
@@ -71,17 +74,22 @@ def tsn_indices(num_video_frames: int, segments: int, rng: random.Random | None)
 
 def load_views(path, mode: str, num_frames: int, stride: int, num_clips: int, transform,
                rng: random.Random | None = None, backend: str = "auto", short_side: int | None = None,
-               tsn_random: bool = True, cache=None) -> torch.Tensor:
+               tsn_random: bool = True, cache=None, modality: str = "rgb") -> torch.Tensor:
     """Decode the clips of one video and transform each: (views, C, T, H, W).
 
     ``mode`` "train": one random clip (needs ``rng``); "test": ``num_clips``
     evenly spaced clips (each giving one view per crop of ``transform``);
     "tsn": one frame per segment (random within the segment with
     ``tsn_random``, else its centre). ``rng`` also drives the random
-    transforms. ``cache`` (a ``DecodedCache``) reads the frames from its folder. Raises VideoDecodeError
+    transforms. ``cache`` (a ``DecodedCache``) reads the frames from its folder. ``modality="flow"``:
+    ``path`` is a stored flow file (``data.flow``), read as float flow in pixels. Raises VideoDecodeError
     for a file that cannot be read.
     """
-    video = cache.open(path) if cache is not None else open_video(path, backend=backend, short_side=short_side)
+    if modality == "flow":
+        video, as_tensor = FlowVideo(path), flow_to_tensor
+    else:
+        video = cache.open(path) if cache is not None else open_video(path, backend=backend, short_side=short_side)
+        as_tensor = to_tensor
     with video:
         n = len(video)
         if mode == "train":
@@ -95,9 +103,20 @@ def load_views(path, mode: str, num_frames: int, stride: int, num_clips: int, tr
     position = {f: k for k, f in enumerate(wanted)}
     views = []
     for c in clips:
-        clip = transform(to_tensor(frames[[position[i] for i in c]]), rng)
+        clip = transform(as_tensor(frames[[position[i] for i in c]]), rng)
         views.append(clip if clip.dim() == 5 else clip[None])
     return torch.cat(views)
+
+
+def flow_paths(relative_paths, flow_root) -> list[Path]:
+    """The stored flow file of every video; ValueError naming the folder when it holds no flow at all."""
+    if flow_root is None:
+        raise ValueError("modality='flow' needs flow_root, the folder `lgd prepare flow` wrote")
+    flow_root = Path(flow_root)
+    if not flow_root.is_dir() or next(flow_root.rglob("*" + FLOW_SUFFIX), None) is None:
+        raise ValueError(f"no flow files ({FLOW_SUFFIX}) under {flow_root}: run `lgd prepare flow --out {flow_root}` "
+                         "for this dataset first")
+    return [flow_path(flow_root, p) for p in relative_paths]
 
 
 class ClipDataset(Dataset):
@@ -115,6 +134,9 @@ class ClipDataset(Dataset):
             train or test transform at ``crop_size``.
         short_side: decode at this short side (saves decoding time).
         strict: raise on a bad video instead of replacing it.
+        modality: "rgb" (the videos) or "flow" (their stored optical flow under ``flow_root``, one
+            ``.flow.npz`` per video; see ``data.flow``; a flow clip has 2 channels).
+        flow_root: the folder ``lgd prepare flow`` wrote (flow only).
         cache: a folder for decoded frames (``data.cache.DecodedCache``): each video is decoded once
             and read from there afterwards; None decodes every time.
         max_retries: replacements tried before giving up on a sample.
@@ -123,7 +145,8 @@ class ClipDataset(Dataset):
     def __init__(self, manifest, root=None, mode: str = "train", num_frames: int = 8, stride: int = 2,
                  num_clips: int = 1, transform=None, crop_size: int = 112, backend: str = "auto",
                  short_side: int | None = None, strict: bool = False, seed: int = 0,
-                 max_retries: int = 4, tsn_random: bool | None = None, cache=None):
+                 max_retries: int = 4, tsn_random: bool | None = None, cache=None, modality: str = "rgb",
+                 flow_root=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if num_frames < 1 or stride < 1 or num_clips < 1:
@@ -140,10 +163,19 @@ class ClipDataset(Dataset):
         if len(self.items) == 0:
             raise ValueError(f"no present videos in the manifest (root {self.root}); {self.skipped} missing or unreadable")
         self.paths = [safe_join(self.root, p, f"manifest row {i}") for i, p in enumerate(self.items["path"])]
+        self.modality = modality
+        if modality == "flow":
+            self.paths = flow_paths(self.items["path"], flow_root)
+        elif modality != "rgb":
+            raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
         self.labels = [int(x) for x in self.items["label_index"]]
         self.mode, self.num_frames, self.stride, self.num_clips = mode, num_frames, stride, num_clips
-        self.transform = transform or (train_transform(crop_size) if mode == "train" or (mode == "tsn" and tsn_random)
-                                       else test_transform(crop_size))
+        random_views = mode == "train" or (mode == "tsn" and bool(tsn_random))
+        if modality == "flow":
+            default = flow_train_transform(crop_size) if random_views else flow_test_transform(crop_size)
+        else:
+            default = train_transform(crop_size) if random_views else test_transform(crop_size)
+        self.transform = transform or default
         self.tsn_random = (mode == "tsn") if tsn_random is None else tsn_random
         self.backend, self.short_side = backend, short_side
         self.cache = DecodedCache(cache, backend, short_side) if cache else None
@@ -163,7 +195,8 @@ class ClipDataset(Dataset):
     def load(self, index: int, rng: random.Random) -> torch.Tensor:
         """Decode and transform video ``index``. Raises VideoDecodeError."""
         views = load_views(self.paths[index], self.mode, self.num_frames, self.stride, self.num_clips,
-                           self.transform, rng, self.backend, self.short_side, self.tsn_random, self.cache)
+                           self.transform, rng, self.backend, self.short_side, self.tsn_random, self.cache,
+                           self.modality)
         return views[0] if self.mode != "test" else views
 
     def __getitem__(self, index: int):

@@ -230,6 +230,66 @@ class Compose:
         return "Compose(" + ", ".join(type(t).__name__ for t in self.transforms) + ")"
 
 
+# --------------------------------------------------------------------------- optical flow
+
+def flow_to_tensor(flow: np.ndarray) -> Tensor:
+    """float flow (T, H, W, 2) in pixels -> (2, T, H, W)."""
+    if flow.ndim != 4 or flow.shape[-1] != 2:
+        raise ValueError(f"expected flow (T, H, W, 2), got {flow.shape}")
+    return torch.from_numpy(np.ascontiguousarray(flow)).permute(3, 0, 1, 2).float()
+
+
+class FlowNormalize:
+    """Flow in pixels -> flow / bound, in [-1, 1] (the bound the flow was stored with, ``data.flow_bound``)."""
+
+    def __init__(self, bound: float):
+        if bound <= 0:
+            raise ValueError(f"the flow bound must be positive, got {bound}")
+        self.bound = bound
+
+    def __call__(self, clip: Tensor, rng=None) -> Tensor:
+        if clip.shape[-4] != 2:
+            raise ValueError(f"expected 2 flow channels (x, y) at dim -4, got shape {tuple(clip.shape)}")
+        return (clip / self.bound).clamp(-1.0, 1.0)
+
+
+class FlowHorizontalFlip:
+    """A horizontal flip of a flow clip: the frames mirrored *and* the x component negated (what moved right
+    in the original moves left in the mirror); y is unchanged. Needs centred flow (after ``FlowNormalize``)."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, clip: Tensor, rng: random.Random | None = None) -> Tensor:
+        if (rng or random).random() >= self.p:
+            return clip
+        flipped = clip.flip(-1)
+        return torch.cat([-flipped[..., :1, :, :, :], flipped[..., 1:, :, :, :]], dim=-4)
+
+
+def flow_train_transform(crop_size: int = 112, scale=(128, 160), bound: float = 20.0, flip: bool = True,
+                         resized_crop: bool = False, crop_scale=(0.25, 1.0)) -> Compose:
+    """Scale jitter + random crop (or a random-resized crop) as for RGB, then flow / bound and a flow-aware flip
+    (no colour steps).
+
+    As in TSN and MMAction2, resizing interpolates the displacement field but does not rescale its vectors.
+    """
+    crop = [RandomResizedCrop(crop_size, scale=tuple(crop_scale))] if resized_crop else \
+        [ShortSideScale(scale), RandomCrop(crop_size)]
+    steps = crop + [FlowNormalize(bound)]
+    if flip:
+        steps.append(FlowHorizontalFlip())
+    return Compose(steps)
+
+
+def flow_test_transform(crop_size: int = 112, short_side: int = 128, crops: int = 1, bound: float = 20.0) -> Compose:
+    """The RGB test views (centre or three crops), then flow / bound."""
+    if crops not in TEST_CROPS:
+        raise ValueError(f"crops must be one of {TEST_CROPS}, got {crops}")
+    return Compose([ShortSideScale(short_side), CenterCrop(crop_size) if crops == 1 else ThreeCrop(crop_size),
+                    FlowNormalize(bound)])
+
+
 def train_transform(crop_size: int = 112, scale=(128, 160), resized_crop: bool = False,
                     flip: bool = True, normalize: bool = True, crop_scale=(0.25, 1.0), color_jitter=(),
                     color_jitter_p: float = 0.8, grayscale_p: float = 0.0, blur_p: float = 0.0,

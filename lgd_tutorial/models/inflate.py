@@ -8,7 +8,10 @@ Authors' release, notebooks/PAPER.md:
   and as zeros in P3D-B and P3D-C units.
 
 So a static clip (one frame repeated) gives the 2D network's features on
-every frame. The LGD projections and the classifier keep their own
+every frame. A flow network (``modality="flow"``, 2 input channels) takes the
+stem kernel averaged over the 3 colour channels, once per flow channel: the
+cross-modality initialisation of TSN (Wang et al., 2016). A zero flow field
+then gives what the 2D network gives for a constant image. The LGD projections and the classifier keep their own
 initialisation; the 2D network's ``fc`` is not used.
 """
 
@@ -46,6 +49,11 @@ def _inflate_kernel(weight: Tensor, time: int, index: int) -> Tensor:
     return out
 
 
+def cross_modality(weight: Tensor, channels: int) -> Tensor:
+    """(O, 3, k, k) RGB kernel -> (O, channels, k, k): its mean over the colour channels, repeated."""
+    return weight.mean(1, keepdim=True).repeat(1, channels, 1, 1)
+
+
 @torch.no_grad()
 def inflate_from_2d(model: LGDNet, state_dict: dict[str, Tensor] | str | Path) -> LGDNet:
     """Load a torchvision ResNet state dict (or a file holding one) into ``model``, inflated.
@@ -72,6 +80,8 @@ def inflate_from_2d(model: LGDNet, state_dict: dict[str, Tensor] | str | Path) -
                 continue
             weight = source[source_key]
             used.add(source_key)
+            if ours == "stem.conv" and weight.shape[1] == 3 and value.shape[1] != 3:
+                weight = cross_modality(weight, value.shape[1])
             if value.dim() == 5 and weight.dim() == 4:
                 time = value.shape[2]
                 weight = _inflate_kernel(weight, time, time // 2)

@@ -33,6 +33,7 @@ from .classifier import KernelizedClassifier
 from .p3d import Bottleneck, BasicBlock, Shortcut, Spatial2D, Stem, p3d_unit
 
 DIFFUSIONS = ("both", "local_to_global", "global_to_local", "none")
+MODALITIES = {"rgb": 3, "flow": 2}          # input channels: colour, or optical flow (x, y)
 MIN_BOTTLENECK = 8
 
 
@@ -178,14 +179,20 @@ class LGDNet(nn.Module):
             then has the same two heads and the same loss as LGD (a control for
             comparisons; it adds no path between positions).
 
-    Input clips are (N, 3, T, H, W), T a positive multiple of ``temporal_stride``.
+        modality: "rgb" (3 input channels) or "flow" (2: the x and y components of optical flow);
+            only the stem's input differs.
+
+    Input clips are (N, 3, T, H, W) (flow: (N, 2, T, H, W)), T a positive multiple of ``temporal_stride``.
     """
 
     def __init__(self, block: str, layers, num_classes: int, unit: str = "p3d",
                  widths=(64, 128, 256, 512), stem_channels: int = 64, temporal_stride: int = 4,
                  diffusion: str = "both", kernel: str = "linear", dropout: float = 0.5,
-                 global_weight: float = 1.0, pooled_global_head: bool = False, arch: str = ""):
+                 global_weight: float = 1.0, pooled_global_head: bool = False, arch: str = "",
+                 modality: str = "rgb"):
         super().__init__()
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {tuple(MODALITIES)}, got {modality!r}")
         if pooled_global_head and diffusion != "none":
             raise ValueError("pooled_global_head is for diffusion='none'; LGD's global head reads the global path")
         if diffusion not in DIFFUSIONS:
@@ -197,8 +204,8 @@ class LGDNet(nn.Module):
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         self.arch, self.diffusion, self.num_classes = arch, diffusion, num_classes
-        self.temporal_stride = temporal_stride
-        self.stem = Stem(stem_channels, temporal_stride)
+        self.temporal_stride, self.modality, self.in_channels = temporal_stride, modality, MODALITIES[modality]
+        self.stem = Stem(stem_channels, temporal_stride, self.in_channels)
         branch = Bottleneck if block == "bottleneck" else BasicBlock
         channels, index = stem_channels, 0
         self.stage_names = []
@@ -254,11 +261,12 @@ class LGDNet(nn.Module):
         return [block for _, block in self.named_lgd_blocks()]
 
     def check_input(self, x: Tensor) -> None:
-        """Raise ValueError naming the expected shape (N, 3, T, H, W)."""
-        expected = f"expected a clip batch of shape (N, 3, T, H, W) with T a multiple of {self.temporal_stride}"
+        """Raise ValueError naming the expected shape (N, C, T, H, W): C = 3 for RGB, 2 for flow."""
+        expected = (f"expected a clip batch of shape (N, {self.in_channels}, T, H, W) ({self.modality}) with T a "
+                    f"multiple of {self.temporal_stride}")
         if x.dim() != 5:
             raise ValueError(f"{expected}; got {x.dim()} dimensions {tuple(x.shape)}")
-        if x.shape[1] != 3:
+        if x.shape[1] != self.in_channels:
             raise ValueError(f"{expected}; got {x.shape[1]} channels in {tuple(x.shape)}")
         frames = x.shape[2]
         if frames < self.temporal_stride or frames % self.temporal_stride:

@@ -159,13 +159,13 @@ class Stem(nn.Module):
     """Conv (t, 7, 7) with stride (t, 2, 2), BN, ReLU, then max-pool (1, 3, 3) stride (1, 2, 2).
 
     The release uses t = 4 (a 16-frame clip keeps 4 temporal positions in every
-    stage). (N, 3, T, H, W) -> (N, C, T/t, H/4, W/4).
+    stage). (N, C_in, T, H, W) -> (N, C, T/t, H/4, W/4); C_in is 3 for RGB, 2 for optical flow.
     """
 
-    def __init__(self, out_channels: int = 64, temporal_stride: int = 4):
+    def __init__(self, out_channels: int = 64, temporal_stride: int = 4, in_channels: int = 3):
         super().__init__()
         self.temporal_stride = temporal_stride
-        self.conv = nn.Conv3d(3, out_channels, (temporal_stride, 7, 7), stride=(temporal_stride, 2, 2),
+        self.conv = nn.Conv3d(in_channels, out_channels, (temporal_stride, 7, 7), stride=(temporal_stride, 2, 2),
                               padding=(0, 3, 3), bias=False)
         self.bn = nn.BatchNorm3d(out_channels)
         self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))

@@ -1,0 +1,198 @@
+"""Optical flow: storage, flow-aware transforms, the flow network's inflation, extraction, two-stream fusion."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from lgd_tutorial.cli import main as lgd
+from lgd_tutorial.data import flow
+from lgd_tutorial.data.clips import ClipDataset
+from lgd_tutorial.data.kinetics import load_manifest
+from lgd_tutorial.data.transforms import FlowHorizontalFlip, FlowNormalize
+from lgd_tutorial.data.video import VideoDecodeError
+from lgd_tutorial.evaluation import EvalResult, check_streams, fuse
+from lgd_tutorial.models import build_model, inflate_from_2d
+from tests.test_inflate import randomise_batch_norm, torchvision_stages
+
+
+@pytest.fixture(scope="module")
+def synth(synthetic_set):
+    return synthetic_set(seed=3, videos_per_class=2)
+
+
+@pytest.fixture(scope="module")
+def synth_flow(synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow")
+    for name in ("manifest_train.csv", "manifest_val.csv"):
+        flow.extract(synth / name, synth, out, "dis", progress=False)
+    return out
+
+
+def test_quantisation_round_trip_stays_within_its_bound():
+    rng = np.random.default_rng(0)
+    field = rng.normal(0, 8, size=(3, 16, 16, 2)).astype(np.float32)
+    for bound in (20.0, 5.0):
+        q = flow.quantize(field, bound)
+        assert q.dtype == np.uint8 and q.min() == 0 and q.max() == 255              # values beyond the bound clip
+        back = flow.dequantize(q, bound)
+        assert np.abs(back - np.clip(field, -bound, bound)).max() <= bound / 255 + 1e-5
+    assert flow.quantize(np.zeros((1, 1, 1, 2), np.float32), 20.0)[0, 0, 0, 0] == 128  # zero sits mid-scale
+    with pytest.raises(ValueError, match="bound"):
+        flow.quantize(field, 0.0)
+
+
+def test_the_horizontal_flip_mirrors_the_frames_and_negates_x_only():
+    clip = torch.randn(2, 3, 4, 5)
+    flipped = FlowHorizontalFlip(p=1.0)(clip)
+    assert torch.equal(flipped[0], -clip[0].flip(-1)) and torch.equal(flipped[1], clip[1].flip(-1))
+    assert torch.equal(FlowHorizontalFlip(p=1.0)(flipped), clip)
+    views = torch.randn(3, 2, 3, 4, 5)                                                # three crops: (V, 2, T, H, W)
+    assert torch.equal(FlowHorizontalFlip(p=1.0)(views)[:, 0], -views[:, 0].flip(-1))
+    assert torch.equal(FlowNormalize(4.0)(torch.tensor([8.0, -2.0, 1.0, 0.0]).view(2, 1, 1, 2)).flatten(),
+                       torch.tensor([1.0, -0.5, 0.25, 0.0]))
+
+
+@pytest.mark.slow
+def test_a_constant_flow_field_gives_the_2d_networks_response_to_a_constant_image():
+    """Cross-modality inflation: the stem kernel averaged over R, G, B and given to both flow channels. A flow
+    field (u, v) constant over the clip then equals, for the 2D network, a grey image of (u + v) / 3."""
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet50().eval()
+    randomise_batch_norm(resnet)
+    model = inflate_from_2d(build_model("lgd3d_r50", 10, diffusion="none", modality="flow"),
+                            resnet.state_dict()).eval()
+    assert torch.allclose(model.stem.conv.weight[:, 0, 2], resnet.conv1.weight.mean(1))
+    u, v = 0.6, -0.2
+    clip = torch.stack([torch.full((16, 64, 64), u), torch.full((16, 64, 64), v)])[None]
+    image = torch.full((1, 3, 64, 64), (u + v) / 3)
+    with torch.no_grad():
+        expected = torchvision_stages(resnet, image)["layer4"]
+        _, _, taps = model.forward_features(clip, return_taps=True)
+    got = taps[-1].local
+    for t in range(got.shape[2]):
+        assert (got[:, :, t] - expected).abs().max() / expected.abs().max() < 1e-5
+    zero = torch.zeros(1, 2, 16, 64, 64)
+    with torch.no_grad():
+        got, expected = model.forward_features(zero)[0][:, :, 0], torchvision_stages(resnet, zero[:, :1, 0].expand(
+            1, 3, 64, 64))["layer4"]
+    assert (got - expected).abs().max() / expected.abs().max() < 1e-5                # zero flow: a black image
+
+
+def test_a_flow_model_takes_two_channels_and_names_a_wrong_input():
+    model = build_model("lgd3d_tiny", 4, modality="flow")
+    assert model(torch.zeros(2, 2, 8, 32, 32)).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"\(N, 2, T, H, W\) \(flow\)"):
+        model(torch.zeros(2, 3, 8, 32, 32))
+    with pytest.raises(ValueError, match="modality"):
+        build_model("p3d_tiny", 4, modality="depth")
+
+
+def test_extraction_writes_a_manifest_and_a_flow_file_per_video(synth, synth_flow):
+    table = pd.read_csv(synth_flow / flow.MANIFEST)
+    manifest = load_manifest(synth / "manifest_val.csv")
+    assert list(table["path"]) == list(manifest["path"]) and set(table["status"]) == {"done"}
+    stored = flow.FlowVideo(flow.flow_path(synth_flow, manifest["path"][0]))
+    assert (len(stored), stored.bound, stored.method, stored.source_frames) == (15, 20.0, "dis", 16)
+    frames = stored.get_frames([0, 1])
+    assert frames.shape == (2, 64, 64, 2) and frames.dtype == np.float32 and np.abs(frames).max() <= 20
+
+
+def test_a_flow_dataset_reads_clips_with_the_rgb_samplers(synth, synth_flow):
+    ds = ClipDataset(synth / "manifest_train.csv", mode="train", num_frames=4, stride=2, crop_size=48,
+                     modality="flow", flow_root=synth_flow)
+    clip, label, _, failed = ds[0]
+    assert clip.shape == (2, 4, 48, 48) and clip.abs().max() <= 1 and (failed < 0).all()
+    test = ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4, stride=2, num_clips=2, crop_size=48,
+                       modality="flow", flow_root=synth_flow)
+    assert test[0][0].shape == (2, 2, 4, 48, 48)
+
+
+def test_an_empty_flow_folder_and_a_frame_count_mismatch_are_named(synth, synth_flow, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"no flow files.*{empty}"):
+        ClipDataset(synth / "manifest_val.csv", mode="test", modality="flow", flow_root=empty)
+    stored = flow.flow_path(synth_flow, load_manifest(synth / "manifest_val.csv")["path"][0])
+    with pytest.raises(VideoDecodeError, match="frame count mismatch.*16 frames, the RGB video has 24"):
+        flow.FlowVideo(stored, expected_frames=24)
+    copy = tmp_path / "copy"
+    for p in synth_flow.rglob("*" + flow.SUFFIX):
+        target = copy / p.relative_to(synth_flow)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        q = np.load(p)["flow"]
+        flow.save_flow(target, q[:-1], 20.0, "dis", 15)                               # flow of a shorter video
+    rgb = ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4)
+    with pytest.raises(ValueError, match="do not match their videos"):
+        check_streams(rgb, ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4, modality="flow",
+                                       flow_root=copy))
+    check_streams(rgb, ClipDataset(synth / "manifest_val.csv", mode="test", num_frames=4, modality="flow",
+                                   flow_root=synth_flow))
+
+
+def result(scores, labels):
+    scores = np.asarray(scores, dtype=np.float32)
+    predictions = pd.DataFrame({"index": range(len(labels)), "label": labels, "pred": scores.argmax(1)})
+    return EvalResult(0.0, 0.0, 0.0, len(labels), 1, pd.DataFrame(), np.zeros((2, 2)), predictions, scores=scores)
+
+
+def test_fusion_adds_the_weighted_flow_scores_video_by_video():
+    rgb = result([[0.6, 0.4], [0.45, 0.55], [0.2, 0.8]], [0, 0, 1])          # right, wrong, right
+    motion = result([[0.3, 0.7], [0.9, 0.1], [0.5, 0.5]], [0, 0, 1])          # wrong, right, a tie
+    table = fuse(rgb, motion, flow_weight=1.5).set_index("stream")["acc1"]
+    # fused: [0.6+0.45, 0.4+1.05] -> 1 (wrong); [0.45+1.35, 0.55+0.15] -> 0 (right); [0.95, 1.55] -> 1 (right)
+    assert table["rgb"] == pytest.approx(2 / 3) and table["flow"] == pytest.approx(1 / 3)
+    assert table["fused (flow weight 1.5)"] == pytest.approx(2 / 3)
+    assert fuse(rgb, motion, flow_weight=0.0).set_index("stream")["acc1"].iloc[2] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="different labels"):
+        fuse(rgb, result([[1, 0]] * 3, [1, 1, 1]))
+
+
+def test_prepare_flow_resumes_after_being_killed_and_reports_broken_videos(synth, tmp_path):
+    import shutil
+    root = tmp_path / "data"
+    shutil.copytree(synth, root)
+    manifest = load_manifest(root / "manifest_train.csv")
+    (root / manifest["path"][1]).write_bytes(b"not a video" * 50)
+    out = tmp_path / "flow"
+    command = [sys.executable, "-m", "lgd_tutorial", "prepare", "flow", "--root", str(root), "--manifest",
+               "manifest_train.csv", "--out", str(out), "--method", "tvl1", "--workers", "1"]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.rglob("*" + flow.SUFFIX)):
+        time.sleep(0.2)
+    os.kill(job.pid, signal.SIGKILL)                                        # killed part-way: no manifest yet
+    job.wait()
+    first = len(list(out.rglob("*" + flow.SUFFIX)))
+    assert 1 <= first < len(manifest) - 1 and not (out / "flow_manifest_train.csv").exists()
+    assert not list(out.rglob("*.tmp*"))                                     # atomic: no half-written file
+    assert lgd(["prepare", "flow", "--root", str(root), "--manifest", "manifest_train.csv", "--out", str(out),
+                "--method", "dis", "--workers", "2"]) == 0
+    table = pd.read_csv(out / "flow_manifest_train.csv").set_index("path")
+    broken = manifest["path"][1]
+    assert table.loc[broken, "status"] == "failed" and "not a video" not in table.loc[broken, "reason"]
+    assert (table["status"] == "skipped").sum() == first and (table["status"] == "done").sum() == len(manifest) - 1 - first
+    assert flow.FlowVideo(flow.flow_path(out, manifest["path"][0])).method == "tvl1"    # kept, not recomputed
+
+
+def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow, tmp_path, capsys):
+    common = [f"data.root={synth}", "data.dataset=kinetics", "data.train_manifest=manifest_train.csv",
+              "data.val_manifest=manifest_val.csv", "data.num_frames=4", "data.crop_size=32", "data.scale=[32, 40]",
+              "data.test_short_side=32", "data.batch_size=4", "optim.epochs=1", "run.max_steps_per_epoch=2",
+              "run.progress=false", f"data.flow_root={synth_flow}"]
+    for recipe, name in (("tiny_synthetic_cpu", "rgb"), ("tiny_synthetic_flow_cpu", "flow")):
+        assert lgd(["train", "--config", recipe, *common, f"run.out_dir={tmp_path / name}"]) == 0
+    assert lgd(["evaluate", "--checkpoint", str(tmp_path / "rgb" / "best.pt"), "--flow-checkpoint",
+                str(tmp_path / "flow" / "best.pt"), "--out", str(tmp_path / "eval")]) == 0
+    table = pd.read_csv(tmp_path / "eval" / "two_stream.csv")
+    assert list(table["stream"]) == ["rgb", "flow", "fused (flow weight 1.5)"] and (table["videos"] == 4).all()
+    assert "fused" in capsys.readouterr().out
+    assert lgd(["evaluate", "--checkpoint", str(tmp_path / "flow" / "best.pt"), "--flow-checkpoint",
+                str(tmp_path / "rgb" / "best.pt")]) == 2                     # streams swapped: named, not run
