@@ -183,10 +183,7 @@ def test_prepare_flow_resumes_after_being_killed_and_reports_broken_videos(synth
 
 
 def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow, tmp_path, capsys):
-    common = [f"data.root={synth}", "data.dataset=kinetics", "data.train_manifest=manifest_train.csv",
-              "data.val_manifest=manifest_val.csv", "data.num_frames=4", "data.crop_size=32", "data.scale=[32, 40]",
-              "data.test_short_side=32", "data.batch_size=4", "optim.epochs=1", "run.max_steps_per_epoch=2",
-              "run.progress=false", f"data.flow_root={synth_flow}"]
+    common = small_overrides(synth, synth_flow) + ["run.progress=false"]
     for recipe, name in (("tiny_synthetic_cpu", "rgb"), ("tiny_synthetic_flow_cpu", "flow")):
         assert lgd(["train", "--config", recipe, *common, f"run.out_dir={tmp_path / name}"]) == 0
     assert lgd(["evaluate", "--checkpoint", str(tmp_path / "rgb" / "best.pt"), "--flow-checkpoint",
@@ -196,3 +193,26 @@ def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow
     assert "fused" in capsys.readouterr().out
     assert lgd(["evaluate", "--checkpoint", str(tmp_path / "flow" / "best.pt"), "--flow-checkpoint",
                 str(tmp_path / "rgb" / "best.pt")]) == 2                     # streams swapped: named, not run
+
+
+def small_overrides(synth, synth_flow):
+    return [f"data.root={synth}", "data.dataset=kinetics", "data.train_manifest=manifest_train.csv",
+            "data.val_manifest=manifest_val.csv", "data.num_frames=4", "data.crop_size=32", "data.scale=[32, 40]",
+            "data.test_short_side=32", "data.batch_size=4", "optim.epochs=1", "run.max_steps_per_epoch=2",
+            f"data.flow_root={synth_flow}"]
+
+
+def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, synth_flow, tmp_path):
+    assert lgd(["two-stream", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth, synth_flow)]) == 0
+    runs, summary = pd.read_csv(tmp_path / "runs.csv"), pd.read_csv(tmp_path / "summary.csv")
+    assert len(runs) == 6 and sorted(set(runs["seed"])) == [0, 1]
+    assert list(summary["seeds"]) == [2, 2, 2] and (summary["acc1_low"] <= summary["acc1"]).all()
+    assert "two-stream --seeds 0 1" in (tmp_path / "two_stream.json").read_text()
+
+
+def test_the_flow_benchmark_gives_rates_per_core_and_the_kinetics_cost(tmp_path, capsys):
+    assert lgd(["data", "bench", "--flow", "--smoke", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "flow.csv").set_index("method")
+    assert (table["frames_per_s_per_core"] > 0).all() and table.loc["tvl1", "epe_vs_tvl1"] == 0
+    assert table.loc["dis", "kinetics400_core_hours"] < table.loc["tvl1", "kinetics400_core_hours"]
+    assert "Kinetics-400" in capsys.readouterr().out

@@ -17,8 +17,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "viz", "exercises",
-            "workbook")
+COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "two-stream", "viz",
+            "exercises", "workbook")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="LGD networks: models, data, training, evaluation and visualisation.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
-        module = importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{name.replace('-', '_')}", __name__)
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
         if hasattr(module, "run"):                   # a group's sub-commands set their own

@@ -1,0 +1,28 @@
+"""``lgd two-stream``: RGB, flow and their fusion on the teaching task, over seeds."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "RGB, optical flow and their late fusion on the teaching task, over seeds"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="runs/two_stream", help="folder for runs.csv, summary.csv and two_stream.json")
+    p.add_argument("--flow-weight", type=float, default=1.5, help="fused = rgb + weight x flow video scores")
+    p.add_argument("overrides", nargs="*", help="key=value for both recipes, e.g. optim.epochs=6")
+
+
+def run(args) -> int:
+    from ..config import ConfigError
+    from ..two_stream import run as measure
+    from . import fail
+
+    try:
+        result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:])
+    except (ConfigError, ValueError) as e:
+        return fail("two-stream", e)
+    print(result["summary"].to_string(index=False))
+    print(f"written to {args.out}")
+    return 0
