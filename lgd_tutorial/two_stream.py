@@ -66,14 +66,17 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overrides=(), argv=(), log=print) -> dict:
-    """Train and evaluate both streams for every seed; write the CSVs and the provenance to ``out``."""
+def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overrides=(), argv=(), log=print,
+        work=None) -> dict:
+    """Train and evaluate both streams for every seed; write the CSVs and the provenance to ``out``, the runs
+    (checkpoints, metrics) to ``work`` (default ``out / "runs"``)."""
     out = Path(out)
+    work = Path(work) if work else out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     started, rows = time.perf_counter(), []
     for seed in seeds:
-        rgb = train_stream("rgb", seed, out / "runs", overrides)
-        flow = train_stream("flow", seed, out / "runs", overrides)
+        rgb = train_stream("rgb", seed, work, overrides)
+        flow = train_stream("flow", seed, work, overrides)
         table = evaluate_pair(rgb, flow, flow_weight).assign(seed=seed)
         rows.append(table)
         if log:

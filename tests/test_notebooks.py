@@ -21,6 +21,7 @@ FIGURES = {
     "07_visualising_diffusion": ["07_counterfactual.png", "07_probes.png", "07_effective_fields.png",
                                  "07_ablation.png", "07_diffusion_grid.png", "07_cosine_grid.png", "07_evidence.png",
                                  "07_gradcam_variants.png", "07_gradcam_strip.png", "07_diffusion.gif"],
+    "08_two_stream": ["08_flow.png", "08_flow_curves.png", "08_two_stream.png"],
 }
 
 
@@ -101,6 +102,16 @@ def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_two_stream_notebook_extracts_flow_trains_the_flow_stream_and_reads_the_shipped_results(tmp_path):
+    executed = execute("08_two_stream", tmp_path, params={
+        "DATA_DIR": str(tmp_path / "synthetic"), "VIDEOS_PER_CLASS": 6, "VAL_PER_CLASS": 2, "RATE_SIZES": (48, 64),
+        "RATE_PAIRS": 1, "OVERRIDES": ["optim.epochs=1", "run.log_every=1"]})
+    assert len(list((tmp_path / "synthetic" / "flow_dis").rglob("*.flow.npz"))) == 4 * (6 + 2)
+    text = text_of(executed)
+    assert "made by: lgd two-stream" in text and "core-hours with TV-L1" in text and "[ok] horizontal flip" in text
+
+
 def test_scaling_up_resumes_a_download_trains_with_two_processes_and_resumes_after_sigterm(tmp_path):
     out = text_of(execute("06_scaling_up", tmp_path))
     assert "Range: bytes=" in out                                   # the cut transfer was resumed, not restarted

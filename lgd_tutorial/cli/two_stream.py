@@ -10,6 +10,7 @@ HELP = "RGB, optical flow and their late fusion on the teaching task, over seeds
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/two_stream", help="folder for runs.csv, summary.csv and two_stream.json")
+    p.add_argument("--work", default=None, help="folder for the training runs (default: OUT/runs)")
     p.add_argument("--flow-weight", type=float, default=1.5, help="fused = rgb + weight x flow video scores")
     p.add_argument("overrides", nargs="*", help="key=value for both recipes, e.g. optim.epochs=6")
 
@@ -20,7 +21,7 @@ def run(args) -> int:
     from . import fail
 
     try:
-        result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:])
+        result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:], work=args.work)
     except (ConfigError, ValueError) as e:
         return fail("two-stream", e)
     print(result["summary"].to_string(index=False))

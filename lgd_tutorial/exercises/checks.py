@@ -460,6 +460,30 @@ def check_split_per_class(split) -> bool:
 
 # --- scaling up and visualising diffusion (notebooks 6 and 7) -------------------
 
+def check_flip_flow(flip_flow) -> bool:
+    """``flip_flow(clip (2, T, H, W))``: the horizontal mirror of a centred flow clip (x negated, y kept)."""
+    from ..data.transforms import FlowHorizontalFlip
+
+    cases = ((2, 3, 5, 7), (2, 1, 4, 4))
+    for i, shape in enumerate(cases):
+        with _part(i, len(cases)):
+            clip = torch.randn(shape, generator=_seeded(i))
+            got = flip_flow(clip.clone())
+            _shape("flip_flow(clip)", got, shape, "Mirror the frames; keep the (2, T, H, W) layout.")
+            if _close(got, FlowHorizontalFlip(p=1.0)(clip)):
+                continue
+            if _close(got, clip.flip(-1)):
+                raise ExerciseError("you mirrored the frames but kept the x component: in the mirror image what "
+                                    "moved right moves left, so x changes sign (y does not).")
+            if _close(got, -clip.flip(-1)):
+                raise ExerciseError("you negated both components; only x changes sign in a horizontal mirror.")
+            if _close(got, clip.flip(-2) * clip.new_tensor([1.0, -1.0]).view(2, 1, 1, 1)):
+                raise ExerciseError("that is the vertical flip (rows mirrored, y negated); mirror the columns (the "
+                                    "last axis) and negate x.")
+            raise ExerciseError("flip_flow(clip) differs from clip.flip(-1) with channel 0 (x) negated.")
+    return _passed("horizontal flip of a flow clip")
+
+
 def check_workers_needed(workers_needed) -> bool:
     """``workers_needed(target, per_worker)``: the fewest whole workers whose summed rate reaches ``target``."""
     cases = [(100.0, 12.0, 9), (100.0, 25.0, 4), (50.0, 7.0, 8), (3.0, 40.0, 1), (96.0, 32.0, 3)]

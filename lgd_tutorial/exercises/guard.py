@@ -27,6 +27,7 @@ REFERENCES: dict[str, list[str]] = {
     "gaussian_kernel": ["lgd_tutorial.models.classifier:KernelHead.similarity"],
     "global_to_local_ratio": ["lgd_tutorial.viz.diffusion:global_to_local_ratio"],
     "scaled_lr": ["lgd_tutorial.builders:lr_at"],
+    "flip_flow": ["lgd_tutorial.data.transforms:FlowHorizontalFlip.__call__"],
     "cut_global_to_local": ["lgd_tutorial.viz.causal:cut_paths", "lgd_tutorial.viz.diffusion:cut_global_path"],
 }
 _CHECKS = str(Path(__file__).resolve().parent)
