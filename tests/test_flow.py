@@ -216,3 +216,14 @@ def test_the_flow_benchmark_gives_rates_per_core_and_the_kinetics_cost(tmp_path,
     assert (table["frames_per_s_per_core"] > 0).all() and table.loc["tvl1", "epe_vs_tvl1"] == 0
     assert table.loc["dis", "kinetics400_core_hours"] < table.loc["tvl1", "kinetics400_core_hours"]
     assert "Kinetics-400" in capsys.readouterr().out
+
+
+def test_the_flip_exercise_accepts_a_right_answer_and_names_the_usual_mistakes():
+    from lgd_tutorial.exercises import ExerciseError, check_flip_flow
+
+    assert check_flip_flow(lambda clip: clip.flip(-1) * clip.new_tensor([-1.0, 1.0]).view(2, 1, 1, 1))
+    for wrong, message in ((lambda clip: clip.flip(-1), "kept the x component"),
+                           (lambda clip: -clip.flip(-1), "negated both"),
+                           (lambda clip: clip.flip(-2) * clip.new_tensor([1.0, -1.0]).view(2, 1, 1, 1), "vertical")):
+        with pytest.raises(ExerciseError, match=message):
+            check_flip_flow(wrong)
