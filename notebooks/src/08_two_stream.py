@@ -104,9 +104,8 @@ for row, label in enumerate(synthetic.CLASSES):
     for ax, (image, title) in zip(axes[row], panels):
         ax.imshow(image, cmap="coolwarm", vmin=-3, vmax=3) if image.ndim == 2 else ax.imshow(image)
         ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-fig.suptitle("The beacon is still: its flow is the camera's jitter, as everywhere else")
+        ax.set_axis_off()
+fig.suptitle("One clip per class: a frame and the flow to the next one")
 fig.tight_layout()
 fig.savefig(figure_path("08_flow.png"), dpi=100)
 plt.show()
