@@ -37,6 +37,7 @@ measures sustained SGD training.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import statistics
@@ -356,16 +357,43 @@ def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict
         s_in, s_out = 4 * math.prod(in_shape), 4 * math.prod(out_shape)
         rows.append({"part": "block", "forward": reads * s_in + writes * 2 * s_out,
                      "backward": writes * s_out + reads * 2 * s_in, "in_shape": in_shape, "out_shape": out_shape,
-                     "reads": reads, "writes": writes})
+                     "reads": reads, "writes": writes, "module": block})
     return rows
 
 
-def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: torch.device) -> dict:
-    """The extra operations of ``diffusion_passes`` timed alone on tensors of the blocks' sizes (medians)."""
+def vector_path_seconds(block, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
+    """(forward, forward+backward) seconds of one block's global path alone: the projections and ReLU on
+    (N, C) vectors, g_new = ReLU(W_gg g + W_gx p) and W_xg g_new. Little arithmetic and few bytes; what it
+    costs is a fixed price per operation (dispatch, autograd), paid 16 times per step in lgd3d_r50."""
+    module = copy.deepcopy(block).to(device)
+    c_in = module.global_to_global[0].in_features
+    g, p = (torch.rand(batch, c_in, device=device, requires_grad=True) for _ in range(2))
+
+    def forward():
+        g_new = torch.relu(module.global_to_global(g) + (module.local_to_global(p) if module.local_to_global
+                                                          is not None else 0))
+        term = module.global_to_local(g_new) if module.global_to_local is not None else g_new
+        return g_new, term
+
+    def train():
+        g_new, term = forward()
+        (g_new.sum() + term.sum()).backward()
+
     def median_time(fn):
         timed(fn, device)
         return statistics.median(timed(fn, device) for _ in range(repeats))
-    fwd = bwd = 0.0
+    with torch.no_grad():
+        fwd = median_time(forward)
+    return fwd, median_time(train)
+
+
+def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: torch.device) -> dict:
+    """The extra operations of ``diffusion_passes`` timed alone on tensors of the blocks' sizes (medians):
+    the map-sized passes (``forward``, ``train``) and the global path's vector operations (``vector_*``)."""
+    def median_time(fn):
+        timed(fn, device)
+        return statistics.median(timed(fn, device) for _ in range(repeats))
+    fwd = bwd = vector_fwd = vector_train = 0.0
     for p in passes:
         if p["part"] != "block":
             continue
@@ -377,7 +405,9 @@ def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: t
         if p["writes"]:
             fwd += median_time(lambda: out.add_(out_vector))          # + U(W_xg g)
             bwd += median_time(lambda: out.sum((2, 3, 4)))            # W_xg's input gradient
-    return {"forward": fwd, "train": fwd + bwd}
+        vf, vt = vector_path_seconds(p["module"], batch, repeats, device)
+        vector_fwd, vector_train = vector_fwd + vf, vector_train + vt
+    return {"forward": fwd, "train": fwd + bwd, "vector_forward": vector_fwd, "vector_train": vector_train}
 
 
 def traffic_table(overhead: pd.DataFrame, batch: int, repeats: int, device: torch.device,
@@ -392,11 +422,14 @@ def traffic_table(overhead: pd.DataFrame, batch: int, repeats: int, device: torc
         for row in group.itertuples():
             moved = sum(p["forward"] for p in passes) + (row.mode == "train") * sum(p["backward"] for p in passes)
             predicted_ms = 1e3 * moved / (bandwidth * 1e9)
+            vector_ms = 1e3 * ops[f"vector_{row.mode}"]
             rows.append({"model": model, "size": size, "mode": row.mode, "extra_mb": moved / 1e6,
                          "predicted_ms": predicted_ms, "ops_alone_ms": 1e3 * ops[row.mode],
-                         "ms_without_diffusion": row.ms_without_diffusion,
+                         "vector_path_ms": vector_ms, "ms_without_diffusion": row.ms_without_diffusion,
                          "predicted_pct": 100 * predicted_ms / row.ms_without_diffusion,
                          "ops_alone_pct": 100e3 * ops[row.mode] / row.ms_without_diffusion,
+                         "vector_path_pct": 100 * vector_ms / row.ms_without_diffusion,
+                         "model_pct": 100 * (predicted_ms + vector_ms) / row.ms_without_diffusion,
                          "measured_pct": row.overhead_pct, "measured_low_pct": 100 * (row.ratio_low - 1),
                          "measured_high_pct": 100 * (row.ratio_high - 1)})
     return pd.DataFrame(rows)
@@ -613,8 +646,9 @@ def report(tables: dict) -> str:
                "gflop_per_s", "peak_fraction"]
     notes = {"overhead": "diffusion overhead t(LGD)/t(plain): median and 95% interval over interleaved repeats",
              "bf16": "bf16 autocast speed-up t(fp32)/t(bf16): median and 95% interval",
-             "traffic": "why: extra MB per step / measured bandwidth (predicted), the extra ops timed alone, "
-                        "and the measured overhead, in % of the plain network's step"}
+             "traffic": "why: the extra MB per step at the measured bandwidth (predicted), the map-sized extra ops "
+                        "timed alone, the global path's vector ops timed alone (a fixed cost per op), their sum "
+                        "(model = predicted + vector path) and the measured overhead, in % of the plain step"}
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format):
         for name in ("models", "overhead", "bf16", "traffic", "data", "cuda"):
             if name in tables and len(tables[name]):

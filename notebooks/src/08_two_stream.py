@@ -242,6 +242,9 @@ print(f"RGB {rgb_row['acc1']:.3f} [{rgb_row['acc1_low']:.3f}, {rgb_row['acc1_hig
       f"over {int(rgb_row['seeds'])} seeds")
 print("flow alone", "stays at or below the 50% a beacon-blind rule reaches" if flow_row["acc1_high"] <= 0.55 else
       "goes past 50%: it reads the beacon from the jitter at its edge (8.1)")
+if flow_row["acc1_high"] < 0.5:
+    print(f"in this budget ({meta['recipes']['flow']}) the flow stream does not even reach those 50%: its interval "
+          f"ends at {flow_row['acc1_high']:.3f}, so it has learnt little beyond chance (0.25)")
 print("fusion", "beats" if fused_row["acc1_low"] > rgb_row["acc1_high"] else
       "does not separate from" if fused_row["acc1_high"] >= rgb_row["acc1_low"] else "falls below", "RGB alone")
 
