@@ -226,7 +226,8 @@ def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_ze
     teacher = [g for g in grades if g.notebook.startswith("teacher")]
     student = [g for g in grades if g.notebook.startswith("student")]
     assert {g.exercise for g in teacher} == {"pool_broadcast", "lgd_block", "p3d_b"}
-    assert all(g.score == g.max == 1 for g in teacher), teacher
+    assert {g.exercise: g.max for g in teacher} == {"pool_broadcast": 1, "lgd_block": 3, "p3d_b": 2}   # points:N
+    assert all(g.score == g.max for g in teacher), teacher
     assert all(g.score == 0 and "not attempted" in g.reason for g in student), student
 
 
@@ -275,17 +276,17 @@ def test_the_grader_runs_the_instructors_checks_and_refuses_the_packages_answers
         assert got[student, "lgd_block"].score == 0, got[student, "lgd_block"]
         assert "local-to-global" in got[student, "lgd_block"].reason                 # the instructor's message
     # a patched check changes nothing either; this answer has local-to-global right and global-to-local
-    # missing, which the instructor's check gives half the points, with the reason
-    assert got["patched", "lgd_block"].score == 0.5, got["patched", "lgd_block"]
+    # missing, which the instructor's check gives half the points (of 3), with the reason
+    assert got["patched", "lgd_block"].score == 1.5, got["patched", "lgd_block"]
     assert "global-to-local diffusion U(W_xg g_new) is missing" in got["patched", "lgd_block"].reason
     for student in ("emptied", "noop", "patched"):
-        assert got[student, "pool_broadcast"].score == 1 and got[student, "p3d_b"].score == 1
+        assert got[student, "pool_broadcast"].score == 1 and got[student, "p3d_b"].score == 2
     for student in ("reference", "hidden"):
         assert got[student, "lgd_block"].score == 0
         assert "the package's reference" in got[student, "lgd_block"].reason and "forward" in \
             got[student, "lgd_block"].reason, got[student, "lgd_block"]
     assert got["alias", "p3d_b"].score == 0 and "P3DB" in got["alias", "p3d_b"].reason
-    assert got["alias", "lgd_block"].score == 1
+    assert got["alias", "lgd_block"].score == 3
 
 
 def test_points_come_from_the_source_and_only_the_source_checks_count(tmp_path):

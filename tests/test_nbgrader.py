@@ -37,7 +37,7 @@ def test_nbgrader_generates_the_release_and_autogrades_two_submissions(tmp_path)
     meta = [c.metadata.get("nbgrader") for c in nbformat.read(source / f"{NOTEBOOK}.ipynb", as_version=4).cells]
     ids = [m["grade_id"] for m in meta if m]
     assert len(ids) == len(set(ids)) == 6                             # 3 exercises: an answer and a check each
-    assert sum(m["points"] for m in meta if m and m["grade"]) == 3
+    assert sum(m["points"] for m in meta if m and m["grade"]) == 6                 # points:N tags: 1 + 3 + 2
 
     env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
                LGD_PROFILE="cpu", MPLBACKEND="Agg",
@@ -65,8 +65,8 @@ def test_nbgrader_generates_the_release_and_autogrades_two_submissions(tmp_path)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission("ps1", s).score for s in ("ada", "bob")}
         maxima = gradebook.find_assignment("ps1").max_score
-    assert maxima == 3
-    assert scores["ada"] == 3, scores
+    assert maxima == 6
+    assert scores["ada"] == 6, scores
     assert scores["bob"] == 0, scores
 
 

@@ -234,7 +234,7 @@ print("local paths agree: ", torch.allclose(x_ref, by_hand_x, atol=1e-6))
 # `block.global_to_local` = W_xg) and `lgd.pool` / `lgd.broadcast` (or your own from Exercise 1).
 # The check runs it against `LGDBlock` with the same weights and tells you which diffusion is off.
 
-# %% tags=["exercise:lgd_block"]
+# %% tags=["exercise:lgd_block", "points:3"]
 def lgd_forward(block, x, g):
     ### BEGIN SOLUTION
     g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))
@@ -271,7 +271,7 @@ except ExerciseError as error:
 # `ReLU(BN(S(x) + T(x)))`, with submodules named `spatial`, `temporal` and `bn` (use `p3d.spatial_conv`
 # and `p3d.temporal_conv`). Careful: both convolutions read the unit's input, so both need the stride.
 
-# %% tags=["exercise:p3d_b"]
+# %% tags=["exercise:p3d_b", "points:2"]
 class MyP3DB(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1, activate=True):
         super().__init__()

@@ -145,7 +145,7 @@ plt.show()
 # Write `inflate(weight, time)` that turns a 2D kernel `(O, I, k, k)` into a 3D one `(O, I, time, k, k)`
 # following the release: the 2D kernel at temporal index `time // 2`, zeros elsewhere.
 
-# %% tags=["exercise:inflate_kernel"]
+# %% tags=["exercise:inflate_kernel", "points:2"]
 def inflate(weight, time):
     ### BEGIN SOLUTION
     out = weight.new_zeros(weight.shape[0], weight.shape[1], time, *weight.shape[2:])

@@ -95,7 +95,7 @@ print("gaussian logits:", tuple(gaussian(local, global_).shape))
 # position of a map), `templates` is `(K, C)`; return `(..., K)` with
 # `scale * exp(-||features - templates[c]||^2 / (2 bandwidth^2))`.
 
-# %% tags=["exercise:gaussian_kernel"]
+# %% tags=["exercise:gaussian_kernel", "points:2"]
 def gaussian_kernel(features, templates, bandwidth, scale):
     ### BEGIN SOLUTION
     squared = ((features[..., None, :] - templates) ** 2).sum(-1)

@@ -103,7 +103,7 @@ pd.concat({"train": train_annotations["label"].value_counts(), "val": val_annota
 # reordered), and the seed must matter. Hint: sort each class by `(youtube_id, time_start, time_end)` and
 # draw with `random.Random(f"{seed}-{label}")`.
 
-# %% tags=["exercise:split_per_class"]
+# %% tags=["exercise:split_per_class", "points:2"]
 import random
 
 

@@ -524,7 +524,7 @@ for taps in record.blocks:
 # global-to-local term divided by that of the residual `F(x) + S(x)`, at every position: shape (N, T, H, W).
 # (Add a small epsilon to the denominator.)
 
-# %% tags=["exercise:global_to_local_ratio"]
+# %% tags=["exercise:global_to_local_ratio", "points:2"]
 def ratio_map(block_taps):
     ### BEGIN SOLUTION
     return block_taps.global_to_local.norm(dim=1) / (block_taps.residual.norm(dim=1) + 1e-6)
