@@ -16,22 +16,22 @@ def test_study_writes_runs_curves_summary_figure_provenance_and_checkpoints(tmp_
     argv = ["study", "--out", str(out), "--pretrained-dir", str(pretrained), "--seeds", "3", "4",
             "--variants", "both", "none", "--epochs", "1", "--train-per-class", "8", "--val-per-class", "2"]
     assert cli.main(argv) == 0
-    runs = pd.read_csv(out / "runs.csv")
+    runs = pd.read_csv(out / "runs.csv", dtype={"commit": str})
     assert sorted(zip(runs["variant"], runs["seed"])) == [("both", 3), ("both", 4), ("none", 3), ("none", 4)]
     assert (runs.loc[runs["variant"] == "none", "lgd_parameters"] == 0).all()
     assert (runs.loc[runs["variant"] == "both", "lgd_parameters"] > 0).all()
-    summary = pd.read_csv(out / "summary.csv")
+    summary = pd.read_csv(out / "summary.csv", dtype={"commit": str})
     assert list(summary["seeds"]) == [2, 2]
-    curves = pd.read_csv(out / "curves.csv")
+    curves = pd.read_csv(out / "curves.csv", dtype={"commit": str})
     assert {"acc_local", "acc_global", "acc_combined", "epoch", "step"} <= set(curves.columns)
     meta = json.loads((out / "study.json").read_text())
     assert meta["command"] == "lgd " + " ".join(argv) and meta["commit"]
     assert (out / "study.png").stat().st_size > 10000
-    for table in (runs, summary, curves):                           # every CSV names what made it
+    for table in (runs, summary, curves):      # every CSV names what made it (a hash of digits stays a string)
         assert set(table["command"]) == {meta["command"]} and set(table["commit"]) == {meta["commit"]}
     (out / "study.png").unlink()
     assert cli.main(["study", "--redraw", str(out)]) == 0           # same tables again, figure redrawn
-    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summary)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv", dtype={"commit": str}), summary)
     assert (out / "study.png").exists()
     model, info = load_pretrained("lgd3d_tiny_beacon_both", pretrained)       # the first seed only
     assert info["seed"] == 3 and info["diffusion"] == "both" and info["command"] == meta["command"]
