@@ -8,6 +8,11 @@ spaced clips x ``crops`` crops at the model's clip size, softmax scores
 averaged over the views. A folder is searched recursively for video files. A
 file that cannot be decoded gets a line with its path and the reason, and the
 others go on.
+
+Two streams (``--flow-checkpoint``): the flow of each video is computed on the
+fly (DIS by default, stored and read back in 8 bits exactly as ``lgd prepare
+flow`` stores it), the flow model scores it, and the video scores are fused as
+rgb + w x flow, as ``lgd evaluate`` fuses them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from torch import nn
 
 from .data.clips import load_views
 from .data.kinetics import VIDEO_EXTENSIONS
-from .data.transforms import test_transform
+from .data.transforms import flow_test_transform, test_transform
 from .data.video import VideoDecodeError
 from .evaluation import average_views, view_scores
 from .utils import evaluating, progress
@@ -44,16 +49,22 @@ class Views:
     backend: str = "auto"
     head: str = "combined"
     average: str = "softmax"
+    modality: str = "rgb"               # flow: the video's optical flow, computed with flow_method
+    flow_bound: float = 20.0
+    flow_method: str = "dis"
 
 
 @dataclass
 class Predictor:
-    """A model in eval mode, its class names, and how it reads a video."""
+    """A model in eval mode, its class names, and how it reads a video; ``flow`` a second (flow) predictor
+    whose video scores are added with weight ``flow_weight``."""
 
     model: nn.Module
     classes: list[str]
     views: Views
     source: str
+    flow: "Predictor | None" = None
+    flow_weight: float = 1.5
 
 
 @dataclass
@@ -75,8 +86,24 @@ def from_checkpoint(path, device="cpu", clips: int | None = None, crops: int | N
     names = class_names(cfg) or [f"class {i}" for i in range(cfg.model.num_classes)]
     views = Views(d.num_frames, d.stride, d.test_crop_size or d.crop_size, d.test_short_side, clips or d.test_clips,
                   crops or d.test_crops, "tsn" if d.sampling == "tsn" else "clip", d.backend, d.test_head,
-                  d.test_average)
+                  d.test_average, cfg.model.modality, d.flow_bound)
     return Predictor(model, names, views, str(path))
+
+
+def two_stream(rgb: Predictor, flow: Predictor, flow_weight: float = 1.5, flow_method: str = "dis") -> Predictor:
+    """``rgb`` with ``flow`` attached: videos are scored by both and fused as rgb + flow_weight x flow."""
+    from .data.flow import METHODS
+
+    if rgb.views.modality != "rgb" or flow.views.modality != "flow":
+        raise ValueError(f"two streams need an RGB and a flow model, got {rgb.views.modality} and "
+                         f"{flow.views.modality}")
+    if len(rgb.classes) != len(flow.classes):
+        raise ValueError(f"the two models know {len(rgb.classes)} and {len(flow.classes)} classes")
+    if flow_weight < 0 or flow_method not in METHODS:
+        raise ValueError(f"flow_weight must be >= 0 and flow_method one of {METHODS}")
+    flow.views.flow_method = flow_method
+    rgb.flow, rgb.flow_weight = flow, flow_weight
+    return rgb
 
 
 def from_pretrained(name: str, device="cpu", clips: int | None = None, crops: int | None = None) -> Predictor:
@@ -102,28 +129,59 @@ def find_videos(inputs) -> tuple[list[Path], list[Prediction]]:
     return found, errors
 
 
-@torch.no_grad()
-def predict_video(predictor: Predictor, path, top: int = 5) -> Prediction:
-    """One video's top-``top`` classes; a video that cannot be read gives a Prediction with ``error``."""
-    v, start = predictor.views, time.perf_counter()
-    mode = "tsn" if v.sampling == "tsn" else "test"
-    try:
-        views = load_views(path, mode, v.num_frames, v.stride, v.clips,
-                           test_transform(v.crop_size, v.short_side, v.crops), backend=v.backend)
-    except (VideoDecodeError, ValueError, IndexError, OSError) as e:
-        reason = e.reason if isinstance(e, VideoDecodeError) else f"{type(e).__name__}: {e}"
-        return Prediction(str(path), error=reason, seconds=time.perf_counter() - start)
-    model = predictor.model
+def read_views(views: Views, path) -> torch.Tensor:
+    """The video's test views for a model that reads ``views.modality`` (flow: computed now, see module doc)."""
+    mode = "tsn" if views.sampling == "tsn" else "test"
+    if views.modality != "flow":
+        return load_views(path, mode, views.num_frames, views.stride, views.clips,
+                          test_transform(views.crop_size, views.short_side, views.crops), backend=views.backend)
+    import tempfile
+
+    from .data import flow as optical_flow
+    from .data.video import open_video
+
+    with open_video(path, backend=views.backend) as video:
+        frames = video.get_frames(range(len(video)))
+    q = optical_flow.quantize(optical_flow.compute_flow(frames, views.flow_method), views.flow_bound)
+    with tempfile.TemporaryDirectory() as folder:
+        stored = Path(folder) / ("video" + optical_flow.SUFFIX)
+        optical_flow.save_flow(stored, q, views.flow_bound, views.flow_method, len(frames))
+        return load_views(stored, mode, views.num_frames, views.stride, views.clips,
+                          flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
+                          modality="flow")
+
+
+def video_scores(predictor: Predictor, path) -> tuple[torch.Tensor, int]:
+    """(class probabilities of one video, views scored); with a flow stream, rgb + w x flow renormalised."""
+    v, model = predictor.views, predictor.model
+    views = read_views(v, path)
     device = next(model.parameters()).device
     with evaluating(model):
         logits = view_scores(model, views.to(device), v.head).float().cpu()
     scores = average_views(logits, 1, logits.shape[0], v.average)[0]
     probs = scores if v.average == "softmax" else scores.softmax(0)     # averaged logits -> probabilities
+    count = views.shape[0]
+    if predictor.flow is not None:
+        flow_probs, flow_count = video_scores(predictor.flow, path)
+        probs = (probs + predictor.flow_weight * flow_probs) / (1 + predictor.flow_weight)
+        count += flow_count
+    return probs, count
+
+
+@torch.no_grad()
+def predict_video(predictor: Predictor, path, top: int = 5) -> Prediction:
+    """One video's top-``top`` classes; a video that cannot be read gives a Prediction with ``error``."""
+    start = time.perf_counter()
+    try:
+        probs, count = video_scores(predictor, path)
+    except (VideoDecodeError, ValueError, IndexError, OSError) as e:
+        reason = e.reason if isinstance(e, VideoDecodeError) else f"{type(e).__name__}: {e}"
+        return Prediction(str(path), error=reason, seconds=time.perf_counter() - start)
     k = min(top, probs.numel())
     best = probs.topk(k)
     names = predictor.classes
     classes = [(names[i] if i < len(names) else f"class {i}", float(p)) for p, i in zip(best.values, best.indices)]
-    return Prediction(str(path), classes, views.shape[0], time.perf_counter() - start)
+    return Prediction(str(path), classes, count, time.perf_counter() - start)
 
 
 def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True) -> list[Prediction]:

@@ -194,6 +194,20 @@ def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow
     assert lgd(["evaluate", "--checkpoint", str(tmp_path / "flow" / "best.pt"), "--flow-checkpoint",
                 str(tmp_path / "rgb" / "best.pt")]) == 2                     # streams swapped: named, not run
 
+    # lgd predict on a video file: the flow computed on the fly, the scores fused as rgb + 1.5 x flow
+    from lgd_tutorial.prediction import from_checkpoint, predict_video, two_stream
+
+    video = synth / load_manifest(synth / "manifest_val.csv")["path"][0]
+    rgb, motion = (from_checkpoint(tmp_path / name / "best.pt") for name in ("rgb", "flow"))
+    alone = {name: dict(predict_video(p, video, top=4).top) for name, p in (("rgb", rgb), ("flow", motion))}
+    fused = predict_video(two_stream(rgb, motion, 1.5), video, top=4)
+    assert fused.error is None and fused.views == 2 * 2                        # 2 clips per stream
+    for name, p in fused.top:
+        assert p == pytest.approx((alone["rgb"][name] + 1.5 * alone["flow"][name]) / 2.5, abs=1e-6)
+    assert lgd(["predict", str(video), "--checkpoint", str(tmp_path / "rgb" / "best.pt"), "--flow-checkpoint",
+                str(tmp_path / "flow" / "best.pt"), "--top", "2"]) == 0
+    assert "4 views" in capsys.readouterr().out
+
 
 def small_overrides(synth, synth_flow):
     return [f"data.root={synth}", "data.dataset=kinetics", "data.train_manifest=manifest_train.csv",
