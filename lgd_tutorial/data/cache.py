@@ -43,7 +43,7 @@ class CachedVideo(Video):
 
     @property
     def fps(self) -> float:
-        raise AttributeError("a cached video keeps frames, not timing; open the file itself for its fps")
+        raise AttributeError(f"{self.path} is read from stored frames, which keep no timing; open the video for its fps")
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -41,7 +41,8 @@ import pandas as pd
 from ..utils import atomic_path
 from ..utils import progress as progress_bar
 from .kinetics import load_manifest, safe_join
-from .video import Video, VideoDecodeError, open_video
+from .cache import CachedVideo
+from .video import VideoDecodeError, open_video
 
 METHODS = ("tvl1", "dis")
 DEFAULT_BOUND = 20.0
@@ -113,7 +114,7 @@ def save_flow(path, q: np.ndarray, bound: float, method: str, frames: int) -> No
         np.savez_compressed(tmp, flow=q, bound=np.float32(bound), method=np.str_(method), frames=np.int32(frames))
 
 
-class FlowVideo(Video):
+class FlowVideo(CachedVideo):
     """A stored flow file read like a video: ``get_frames`` gives float32 (T, H, W, 2) in pixels.
 
     ``expected_frames`` (the RGB video's frame count, when known) must match the count stored with the
@@ -123,7 +124,6 @@ class FlowVideo(Video):
     backend = "flow"
 
     def __init__(self, path, expected_frames: int | None = None):
-        super().__init__(path, None, None)
         try:
             with np.load(path) as data:
                 self.q, self.bound = data["flow"], float(data["bound"])
@@ -139,15 +139,10 @@ class FlowVideo(Video):
             raise VideoDecodeError(path, f"frame count mismatch: the flow was computed from {self.source_frames} "
                                          f"frames, the RGB video has {expected_frames}")
 
-    @property
-    def fps(self) -> float:
-        raise AttributeError("a flow file keeps frames, not timing")
-
-    def __len__(self) -> int:
-        return len(self.q)
+        super().__init__(path, self.q)
 
     def _read(self, indices: list[int]) -> np.ndarray:
-        return dequantize(self.q[indices], self.bound)
+        return dequantize(self.frames[indices], self.bound)
 
 
 # --------------------------------------------------------------------------- extraction
