@@ -19,8 +19,8 @@ forward+backward (training step) clips/s, and sets them against:
 - a memory-traffic model of that overhead (``diffusion_passes``): the bytes
   the diffusion adds per block, the time they take at the measured memory
   bandwidth, and the same operations timed alone;
-- fp32 against bf16 autocast, where the device computes bf16 natively (what
-  ``run.amp=auto`` picks): the speed-up with its interval;
+- fp32 against bf16 autocast, where the device has bf16 (whether or not
+  ``run.amp=auto`` would pick it there): the speed-up with its interval;
 - torchvision's R(2+1)D-18 and R3D-18 (random weights), the usual peers;
 - the data pipeline (``lgd_tutorial.data.throughput``) -> loader workers needed to
   keep up with the training rate.
@@ -37,7 +37,6 @@ measures sustained SGD training.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import statistics
@@ -318,6 +317,12 @@ def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.de
     return tables
 
 
+def median_time(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    timed(fn, device)
+    return statistics.median(timed(fn, device) for _ in range(repeats))
+
+
 def memory_bandwidth(device: torch.device, megabytes: int = 256, repeats: int = 5) -> float:
     """Measured memory bandwidth in GB/s: the best of ``repeats`` out-of-place adds c = a + b of
     ``megabytes`` each (3 x that many bytes move: two reads, one write)."""
@@ -341,17 +346,17 @@ def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict
     from .models.lgd import LGDBlock
 
     model = build(name).eval()
-    found, hooks = [], []
+    found, stem = [], []
+    hooks = [model.stem.register_forward_hook(lambda m, args, out: stem.append(4 * out.numel()))]
     for module in model.modules():
         if isinstance(module, LGDBlock):
             hooks.append(module.register_forward_hook(
                 lambda m, args, out: found.append((m, tuple(args[0].shape), tuple(out[0].shape)))))
     with torch.inference_mode():
-        stem = model.stem(torch.zeros(batch, 3, frames, size, size)).numel() * 4
         model(torch.zeros(batch, 3, frames, size, size))
     for hook in hooks:
         hook.remove()
-    rows = [{"part": "stem pool", "forward": stem, "backward": 0}]
+    rows = [{"part": "stem pool", "forward": stem[0], "backward": 0}]
     for block, in_shape, out_shape in found:
         reads, writes = block.local_to_global is not None, block.global_to_local is not None
         s_in, s_out = 4 * math.prod(in_shape), 4 * math.prod(out_shape)
@@ -364,8 +369,9 @@ def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict
 def vector_path_seconds(block, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
     """(forward, forward+backward) seconds of one block's global path alone: the projections and ReLU on
     (N, C) vectors, g_new = ReLU(W_gg g + W_gx p) and W_xg g_new. Little arithmetic and few bytes; what it
-    costs is a fixed price per operation (dispatch, autograd), paid 16 times per step in lgd3d_r50."""
-    module = copy.deepcopy(block).to(device)
+    costs is a fixed price per operation (dispatch, autograd), paid 16 times per step in lgd3d_r50.
+    ``block`` belongs to the throwaway model of ``diffusion_passes`` and is moved to ``device`` in place."""
+    module = block.to(device)
     c_in = module.global_to_global[0].in_features
     g, p = (torch.rand(batch, c_in, device=device, requires_grad=True) for _ in range(2))
 
@@ -379,20 +385,14 @@ def vector_path_seconds(block, batch: int, repeats: int, device: torch.device) -
         g_new, term = forward()
         (g_new.sum() + term.sum()).backward()
 
-    def median_time(fn):
-        timed(fn, device)
-        return statistics.median(timed(fn, device) for _ in range(repeats))
     with torch.no_grad():
-        fwd = median_time(forward)
-    return fwd, median_time(train)
+        fwd = median_time(forward, device, repeats)
+    return fwd, median_time(train, device, repeats)
 
 
 def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: torch.device) -> dict:
     """The extra operations of ``diffusion_passes`` timed alone on tensors of the blocks' sizes (medians):
     the map-sized passes (``forward``, ``train``) and the global path's vector operations (``vector_*``)."""
-    def median_time(fn):
-        timed(fn, device)
-        return statistics.median(timed(fn, device) for _ in range(repeats))
     fwd = bwd = vector_fwd = vector_train = 0.0
     for p in passes:
         if p["part"] != "block":
@@ -400,11 +400,11 @@ def diffusion_op_seconds(passes: list[dict], batch: int, repeats: int, device: t
         x, out = torch.rand(p["in_shape"], device=device), torch.rand(p["out_shape"], device=device)
         x_vector, out_vector = (torch.rand(t.shape[:2], device=device)[..., None, None, None] for t in (x, out))
         if p["reads"]:
-            fwd += median_time(lambda: x.mean((2, 3, 4)))            # P(x)
-            bwd += median_time(lambda: x.add_(x_vector))              # its gradient added into x's
+            fwd += median_time(lambda: x.mean((2, 3, 4)), device, repeats)            # P(x)
+            bwd += median_time(lambda: x.add_(x_vector), device, repeats)              # its gradient into x's
         if p["writes"]:
-            fwd += median_time(lambda: out.add_(out_vector))          # + U(W_xg g)
-            bwd += median_time(lambda: out.sum((2, 3, 4)))            # W_xg's input gradient
+            fwd += median_time(lambda: out.add_(out_vector), device, repeats)          # + U(W_xg g)
+            bwd += median_time(lambda: out.sum((2, 3, 4)), device, repeats)            # W_xg's input gradient
         vf, vt = vector_path_seconds(p["module"], batch, repeats, device)
         vector_fwd, vector_train = vector_fwd + vf, vector_train + vt
     return {"forward": fwd, "train": fwd + bwd, "vector_forward": vector_fwd, "vector_train": vector_train}
@@ -605,7 +605,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
     save(tables)
     say(f"memory bandwidth {bandwidth:.1f} GB/s; models ...", flush=True)
     tables.update(bench_models(models, sizes, MODES, repeats, batch, device, reference, dtypes, log=log,
-                               save=lambda partial: save(partial)))
+                               save=save))
     tables["models"]["device"], tables["models"]["threads"] = machine["device"], machine["threads"]
     if len(tables["overhead"]):
         say("the memory-traffic model of the diffusion overhead ...", flush=True)

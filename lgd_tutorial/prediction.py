@@ -135,20 +135,17 @@ def read_views(views: Views, path) -> torch.Tensor:
     if views.modality != "flow":
         return load_views(path, mode, views.num_frames, views.stride, views.clips,
                           test_transform(views.crop_size, views.short_side, views.crops), backend=views.backend)
-    import tempfile
-
     from .data import flow as optical_flow
+    from .data.cache import CachedVideo
     from .data.video import open_video
 
     with open_video(path, backend=views.backend) as video:
         frames = video.get_frames(range(len(video)))
     q = optical_flow.quantize(optical_flow.compute_flow(frames, views.flow_method), views.flow_bound)
-    with tempfile.TemporaryDirectory() as folder:
-        stored = Path(folder) / ("video" + optical_flow.SUFFIX)
-        optical_flow.save_flow(stored, q, views.flow_bound, views.flow_method, len(frames))
-        return load_views(stored, mode, views.num_frames, views.stride, views.clips,
-                          flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
-                          modality="flow")
+    flow = CachedVideo(path, optical_flow.dequantize(q, views.flow_bound))     # 8-bit, as lgd prepare flow stores it
+    return load_views(flow, mode, views.num_frames, views.stride, views.clips,
+                      flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
+                      modality="flow")
 
 
 def video_scores(predictor: Predictor, path) -> tuple[torch.Tensor, int]:

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
-
 from .builders import eval_dataset
 from .config import load_config
 from .evaluation import check_streams, class_names, evaluate, fuse
+from .study import t_interval
 from .training import Trainer
 from .utils import atomic_path, provenance
 
@@ -43,14 +42,16 @@ def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float) -> pd.DataFra
     """Both streams' best checkpoints on the validation videos (the recipe's test views), and their fusion."""
     from .builders import model_from_checkpoint
 
-    results, datasets = {}, {}
+    loaded = {}
     for name, trainer in (("rgb", rgb), ("flow", flow)):
         model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
         d = cfg.data
-        datasets[name] = eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips, d.test_crops)
-        results[name] = evaluate(model, datasets[name], class_names(cfg), batch_size=8, device=trainer.device,
-                                 head=d.test_head, average=d.test_average)
-    check_streams(datasets["rgb"], datasets["flow"])
+        loaded[name] = (model, cfg, eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips,
+                                                 d.test_crops), trainer.device)
+    check_streams(loaded["rgb"][2], loaded["flow"][2])
+    results = {name: evaluate(model, data, class_names(cfg), batch_size=8, device=device, head=cfg.data.test_head,
+                              average=cfg.data.test_average)
+               for name, (model, cfg, data, device) in loaded.items()}
     return fuse(results["rgb"], results["flow"], flow_weight)
 
 
@@ -58,11 +59,10 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean top-1 per stream with a 95% Student-t interval over seeds (the whole range of 0..1 when one seed)."""
     rows = []
     for stream, group in runs.groupby("stream", sort=False):
-        acc = group["acc1"].to_numpy()
-        mean, n = float(acc.mean()), len(acc)
-        half = float(stats.t.ppf(0.975, n - 1) * acc.std(ddof=1) / n ** 0.5) if n > 1 else float("nan")
-        rows.append({"stream": stream, "seeds": n, "acc1": mean, "acc1_low": max(0.0, mean - half) if n > 1 else 0.0,
-                     "acc1_high": min(1.0, mean + half) if n > 1 else 1.0, "videos": int(group["videos"].iloc[0])})
+        mean, low, high = t_interval(group["acc1"])
+        n = len(group)
+        rows.append({"stream": stream, "seeds": n, "acc1": mean, "acc1_low": max(0.0, low) if n > 1 else 0.0,
+                     "acc1_high": min(1.0, high) if n > 1 else 1.0, "videos": int(group["videos"].iloc[0])})
     return pd.DataFrame(rows)
 
 

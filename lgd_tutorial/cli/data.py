@@ -101,10 +101,9 @@ def flow_bench(args) -> int:
 
     import pandas as pd
 
-    from ..data.flow import KINETICS400_VIDEOS, KINETICS_FRAMES_PER_VIDEO, flow_rates, kinetics_core_hours
+    from ..data.flow import KINETICS400_VIDEOS, KINETICS_FRAMES_PER_VIDEO, flow_rates
 
     table = flow_rates(sizes=(64,) if args.smoke else (80, 256), pairs=2 if args.smoke else 4)
-    table["kinetics400_core_hours"] = [kinetics_core_hours(r.frames_per_s_per_core, r.size) for r in table.itertuples()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "flow.csv", index=False)

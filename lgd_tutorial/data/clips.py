@@ -37,7 +37,7 @@ from .flow import SUFFIX as FLOW_SUFFIX
 from .flow import FlowVideo, flow_path
 from .transforms import (flow_test_transform, flow_to_tensor, flow_train_transform, test_transform, to_tensor,
                          train_transform)
-from .video import VideoDecodeError, open_video
+from .video import Video, VideoDecodeError, open_video
 
 log = logging.getLogger(__name__)
 MODES = ("train", "test", "tsn")
@@ -82,14 +82,17 @@ def load_views(path, mode: str, num_frames: int, stride: int, num_clips: int, tr
     "tsn": one frame per segment (random within the segment with
     ``tsn_random``, else its centre). ``rng`` also drives the random
     transforms. ``cache`` (a ``DecodedCache``) reads the frames from its folder. ``modality="flow"``:
-    ``path`` is a stored flow file (``data.flow``), read as float flow in pixels. Raises VideoDecodeError
-    for a file that cannot be read.
+    ``path`` is a stored flow file (``data.flow``), read as float flow in pixels. ``path`` may also be a
+    ``Video`` already open (frames held in memory, for instance). Raises VideoDecodeError for a file that
+    cannot be read.
     """
-    if modality == "flow":
-        video, as_tensor = FlowVideo(path), flow_to_tensor
+    as_tensor = flow_to_tensor if modality == "flow" else to_tensor
+    if isinstance(path, Video):
+        video = path
+    elif modality == "flow":
+        video = FlowVideo(path)
     else:
         video = cache.open(path) if cache is not None else open_video(path, backend=backend, short_side=short_side)
-        as_tensor = to_tensor
     with video:
         n = len(video)
         if mode == "train":

@@ -114,6 +114,24 @@ def save_flow(path, q: np.ndarray, bound: float, method: str, frames: int) -> No
         np.savez_compressed(tmp, flow=q, bound=np.float32(bound), method=np.str_(method), frames=np.int32(frames))
 
 
+def frame_mismatch(stored: int, video: int) -> str:
+    return f"frame count mismatch: the flow was computed from {stored} frames, the RGB video has {video}"
+
+
+def read_stored(path, *keys):
+    """The named entries of a flow file (only those are inflated); VideoDecodeError naming the file when it
+    is missing or is not one."""
+    try:
+        with np.load(path) as data:
+            values = [data[k] for k in keys]
+    except FileNotFoundError:
+        raise VideoDecodeError(path, "no flow file: run `lgd prepare flow` for this dataset") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise VideoDecodeError(path, f"not a flow file ({type(e).__name__}: {e})") from e
+    kinds = {"bound": float, "method": str, "frames": int}
+    return [kinds[k](v) if k in kinds else v for k, v in zip(keys, values)]
+
+
 class FlowVideo(CachedVideo):
     """A stored flow file read like a video: ``get_frames`` gives float32 (T, H, W, 2) in pixels.
 
@@ -124,22 +142,13 @@ class FlowVideo(CachedVideo):
     backend = "flow"
 
     def __init__(self, path, expected_frames: int | None = None):
-        try:
-            with np.load(path) as data:
-                self.q, self.bound = data["flow"], float(data["bound"])
-                self.method, self.source_frames = str(data["method"]), int(data["frames"])
-        except FileNotFoundError:
-            raise VideoDecodeError(path, "no flow file: run `lgd prepare flow` for this dataset") from None
-        except (OSError, ValueError, KeyError) as e:
-            raise VideoDecodeError(path, f"not a flow file ({type(e).__name__}: {e})") from e
-        if self.q.ndim != 4 or self.q.shape[-1] != 2 or len(self.q) != self.source_frames - 1:
-            raise VideoDecodeError(path, f"flow of shape {self.q.shape} does not hold {self.source_frames} - 1 "
+        q, self.bound, self.method, self.source_frames = read_stored(path, "flow", "bound", "method", "frames")
+        if q.ndim != 4 or q.shape[-1] != 2 or len(q) != self.source_frames - 1:
+            raise VideoDecodeError(path, f"flow of shape {q.shape} does not hold {self.source_frames} - 1 "
                                          "frames of (H, W, 2)")
         if expected_frames is not None and expected_frames != self.source_frames:
-            raise VideoDecodeError(path, f"frame count mismatch: the flow was computed from {self.source_frames} "
-                                         f"frames, the RGB video has {expected_frames}")
-
-        super().__init__(path, self.q)
+            raise VideoDecodeError(path, frame_mismatch(self.source_frames, expected_frames))
+        super().__init__(path, q)
 
     def _read(self, indices: list[int]) -> np.ndarray:
         return dequantize(self.frames[indices], self.bound)
@@ -204,8 +213,9 @@ def summarize(table: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- throughput
 
 def flow_rates(sizes=(80, 256), methods=METHODS, pairs: int = 4, seed: int = 0) -> pd.DataFrame:
-    """Frames/s on one core for each method and frame size, on synthetic frames with a moving object; and how
-    far each method lies from TV-L1 (mean end-point error, pixels). One OpenCV thread: per-core rates."""
+    """Frames/s on one core for each method and frame size, on synthetic frames with a moving object; how
+    far each method lies from TV-L1 (mean end-point error, pixels); and what Kinetics-400 would cost at that
+    rate (``kinetics_core_hours``). One OpenCV thread: per-core rates."""
     from .synthetic import render
 
     rows = []
@@ -227,7 +237,10 @@ def flow_rates(sizes=(80, 256), methods=METHODS, pairs: int = 4, seed: int = 0) 
         for row in rows[-len(methods):]:
             if "tvl1" in fields and row["method"] in fields:
                 row["epe_vs_tvl1"] = float(np.linalg.norm(fields[row["method"]] - fields["tvl1"], axis=-1).mean())
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["kinetics400_core_hours"] = [kinetics_core_hours(r.frames_per_s_per_core, r.size)
+                                       for r in table.itertuples()]
+    return table
 
 
 KINETICS400_VIDEOS = 246_535 + 19_907      # training + validation clips of the official lists

@@ -146,8 +146,6 @@ print(f"mean speed at the beacon's edge / at the opposite edge: {ratio:.2f}; "
 
 # %%
 rates = flow.flow_rates(sizes=RATE_SIZES, pairs=RATE_PAIRS)
-rates["kinetics400_core_hours"] = [flow.kinetics_core_hours(r.frames_per_s_per_core, r.size)
-                                   for r in rates.itertuples()]
 rates.round(3)
 
 # %%
