@@ -20,8 +20,10 @@ import time
 from fnmatch import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:                     # nbformat takes about a second to import: only where a notebook is run
+    import nbformat
 
 PROFILES = ("cpu", "gpu")
 KERNEL_NAME = "python3"
@@ -101,6 +103,7 @@ def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> None:
     The same convention as papermill: the notebook's own defaults live in the
     tagged cell, the injected cell overrides them.
     """
+    import nbformat
     source = "# injected parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in params.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     position = 0
@@ -118,6 +121,7 @@ def _first_line(text: str) -> str:
 
 def _mark_failed(nb: nbformat.NotebookNode, index: int, ename: str, reason: str) -> None:
     """Give the cell where a run stopped an error output, so the executed copy shows why."""
+    import nbformat
     if 0 <= index < len(nb.cells) and nb.cells[index].cell_type == "code":
         nb.cells[index].outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=reason, traceback=[]))
 
@@ -170,6 +174,7 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: float, env: 
 def run_notebook(path: str | Path, out_dir: str | Path | None = "notebooks/executed", timeout: float = 600,
                  params: dict | None = None, env: dict | None = None) -> NotebookRun:
     """Execute one notebook in its own folder; write the executed copy to ``out_dir`` (None: don't)."""
+    import nbformat
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     if params:
@@ -236,6 +241,8 @@ def notebook_from_script(text: str, stem: str) -> nbformat.NotebookNode:
     tags. Cell ids are ``{stem}-{n}``, so regenerating gives the same file.
     """
     import json
+
+    import nbformat
 
     cells, kind, tags, lines = [], None, [], []
 
