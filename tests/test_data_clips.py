@@ -202,6 +202,8 @@ def test_the_decoded_cache_gives_the_decoders_clips_and_decodes_each_video_once(
     with pytest.raises(AssertionError, match="decoded a video"):      # validation videos are not cached yet
         again[0]
     assert torch.equal(cached[0][0], plain[0][0])                      # training ones are read back, not decoded
+    monkeypatch.setattr(cache_module.np, "load", lambda *a, **k: pytest.fail("an entry was opened twice"))
+    assert torch.equal(cached[0][0], plain[0][0])                      # its map stayed open from the last read
 
 
 def test_a_changed_video_is_decoded_again_and_a_bad_one_is_never_cached(with_broken, tmp_path):

@@ -24,6 +24,7 @@ cached: it raises ``VideoDecodeError`` every time, as it would without a cache.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,22 @@ class CachedVideo(Video):
 class DecodedCache:
     """A folder of decoded videos, one ``.npy`` file each (see the module doc)."""
 
+    MAPPED = 4096          # entries kept memory-mapped per process (opening a map costs more than reading a clip)
+
     def __init__(self, folder, backend: str = "auto", short_side: int | None = None):
         self.folder = Path(folder)
         self.backend, self.short_side = backend, short_side
+        self._mapped: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def _map(self, entry: Path) -> np.ndarray:
+        """The entry's frames as a read-only memory map, kept open for the next read of the same entry."""
+        frames = self._mapped.pop(entry, None)
+        if frames is None:
+            frames = np.load(entry, mmap_mode="r")
+            while len(self._mapped) >= self.MAPPED:
+                self._mapped.popitem(last=False)
+        self._mapped[entry] = frames
+        return frames
 
     def entry(self, path) -> Path:
         """The cache file for ``path`` under the current decode settings (OSError if ``path`` is missing)."""
@@ -72,10 +86,11 @@ class DecodedCache:
             entry = self.entry(path)
         except OSError as e:
             raise VideoDecodeError(path, f"{type(e).__name__}: {e}") from e
-        if entry.exists():
+        if entry in self._mapped or entry.exists():
             try:
-                return CachedVideo(path, np.load(entry, mmap_mode="r"))
+                return CachedVideo(path, self._map(entry))
             except (OSError, ValueError):      # a damaged entry (disk full, edited): decode again
+                self._mapped.pop(entry, None)
                 entry.unlink(missing_ok=True)
         with open_video(path, backend=self.backend, short_side=self.short_side) as video:
             frames = video.get_frames(range(len(video)))
