@@ -1,5 +1,6 @@
 """Optical flow: storage, flow-aware transforms, the flow network's inflation, extraction, two-stream fusion."""
 
+import json
 import os
 import signal
 import subprocess
@@ -180,6 +181,15 @@ def test_prepare_flow_resumes_after_being_killed_and_reports_broken_videos(synth
     assert table.loc[broken, "status"] == "failed" and "not a video" not in table.loc[broken, "reason"]
     assert (table["status"] == "skipped").sum() == first and (table["status"] == "done").sum() == len(manifest) - 1 - first
     assert flow.FlowVideo(flow.flow_path(out, manifest["path"][0])).method == "tvl1"    # kept, not recomputed
+    kept = next(p for p in table.index if table.loc[p, "status"] == "skipped")
+    video = root / kept
+    later = flow.flow_path(out, kept).stat().st_mtime + 5
+    os.utime(video, (later, later))                                     # the video was written again after its flow
+    assert lgd(["prepare", "flow", "--root", str(root), "--manifest", "manifest_train.csv", "--out", str(out),
+                "--method", "dis", "--workers", "1"]) == 0
+    again = pd.read_csv(out / "flow_manifest_train.csv").set_index("path")
+    assert again.loc[kept, "status"] == "done" and flow.FlowVideo(flow.flow_path(out, kept)).method == "dis"
+    assert (again["status"] == "skipped").sum() == len(manifest) - 2   # every other stored flow kept
 
 
 def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow, tmp_path, capsys):
@@ -219,8 +229,13 @@ def small_overrides(synth, synth_flow):
 def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, synth_flow, tmp_path):
     assert lgd(["two-stream", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth, synth_flow)]) == 0
     runs, summary = pd.read_csv(tmp_path / "runs.csv"), pd.read_csv(tmp_path / "summary.csv")
-    assert len(runs) == 6 and sorted(set(runs["seed"])) == [0, 1]
-    assert list(summary["seeds"]) == [2, 2, 2] and (summary["acc1_low"] <= summary["acc1"]).all()
+    assert len(runs) == 8 and sorted(set(runs["seed"])) == [0, 1]
+    assert list(summary["stream"])[:3] == ["rgb", "rgb_none", "flow"] and list(summary["seeds"]) == [2] * 4
+    assert (summary["acc1_low"] <= summary["acc1"]).all()
+    curves = pd.read_csv(tmp_path / "curves.csv")               # one validation row per epoch, stream and seed
+    assert len(curves) == 3 * 2 and set(curves["stream"]) == {"rgb", "rgb_none", "flow"}
+    meta = json.loads((tmp_path / "two_stream.json").read_text())
+    assert meta["recipes"]["rgb_none"] == "tiny_synthetic_cpu model.diffusion=none"
     assert "two-stream --seeds 0 1" in (tmp_path / "two_stream.json").read_text()
 
 

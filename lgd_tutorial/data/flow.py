@@ -156,11 +156,19 @@ class FlowVideo(CachedVideo):
 
 # --------------------------------------------------------------------------- extraction
 
+def _newer(target, source) -> bool:
+    """Whether ``target`` was written after ``source`` changed (False when ``source`` cannot be read)."""
+    try:
+        return Path(target).stat().st_mtime >= Path(source).stat().st_mtime
+    except OSError:
+        return False
+
+
 def extract_one(job: tuple) -> dict:
     """Compute and store the flow of one video; a row of the manifest (never raises for a bad video)."""
     source, target, relative, method, bound, short_side = job
     row = {"path": relative, "flow_path": str(target), "status": "done", "reason": "", "frames": 0, "seconds": 0.0}
-    if Path(target).exists():
+    if Path(target).exists() and _newer(target, source):      # a video written after its flow: compute it again
         try:
             row["frames"] = FlowVideo(target).source_frames
             return {**row, "status": "skipped", "reason": "already extracted"}
