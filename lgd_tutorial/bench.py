@@ -317,6 +317,35 @@ def bench_models(names, sizes, modes, repeats: int, batch: int, device: torch.de
     return tables
 
 
+def channels_last_table(names, sizes, repeats: int, batch: int, device: torch.device) -> pd.DataFrame:
+    """Training steps in channels_last_3d against the default layout, per model and size: the speed-up
+    t(default) / t(channels_last_3d) per interleaved repeat, with its interval (``run.channels_last_cpu``)."""
+    import copy
+
+    rows = []
+    for size_text in sizes:
+        frames, size = parse_size(size_text)
+        clip = torch.randn(batch, 3, frames, size, size, device=device)
+        labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+        for name in names:
+            default = build(name).to(device)
+            last = copy.deepcopy(default).to(memory_format=torch.channels_last_3d)
+            runs = [step(default, clip, labels, "train"),
+                    step(last, clip.contiguous(memory_format=torch.channels_last_3d), labels, "train")]
+            for run in runs:
+                timed(run, device)
+            times = ([], [])
+            for r in range(repeats):
+                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                    times[i].append(timed(runs[i], device))
+            ratio, low, high = median_interval([a / b for a, b in zip(*times)])
+            rows.append({"model": name, "size": f"{frames}x{size}x{size}", "batch": batch, "speedup": ratio,
+                         "speedup_low": low, "speedup_high": high, "repeats": repeats,
+                         "ms_default": 1e3 * statistics.median(times[0]),
+                         "ms_channels_last": 1e3 * statistics.median(times[1])})
+    return pd.DataFrame(rows)
+
+
 def median_time(fn, device: torch.device, repeats: int) -> float:
     """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
     timed(fn, device)
@@ -572,7 +601,7 @@ def reference_peaks(peaks: pd.DataFrame, theory: dict | None) -> dict[str, float
 
 def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: str = "cpu",
         threads: int | None = None, smoke: bool = False, data: bool = True, dtypes=None,
-        out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png",
+        channels_last: bool = False, out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png",
         log=print, argv=None) -> dict:
     """Run the benchmark; write CSVs to ``out`` (partial ones as it goes) and the plot to ``figure``;
     return the tables. ``log`` gets a progress line per stage and model (None for silence); ``argv``
@@ -610,6 +639,9 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
     if len(tables["overhead"]):
         say("the memory-traffic model of the diffusion overhead ...", flush=True)
         tables["traffic"] = traffic_table(tables["overhead"], batch, max(3, repeats), device, bandwidth)
+    if channels_last:
+        say("channels_last_3d against the default layout ...", flush=True)
+        tables["channels_last"] = channels_last_table(models, sizes, max(3, repeats), batch, device)
     if data:
         say("data pipeline ...", flush=True)
         tables["data"] = data_rates(tables["models"][tables["models"]["dtype"] == "fp32"], smoke, repeats)
@@ -646,11 +678,13 @@ def report(tables: dict) -> str:
                "gflop_per_s", "peak_fraction"]
     notes = {"overhead": "diffusion overhead t(LGD)/t(plain): median and 95% interval over interleaved repeats",
              "bf16": "bf16 autocast speed-up t(fp32)/t(bf16): median and 95% interval",
+             "channels_last": "training speed-up of channels_last_3d, t(default)/t(channels_last_3d): median and "
+                              "95% interval over interleaved repeats",
              "traffic": "why: the extra MB per step at the measured bandwidth (predicted), the map-sized extra ops "
                         "timed alone, the global path's vector ops timed alone (a fixed cost per op), their sum "
                         "(model = predicted + vector path) and the measured overhead, in % of the plain step"}
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format):
-        for name in ("models", "overhead", "bf16", "traffic", "data", "cuda"):
+        for name in ("models", "overhead", "bf16", "channels_last", "traffic", "data", "cuda"):
             if name in tables and len(tables[name]):
                 table = tables[name][columns] if name == "models" else tables[name]
                 lines += [f"[{name}]" + (f" {notes[name]}" if name in notes else ""), table.to_string(index=False), ""]

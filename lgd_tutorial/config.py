@@ -115,6 +115,7 @@ class RunConfig:
     amp: str = "auto"                   # auto (bf16 on CUDA and on CPUs with native bf16, fp16 + GradScaler on
                                         # GPUs without bf16, else fp32) | bf16 | fp16 (CUDA) | off
     channels_last: bool = True          # channels_last_3d on CUDA
+    channels_last_cpu: bool = False     # channels_last_3d on a CPU too (faster for the teaching model, slower for R50)
     compile: bool = False
     sync_bn: bool = False
     checkpoint_every: int = 0           # steps between checkpoints (0: only at epoch ends)

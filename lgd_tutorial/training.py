@@ -95,12 +95,13 @@ class Trainer:
         self.metrics = MetricsLog(None)
 
     def _place(self, model: nn.Module) -> nn.Module:
-        """Move the model to the device (channels-last on CUDA); wrap it in DDP and compile as configured."""
+        """Move the model to the device (channels-last as configured); wrap it in DDP and compile as configured."""
         run, cuda = self.cfg.run, self.device.type == "cuda"
         if self.dist.enabled and run.sync_bn and not self.cfg.optim.freeze_bn:
             model = self.model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
-        self.memory_format = torch.channels_last_3d if (cuda and run.channels_last) else torch.contiguous_format
+        last = run.channels_last if cuda else run.channels_last_cpu
+        self.memory_format = torch.channels_last_3d if last else torch.contiguous_format
         model.to(memory_format=self.memory_format)
         net = model
         if self.dist.enabled:

@@ -59,10 +59,14 @@ def test_csv_files_and_plot_are_written(smoke):
 def test_cli_smoke_prints_the_tables(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "MODELS", ("p3d_tiny",))
     assert lgd(["bench", "--smoke", "--skip-data", "--threads", "1", "--out", str(tmp_path),
-                       "--figure", str(tmp_path / "plot.png")]) == 0
+                       "--figure", str(tmp_path / "plot.png"), "--channels-last"]) == 0
     out = capsys.readouterr().out
     assert "fp32 peak: best kernel" in out and "p3d_tiny" in out and (tmp_path / "models.csv").exists()
     assert "ms/step" in out                                          # a progress line per model as it runs
+    layout = pd.read_csv(tmp_path / "channels_last.csv")            # --channels-last: both layouts, interleaved
+    assert list(layout["model"]) == ["p3d_tiny"] and layout["repeats"].iloc[0] == 3
+    assert (layout["speedup_low"] <= layout["speedup"]).all() and (layout["speedup"] <= layout["speedup_high"]).all()
+    assert "[channels_last]" in out
 
 
 def test_a_malformed_clip_size_is_rejected_by_name(capsys):

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: fp32, and bf16 where the device has it natively")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="also time training in channels_last_3d against the default layout (run.channels_last_cpu)")
     p.add_argument("--skip-data", action="store_true", help="leave out the data-loader measurement")
     p.add_argument("--out", default="runs/bench", help="folder for the CSV files")
     p.add_argument("--figure", default="figures/bench_models.png", help="the plot ('' for none)")
@@ -38,7 +40,8 @@ def run(args) -> int:
         return fail("bench", e)
     tables = measure(models=args.models or MODELS, sizes=args.sizes or (("4x64",) if args.smoke else SIZES),
                      repeats=1 if args.smoke else args.repeats, batch=args.batch_size, device=device,
-                     threads=args.threads, smoke=args.smoke, data=not args.skip_data, dtypes=args.dtypes, out=args.out,
+                     threads=args.threads, smoke=args.smoke, data=not args.skip_data, dtypes=args.dtypes,
+                     channels_last=args.channels_last, out=args.out,
                      figure=args.figure or None, argv=args.argv[1:])
     print(report(tables))
     print(f"CSV files in {args.out}/" + (f"; plot: {args.figure}" if args.figure else ""))
