@@ -2,14 +2,17 @@
 
     lgd two-stream --seeds 0 1 2 --out runs/two_stream
 
-For each seed it trains the teaching model on RGB (``tiny_synthetic_cpu``) and
-on its optical flow (``tiny_synthetic_flow_cpu``, DIS flow computed on first
-use), evaluates both on the same validation videos with the recipe's test
-views, and fuses their video scores (rgb + w x flow, ``evaluation.fuse``).
-It writes ``runs.csv`` (one row per seed and stream) and ``summary.csv`` (mean
-and 95% t-interval over seeds), with ``two_stream.json`` (command, commit,
-machine, time). The results shipped in ``figures/two_stream/`` were made this
-way; notebook 8 reads them.
+For each seed it trains the teaching model on RGB (``tiny_synthetic_cpu``),
+the same network without diffusion on RGB (``model.diffusion=none``: the
+ablation notebook 5 shows), and the teaching model on optical flow
+(``tiny_synthetic_flow_cpu``, DIS flow computed on first use). It evaluates
+them on the same validation videos with the recipe's test views and fuses the
+two LGD streams' video scores (rgb + w x flow, ``evaluation.fuse``).
+It writes ``runs.csv`` (one row per seed and stream), ``summary.csv`` (mean
+and 95% t-interval over seeds), ``curves.csv`` (validation accuracy after every
+epoch of every run) and ``two_stream.json`` (command, commit, machine, time).
+The results shipped in ``figures/two_stream/`` were made this way; notebooks 5
+and 8 read them.
 """
 
 from __future__ import annotations
@@ -26,24 +29,29 @@ from .study import t_interval
 from .training import Trainer
 from .utils import atomic_path, provenance
 
-RECIPES = {"rgb": "tiny_synthetic_cpu", "flow": "tiny_synthetic_flow_cpu"}
+RECIPES = {"rgb": "tiny_synthetic_cpu", "rgb_none": "tiny_synthetic_cpu", "flow": "tiny_synthetic_flow_cpu"}
+STREAM_OVERRIDES = {"rgb_none": ["model.diffusion=none"]}     # what a stream changes in its recipe
 
 
 def train_stream(stream: str, seed: int, out: Path, overrides=()) -> Trainer:
     """Train one stream of the teaching task for one seed (a fresh run in ``out / f"{stream}_seed{seed}"``)."""
-    cfg = load_config(RECIPES[stream], [*overrides, f"run.seed={seed}", f"run.out_dir={out / f'{stream}_seed{seed}'}",
-                                        "run.resume=false", "run.progress=false"])
+    cfg = load_config(RECIPES[stream], [*overrides, *STREAM_OVERRIDES.get(stream, []), f"run.seed={seed}",
+                                        f"run.out_dir={out / f'{stream}_seed{seed}'}", "run.resume=false",
+                                        "run.progress=false"])
     trainer = Trainer(cfg)
     trainer.fit()
     return trainer
 
 
-def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float) -> pd.DataFrame:
-    """Both streams' best checkpoints on the validation videos (the recipe's test views), and their fusion."""
+def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Trainer | None = None) -> pd.DataFrame:
+    """Both streams' best checkpoints on the validation videos (the recipe's test views), and their fusion;
+    with ``plain``, the RGB network without diffusion too (a row ``rgb_none``)."""
     from .builders import model_from_checkpoint
 
     loaded = {}
-    for name, trainer in (("rgb", rgb), ("flow", flow)):
+    for name, trainer in (("rgb", rgb), ("flow", flow), ("rgb_none", plain)):
+        if trainer is None:
+            continue
         model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
         d = cfg.data
         loaded[name] = (model, cfg, eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips,
@@ -52,7 +60,20 @@ def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float) -> pd.DataFra
     results = {name: evaluate(model, data, class_names(cfg), batch_size=8, device=device, head=cfg.data.test_head,
                               average=cfg.data.test_average)
                for name, (model, cfg, data, device) in loaded.items()}
-    return fuse(results["rgb"], results["flow"], flow_weight)
+    table = fuse(results["rgb"], results["flow"], flow_weight)
+    if "rgb_none" not in results:
+        return table
+    r = results["rgb_none"]
+    plain_row = pd.DataFrame([{"stream": "rgb_none", "videos": r.videos, "acc1": r.video_acc1}])
+    return pd.concat([table.iloc[:1], plain_row, table.iloc[1:]], ignore_index=True)
+
+
+def curve(trainer: Trainer, stream: str, seed: int) -> pd.DataFrame:
+    """Validation top-1 (one centre clip per video) after every epoch of one run."""
+    metrics = pd.read_csv(trainer.out / "metrics.csv")
+    val = metrics[metrics["split"] == "val"]
+    return pd.DataFrame({"stream": stream, "seed": seed, "epoch": val["epoch"].astype(int) + 1,
+                         "global_step": val["global_step"], "acc1": val["acc1"]})
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -67,25 +88,29 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overrides=(), argv=(), log=print,
-        work=None) -> dict:
-    """Train and evaluate both streams for every seed; write the CSVs and the provenance to ``out``, the runs
-    (checkpoints, metrics) to ``work`` (default ``out / "runs"``)."""
+        work=None, plain: bool = True) -> dict:
+    """Train and evaluate both streams (and, with ``plain``, the RGB network without diffusion) for every
+    seed; write the CSVs and the provenance to ``out``, the runs (checkpoints, metrics) to ``work`` (default
+    ``out / "runs"``)."""
     out = Path(out)
     work = Path(work) if work else out / "runs"
     out.mkdir(parents=True, exist_ok=True)
-    started, rows = time.perf_counter(), []
+    started, rows, curves = time.perf_counter(), [], []
     for seed in seeds:
-        rgb = train_stream("rgb", seed, work, overrides)
-        flow = train_stream("flow", seed, work, overrides)
-        table = evaluate_pair(rgb, flow, flow_weight).assign(seed=seed)
+        trained = {stream: train_stream(stream, seed, work, overrides)
+                   for stream in ("rgb", "rgb_none", "flow") if plain or stream != "rgb_none"}
+        curves += [curve(trainer, stream, seed) for stream, trainer in trained.items()]
+        table = evaluate_pair(trained["rgb"], trained["flow"], flow_weight, trained.get("rgb_none")).assign(seed=seed)
         rows.append(table)
         if log:
             log(f"seed {seed}: " + ", ".join(f"{r.stream} {r.acc1:.3f}" for r in table.itertuples()), flush=True)
     runs = pd.concat(rows, ignore_index=True)
     summary = summarize(runs)
     meta = {**provenance("two-stream", list(argv)), "seconds": time.perf_counter() - started,
-            "seeds": list(seeds), "flow_weight": flow_weight, "recipes": RECIPES, "overrides": list(overrides)}
-    for name, table in (("runs.csv", runs), ("summary.csv", summary)):
+            "seeds": list(seeds), "flow_weight": flow_weight, "overrides": list(overrides),
+            "recipes": {stream: " ".join([recipe, *STREAM_OVERRIDES.get(stream, [])])
+                        for stream, recipe in RECIPES.items() if plain or stream != "rgb_none"}}
+    for name, table in (("runs.csv", runs), ("summary.csv", summary), ("curves.csv", pd.concat(curves))):
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)
     (out / "two_stream.json").write_text(json.dumps(meta, indent=1) + "\n")

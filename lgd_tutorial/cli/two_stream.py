@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "RGB, optical flow and their late fusion on the teaching task, over seeds"
+HELP = "RGB (with and without diffusion), optical flow and their late fusion on the teaching task, over seeds"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,6 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/two_stream", help="folder for runs.csv, summary.csv and two_stream.json")
     p.add_argument("--work", default=None, help="folder for the training runs (default: OUT/runs)")
     p.add_argument("--flow-weight", type=float, default=1.5, help="fused = rgb + weight x flow video scores")
+    p.add_argument("--no-plain", action="store_true",
+                   help="skip the RGB network without diffusion (the third run per seed)")
     p.add_argument("overrides", nargs="*", help="key=value for both recipes, e.g. optim.epochs=6")
 
 
@@ -21,7 +23,8 @@ def run(args) -> int:
     from . import fail
 
     try:
-        result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:], work=args.work)
+        result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:], work=args.work,
+                         plain=not args.no_plain)
     except (ConfigError, ValueError) as e:
         return fail("two-stream", e)
     print(result["summary"].to_string(index=False))
