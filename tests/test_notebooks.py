@@ -98,7 +98,9 @@ def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path
     executed = execute("05_training", tmp_path,
                        params={"CPU_OVERRIDES": [f"data.root={tmp_path / 'synthetic'}", *SMALL]})
     assert (tmp_path / "work" / "notebook05_lgd" / "best.pt").stat().st_size > 0
-    assert "made by: lgd study" in text_of(executed)
+    text = text_of(executed)
+    assert "made by: lgd study" in text
+    assert "shipped runs made by: lgd two-stream" in text and "LGD - no diffusion over 3 seeds" in text
 
 
 @pytest.mark.slow

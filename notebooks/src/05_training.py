@@ -13,7 +13,7 @@
 #
 # **What it needs.** With `LGD_PROFILE=gpu`: one GPU, the Kinetics-400 videos of the subset resized to a
 # 320-pixel short side in `data/videos/k400_320/` (notebook 6 shows how to get them), and hours. With
-# `LGD_PROFILE=cpu` (the default): a CPU and about three minutes (two runs of the teaching recipe). There
+# `LGD_PROFILE=cpu` (the default): a CPU and about two minutes (one run of the teaching recipe). There
 # are no Kinetics videos then, so the manifest reports them missing, and training and evaluation run on the
 # built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
 # `data/synthetic/` does not hold it yet). Only the configuration changes between the two.
@@ -49,7 +49,8 @@ print("profile:", profile(), "| CUDA available:", torch.cuda.is_available())
 RECIPE = "k400_subset_gpu" if GPU else "tiny_synthetic_cpu"
 VIDEO_ROOT = "data/videos/k400_320"            # the resized Kinetics-400 videos (GPU profile)
 VAL_PER_CLASS = 10                             # of the subset's 40 clips per class, 10 validate, 30 train
-SEEDS = [0]                                    # one run per variant; see section 5.6 for more seeds
+SEEDS = [0]                                    # the seeds this notebook trains (the first one for 5.3 to 5.6)
+TRAIN_TWIN = GPU                               # train the no-diffusion twin here (CPU: read the shipped runs, 5.7)
 CPU_OVERRIDES = [f"data.root={ROOT / 'data' / 'synthetic'}", "run.log_every=4", "run.progress=false"]
 
 # %% [markdown]
@@ -153,15 +154,16 @@ manifests["val"][["label", "path", "status", "reason"]].head()
 # ## 5.3 Training with mixed precision
 #
 # One variable picks the recipe: `k400_subset_gpu` on a GPU (LGD-3D ResNet-50 from ImageNet, 16 x 112 x 112
-# clips, 40 epochs), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, 12 epochs, about
-# a minute and a half). Everything after this cell is the same code for both.
+# clips, 40 epochs), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, about a minute and
+# a quarter). Everything after this cell is the same code for both.
 #
 # On CUDA the `Trainer` runs the forward pass and the loss under `torch.autocast` in **bfloat16** (float16
 # with a `GradScaler` on GPUs without bfloat16) and keeps the weights, the optimizer and the loss in float32:
 # about twice the throughput and half the activation memory, with no change to the recipe. On a CPU,
 # `run.amp=auto` picks bfloat16 only where the CPU computes it natively (AVX-512 BF16 or AMX, as PyTorch
-# detects it); the teaching recipe sets `run.amp: 'off'` because on such a CPU bfloat16 makes this small model
-# slower (`lgd bench` measures it; notebook 6 shows the numbers). The cell prints which one this run used.
+# detects it) *and* a short probe measures its bfloat16 matrix products faster than float32 ones
+# (`utils.amp_dtype`): on some CPUs that list BF16 it is slower, and then `auto` keeps float32 (`lgd bench`
+# measures both for every model; notebook 6 shows the numbers). The cell prints which one this run used.
 # The teaching recipe also decodes each synthetic video once into `data.decoded_cache` and reads the frames
 # from there in later epochs and runs; on a GPU with Kinetics that cache is off (it would be many times the
 # size of the videos). The run folder (`work_path("notebook05_lgd")`, under the git-ignored `notebooks/executed/`,
@@ -274,60 +276,100 @@ fig
 # ## 5.7 LGD against the same network without diffusion
 #
 # The ablation that matters: the same backbone, the same data, the same recipe and budget, with the two
-# diffusions switched off (`model.diffusion=none`: no global path at all, only the local head). Both runs
-# below differ in that one setting and nothing else.
+# diffusions switched off (`model.diffusion=none`: no global path at all, only the local head). The runs
+# differ in that one setting and nothing else.
 #
 # **Read the result with care.** One run per variant is one sample: the validation set is small (the cell
 # below prints how small, and what one video is worth), and another seed can move the numbers as much as the
 # variants differ. At this recipe's 64-pixel crops the teaching network's last stage sees the whole frame, so even
 # without a global path it can, in principle, relate the object to the beacon there; whether a given run does
-# is what the table below shows. A comparison that means something runs several seeds, e.g. for seeds 0 to 2:
+# is what the table below shows.
+#
+# On a CPU the notebook does not train the twin here (that would double the time this notebook trains);
+# it reads the runs `lgd two-stream` made with this same recipe, three seeds of each variant, shipped in
+# `figures/two_stream/` with the command and commit that made them, and sets this notebook's own run beside
+# them. With `TRAIN_TWIN = True` (the default on a GPU) it trains the twin for every seed in `SEEDS` here
+# instead. From a shell, for seeds 0 to 2:
 #
 #     for S in 0 1 2; do
 #       lgd train --config tiny_synthetic_cpu run.seed=$S model.diffusion=both run.out_dir=runs/ablation/lgd_$S
 #       lgd train --config tiny_synthetic_cpu run.seed=$S model.diffusion=none run.out_dir=runs/ablation/none_$S
 #     done
 #
-# then `plot_ablation` on the table of results. `SEEDS` in the parameters cell does the same from here.
+# then `plot_ablation` on the table of results.
 
 # %%
 print(f"validation set: {result.videos} videos; one video is {100 / result.videos:.2f} points of accuracy")
 
 # %%
-rows = [{"variant": "LGD (both diffusions)", "seed": SEEDS[0], "acc1": result.video_acc1,
-         "clip_acc1": result.clip_acc1}]
-run_dirs = {("lgd", SEEDS[0]): run_dir}
-for seed in SEEDS:
-    for variant in ([] if seed == SEEDS[0] else ["lgd"]) + ["none"]:
-        twin = train_variant(variant, seed)
-        run_dirs[(variant, seed)] = twin.out
-        twin_result, _ = multi_view_eval(twin.out)
-        rows.append({"variant": "LGD (both diffusions)" if variant == "lgd" else "no diffusion", "seed": seed,
-                     "acc1": twin_result.video_acc1, "clip_acc1": twin_result.clip_acc1})
+VARIANT_NAMES = {"lgd": "LGD (both diffusions)", "none": "no diffusion"}
+rows = [{"variant": VARIANT_NAMES["lgd"], "seed": SEEDS[0], "acc1": result.video_acc1, "source": "this notebook"}]
+curves = [read_metrics(run_dir / "metrics.csv").query("split == 'val'")
+          .assign(variant=VARIANT_NAMES["lgd"], seed=SEEDS[0], source="this notebook")]
+if TRAIN_TWIN:
+    for seed in SEEDS:
+        for variant in ([] if seed == SEEDS[0] else ["lgd"]) + ["none"]:
+            twin = train_variant(variant, seed)
+            twin_result, _ = multi_view_eval(twin.out)
+            rows.append({"variant": VARIANT_NAMES[variant], "seed": seed, "acc1": twin_result.video_acc1,
+                         "source": "this notebook"})
+            curves.append(read_metrics(twin.out / "metrics.csv").query("split == 'val'")
+                          .assign(variant=VARIANT_NAMES[variant], seed=seed, source="this notebook"))
+else:
+    shipped_dir = ROOT / "figures" / "two_stream"
+    shipped_meta = json.loads((shipped_dir / "two_stream.json").read_text())
+    print(f"shipped runs made by: {shipped_meta['command']} @ {shipped_meta['commit']}; recipes: "
+          f"{shipped_meta['recipes']['rgb']} | {shipped_meta['recipes']['rgb_none']}")
+    shipped_runs = pd.read_csv(shipped_dir / "runs.csv")
+    shipped_curves = pd.read_csv(shipped_dir / "curves.csv")
+    for stream, variant in (("rgb", "lgd"), ("rgb_none", "none")):
+        for run in shipped_runs[shipped_runs["stream"] == stream].itertuples():
+            rows.append({"variant": VARIANT_NAMES[variant], "seed": run.seed, "acc1": run.acc1, "source": "shipped"})
+        curves.append(shipped_curves[shipped_curves["stream"] == stream]
+                      .assign(variant=VARIANT_NAMES[variant], source="shipped"))
 ablation = pd.DataFrame(rows)
 ablation
 
 # %%
-fig = plot_ablation(ablation, metric="acc1", path=figure_path("05_ablation.png"))
+# this notebook's run beside the shipped seeds as a bar of its own (it is not a fourth seed of theirs)
+bars = ablation.assign(variant=[f"{v}\n(this notebook)" if src == "this notebook" and not TRAIN_TWIN else v
+                                for v, src in zip(ablation["variant"], ablation["source"])])
+fig = plot_ablation(bars, metric="acc1", path=figure_path("05_ablation.png"))
 fig
 
 # %% [markdown]
-# Both variants' validation accuracy during training, on one axis (this notebook's run: **one seed per
-# variant**, so the gap between the curves is one sample):
+# The paired comparison: for every seed run with both variants, LGD's accuracy minus the twin's, and the mean
+# of those differences with its 95% interval (Student t; with one seed there is no interval). The sentence
+# below is computed from the table:
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.4))
-for label, variant in (("LGD (both diffusions)", "lgd"), ("no diffusion", "none")):
-    folder = run_dirs[(variant, SEEDS[0])]
-    val_rows = read_metrics(folder / "metrics.csv").query("split == 'val'")
-    ax.plot(val_rows["global_step"], val_rows["acc1"], marker="o", label=label)
+paired = ablation.pivot_table(index=["source", "seed"], columns="variant", values="acc1").dropna()
+differences = paired[VARIANT_NAMES["lgd"]] - paired[VARIANT_NAMES["none"]]
+paired["LGD - none"] = differences
+if len(differences) > 1:
+    mean, low, high = study.t_interval(differences)
+    verdict = ("LGD is ahead" if low > 0 else "the twin is ahead" if high < 0 else
+               "the interval holds 0: these runs do not separate the variants")
+    print(f"LGD - no diffusion over {len(differences)} seeds: {mean:+.3f} [{low:+.3f}, {high:+.3f}]: {verdict}")
+else:
+    print(f"{len(differences)} paired seed(s): no interval; see 5.8 for the answer over seeds")
+paired.round(3)
+
+# %% [markdown]
+# Validation accuracy during training (one centre clip per video), every run of the table on one axis:
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+colours = {VARIANT_NAMES["lgd"]: "tab:blue", VARIANT_NAMES["none"]: "tab:orange"}
+for (variant, seed, source), run in pd.concat(curves).groupby(["variant", "seed", "source"]):
+    ax.plot(run["global_step"], run["acc1"], color=colours[variant], ls="-" if source == "this notebook" else "--",
+            lw=2.2 if source == "this notebook" else 1.0, marker="o" if source == "this notebook" else None,
+            label=f"{variant}, seed {seed} ({source})")
 ax.axhline(0.25, color="grey", ls=":", label="chance")
-ax.set(xlabel="global step", ylabel="validation top-1 (one clip per video)", ylim=(0, 1.02),
-       title=f"This run: seed {SEEDS[0]}, {RECIPE}")
-ax.legend()
+ax.set(xlabel="global step", ylabel="validation top-1 (one clip per video)", ylim=(0, 1.02), title=RECIPE)
+ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 plt.show()
-
 # %% [markdown]
 # ## 5.8 The answer over seeds: the diffusion study
 #
@@ -392,6 +434,6 @@ print("the intervals of LGD and of no diffusion",
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Evaluate the LGD model with 1, 2, 4 and 8 clips per video and plot video accuracy against K.
 # 2. Train `model.diffusion=local_to_global` and `global_to_local` and add them to the ablation table.
-# 3. Set `SEEDS = [0, 1, 2]` and compare the spread over seeds with the gap between the variants. Then make
+# 3. Set `SEEDS = [0, 1, 2]` and `TRAIN_TWIN = True` and compare the spread over seeds with the gap between the variants. Then make
 #    the task harder for a local network (a larger frame: `lgd data synth --size 128` and a larger crop) and
 #    see whether the gap grows.
