@@ -70,7 +70,9 @@ class MetricsLog:
             w = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
             if new:
                 w.writeheader()
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            # six significant digits, except the wall-clock time (seconds since 1970: milliseconds kept)
+            w.writerow({k: (f"{v:.3f}" if k == "time" else f"{v:.6g}") if isinstance(v, float) else v
+                        for k, v in row.items()})
         if self.tb is not None:
             for k in ("loss", "acc1", "acc5", "lr", "clips_per_s", "data_wait_frac"):
                 if row.get(k) not in (None, ""):

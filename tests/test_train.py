@@ -353,3 +353,14 @@ def test_the_slurm_script_starts_torchrun_with_a_rendezvous_on_the_first_node(sy
     state = load_checkpoint(checkpoints_in(tmp_path / "run")[0])
     assert state["world"] == 2 and state["epoch"] == 1
     assert state["config"]["run"]["log_every"] == 2
+
+
+def test_metrics_keep_the_wall_clock_time_to_the_millisecond(tmp_path):
+    from lgd_tutorial.metrics import MetricsLog
+
+    log = MetricsLog(tmp_path)
+    for t in (1795580123.4567, 1795580124.25):                   # a second apart: six digits would merge them
+        log.write({"time": t, "epoch": 0, "split": "train", "loss": 1.23456789}, step=0)
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(rows["time"]) == [pytest.approx(1795580123.457, abs=1e-3), pytest.approx(1795580124.25, abs=1e-3)]
+    assert rows["loss"].iloc[0] == pytest.approx(1.23457)        # the rest keeps six significant digits
