@@ -608,6 +608,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
     (the command line) goes into ``bench.json`` with the commit, the machine and the time taken."""
     say = log or (lambda *a, **k: None)
     started = time.perf_counter()
+    made_by = provenance("bench", argv if argv is not None else [])      # the code as it was at the start
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device) if isinstance(device, str) else device
@@ -649,7 +650,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
         say("CUDA settings, largest batch, sustained training ...", flush=True)
         tables["cuda"] = bench_cuda(models, sizes, repeats, batch, device, smoke)
     save(tables)
-    meta = {**provenance("bench", argv if argv is not None else []), "seconds": time.perf_counter() - started}
+    meta = {**made_by, "seconds": time.perf_counter() - started}
     (out / "bench.json").write_text(json.dumps(meta, indent=1) + "\n")
     if figure:
         plot(tables["models"], reference, Path(figure))

@@ -96,6 +96,7 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
     work = Path(work) if work else out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     started, rows, curves = time.perf_counter(), [], []
+    made_by = provenance("two-stream", list(argv))        # the code as it was when the runs started
     for seed in seeds:
         trained = {stream: train_stream(stream, seed, work, overrides)
                    for stream in ("rgb", "rgb_none", "flow") if plain or stream != "rgb_none"}
@@ -106,7 +107,7 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
             log(f"seed {seed}: " + ", ".join(f"{r.stream} {r.acc1:.3f}" for r in table.itertuples()), flush=True)
     runs = pd.concat(rows, ignore_index=True)
     summary = summarize(runs)
-    meta = {**provenance("two-stream", list(argv)), "seconds": time.perf_counter() - started,
+    meta = {**made_by, "seconds": time.perf_counter() - started,
             "seeds": list(seeds), "flow_weight": flow_weight, "overrides": list(overrides),
             "recipes": {stream: " ".join([recipe, *STREAM_OVERRIDES.get(stream, [])])
                         for stream, recipe in RECIPES.items() if plain or stream != "rgb_none"}}
