@@ -396,7 +396,8 @@ print(f"at {small['size'].iloc[0]} the plain step is shorter, so the fixed per-o
       f"{small['vector_path_pct'].max():.1f}% at most, measured overhead up to {small['measured_pct'].max():.1f}%")
 
 # %% [markdown]
-# The same measurement, live, on the two teaching models (seconds on a CPU; `figures/bench/` is the full run):
+# The same measurement, live, on the two teaching models (seconds on a CPU, in float32; `figures/bench/` is the
+# full run, with bfloat16):
 
 # %%
 if GPU:
@@ -404,7 +405,7 @@ if GPU:
                             device="cuda", data=False, out=WORK / "bench_models", figure=None, log=None)
 else:
     speed = model_bench.run(models=("lgd3d_tiny", "p3d_tiny"), sizes=("8x112",), repeats=5, batch=4,
-                            data=False, out=WORK / "bench_models", figure=None, log=None)
+                            dtypes=("fp32",), data=False, out=WORK / "bench_models", figure=None, log=None)
 print(model_bench.report(speed))
 
 # %% [markdown]
