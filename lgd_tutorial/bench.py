@@ -217,7 +217,13 @@ def interleaved_times(models: dict, clip, labels, mode: str, repeats: int,
                       device: torch.device) -> dict[tuple, list[float]]:
     """Seconds per step for each (name, dtype) -> model, measured A B C, C B A, A B C ... after one
     warm-up step each."""
-    runs = {key: step(model, clip, labels, mode, key[1]) for key, model in models.items()}
+    return interleave({key: step(model, clip, labels, mode, key[1]) for key, model in models.items()}, repeats,
+                      device)
+
+
+def interleave(runs: dict, repeats: int, device: torch.device) -> dict:
+    """Seconds per call of every function in ``runs``, measured A B C, C B A, A B C ... after one warm-up
+    call each (so drift in the machine's speed falls on all of them alike)."""
     keys = list(runs)
     for key in keys:
         timed(runs[key], device)
@@ -330,19 +336,14 @@ def channels_last_table(names, sizes, repeats: int, batch: int, device: torch.de
         for name in names:
             default = build(name).to(device)
             last = copy.deepcopy(default).to(memory_format=torch.channels_last_3d)
-            runs = [step(default, clip, labels, "train"),
-                    step(last, clip.contiguous(memory_format=torch.channels_last_3d), labels, "train")]
-            for run in runs:
-                timed(run, device)
-            times = ([], [])
-            for r in range(repeats):
-                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    times[i].append(timed(runs[i], device))
-            ratio, low, high = median_interval([a / b for a, b in zip(*times)])
+            times = interleave({"default": step(default, clip, labels, "train"),
+                                "last": step(last, clip.contiguous(memory_format=torch.channels_last_3d), labels,
+                                             "train")}, repeats, device)
+            ratio, low, high = median_interval([a / b for a, b in zip(times["default"], times["last"])])
             rows.append({"model": name, "size": f"{frames}x{size}x{size}", "batch": batch, "speedup": ratio,
                          "speedup_low": low, "speedup_high": high, "repeats": repeats,
-                         "ms_default": 1e3 * statistics.median(times[0]),
-                         "ms_channels_last": 1e3 * statistics.median(times[1])})
+                         "ms_default": 1e3 * statistics.median(times["default"]),
+                         "ms_channels_last": 1e3 * statistics.median(times["last"])})
     return pd.DataFrame(rows)
 
 
@@ -601,8 +602,8 @@ def reference_peaks(peaks: pd.DataFrame, theory: dict | None) -> dict[str, float
 
 def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: str = "cpu",
         threads: int | None = None, smoke: bool = False, data: bool = True, dtypes=None,
-        channels_last: bool = False, out: str | Path = "runs/bench", figure: str | Path | None = "figures/bench_models.png",
-        log=print, argv=None) -> dict:
+        channels_last: bool = False, out: str | Path = "runs/bench",
+        figure: str | Path | None = "figures/bench_models.png", log=print, argv=None) -> dict:
     """Run the benchmark; write CSVs to ``out`` (partial ones as it goes) and the plot to ``figure``;
     return the tables. ``log`` gets a progress line per stage and model (None for silence); ``argv``
     (the command line) goes into ``bench.json`` with the commit, the machine and the time taken."""
