@@ -38,6 +38,16 @@ def test_transforms_shapes_and_values():
     clip = to_tensor(np.full((4, 60, 80, 3), 255, np.uint8))
     assert clip.shape == (3, 4, 60, 80) and clip.max() == 1
     assert ShortSideScale(30)(clip).shape == (3, 4, 30, 40)
+
+
+def test_to_tensor_is_contiguous_and_normalize_is_the_textbook_formula():
+    frames = np.random.default_rng(0).integers(0, 256, (4, 20, 30, 3), dtype=np.uint8)
+    clip = to_tensor(frames)
+    assert clip.is_contiguous()                                        # the resize after it is faster so
+    assert torch.equal(clip, torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255)
+    norm = Normalize()
+    assert torch.equal(norm(clip), (clip - norm.mean) / norm.std)      # in place inside, the same numbers
+    assert torch.equal(clip, torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255)   # input untouched
     assert ShortSideScale((30, 40))(clip, random.Random(0)).shape[-2] in range(30, 41)
     assert CenterCrop(32)(clip).shape == (3, 4, 32, 32)
     assert ThreeCrop(60)(clip).shape == (3, 3, 4, 60, 60)
@@ -203,6 +213,7 @@ def test_the_decoded_cache_gives_the_decoders_clips_and_decodes_each_video_once(
         again[0]
     assert torch.equal(cached[0][0], plain[0][0])                      # training ones are read back, not decoded
     monkeypatch.setattr(cache_module.np, "load", lambda *a, **k: pytest.fail("an entry was opened twice"))
+    monkeypatch.setattr(cache_module.Path, "resolve", lambda *a, **k: pytest.fail("a path was resolved twice"))
     assert torch.equal(cached[0][0], plain[0][0])                      # its map stayed open from the last read
 
 

@@ -51,6 +51,20 @@ def test_render_split_is_deterministic_and_keeps_the_object_away_from_the_beacon
             assert margin <= y <= s.size - margin - s.object_size and margin <= x <= s.size - margin - s.object_size
 
 
+def test_to_clips_gives_the_normalised_clips_bit_for_bit_and_names_a_wrong_shape():
+    import torch
+
+    from lgd_tutorial.data.transforms import Normalize
+    from lgd_tutorial.study import to_clips
+
+    frames = torch.randint(0, 256, (3, 4, 10, 12, 3), dtype=torch.uint8)
+    clips = to_clips(frames)
+    assert clips.shape == (3, 3, 4, 10, 12) and clips.is_contiguous()
+    assert torch.equal(clips, Normalize()(frames.permute(0, 4, 1, 2, 3).float() / 255))
+    with pytest.raises(ValueError, match=r"\(N, T, H, W, 3\).*\(3, 4, 10, 12\)"):
+        to_clips(frames[..., 0])
+
+
 def test_settings_reject_an_impossible_layout_and_unknown_variants():
     with pytest.raises(ValueError, match="no room"):
         StudySettings(size=64, gap=24)

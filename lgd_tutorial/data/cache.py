@@ -62,6 +62,7 @@ class DecodedCache:
         self.folder = Path(folder)
         self.backend, self.short_side = backend, short_side
         self._mapped: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._resolved: dict[str, Path] = {}     # resolving a path walks every folder of it: once per path
 
     def _map(self, entry: Path) -> np.ndarray:
         """The entry's frames as a read-only memory map, kept open for the next read of the same entry."""
@@ -75,7 +76,7 @@ class DecodedCache:
 
     def entry(self, path) -> Path:
         """The cache file for ``path`` under the current decode settings (OSError if ``path`` is missing)."""
-        path = Path(path).resolve()
+        path = self._resolved.get(str(path)) or self._resolved.setdefault(str(path), Path(path).resolve())
         stat = path.stat()
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{self.backend}|{self.short_side}"
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
