@@ -10,7 +10,9 @@ Inside a notebook:
 - ``profile()`` reads ``LGD_PROFILE``: "cpu" (the default: small sizes that run
   in about a minute on a 2-core laptop) or "gpu" (the real recipe);
 - ``figure_path("02_pool_broadcast.png")`` is where a figure is saved:
-  ``$LGD_FIGURES_DIR`` if set, else ``figures/`` at the repository root.
+  ``$LGD_FIGURES_DIR`` if set, else ``figures/`` at the repository root;
+- ``show_figure(fig, figure_path(name))`` saves a figure and shows that same
+  picture, rendering it once (saving and then displaying renders it twice).
 """
 
 from __future__ import annotations
@@ -55,6 +57,33 @@ def figure_path(name: str) -> Path:
         folder = (root or Path.cwd()) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def show_figure(fig, path: str | Path | None = None, dpi: int = 100) -> None:
+    """Render ``fig`` once to PNG, write it to ``path`` (if given), show it, and close the figure.
+
+    Displaying a Figure renders it again after ``savefig`` (as long again: 0.3 to 1 s for the workbook's
+    larger figures), so the notebook shows the file's bytes instead: what the reader sees is the saved file.
+    Outside IPython it only saves.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buffer.getvalue())
+    plt.close(fig)                    # else the inline backend shows it a second time at the end of the cell
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(data=buffer.getvalue(), format="png"))
 
 
 def inline_figures() -> None:

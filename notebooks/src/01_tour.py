@@ -32,7 +32,7 @@ import torch
 
 from lgd_tutorial import Trainer, build_model, load_config
 from lgd_tutorial.data import ClipDataset, synthetic, test_transform
-from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
+from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
 from lgd_tutorial.viz import lookup_baseline, plot_learning_curves
 
 torch.manual_seed(0)
@@ -102,8 +102,7 @@ for ax in axes:
     ax.set_yticks([])
 fig.suptitle("What one output depends on: local positions see a neighbourhood, the global vector sees all")
 fig.tight_layout(rect=(0, 0, 1, 0.95))
-fig.savefig(figure_path("01_receptive_fields.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("01_receptive_fields.png"))
 
 # %% [markdown]
 # A local position near the square depends on its neighbourhood; by the second stage that neighbourhood has
@@ -178,8 +177,7 @@ for row, name in enumerate(synthetic.CLASSES):
 axes[-1, -1].set_xlabel("frame")
 fig.suptitle("The four synthetic classes (one video each) and the object's distance to the beacon")
 fig.tight_layout()
-fig.savefig(figure_path("01_synthetic_classes.png"), dpi=80)
-plt.show()
+show_figure(fig, figure_path("01_synthetic_classes.png"), dpi=80)
 
 # %% [markdown]
 # Why a purely local network struggles here:
@@ -289,9 +287,8 @@ result = trainer.fit()
 print(f"best validation accuracy {result['best_acc']:.2f} (chance 0.25)")
 
 # %%
-fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step", metrics=["loss", "acc1", "lr"],
-                           path=figure_path("01_first_training.png"))
-fig
+fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step", metrics=["loss", "acc1", "lr"])
+show_figure(fig, figure_path("01_first_training.png"), dpi=120)
 
 # %% [markdown]
 # On a CPU this is a short run (its size is printed above): the loss starts to fall, but the accuracy stays

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lgd_tutorial.models import lgd, p3d
-from lgd_tutorial.notebooks import figure_path, profile
+from lgd_tutorial.notebooks import figure_path, profile, show_figure
 
 torch.manual_seed(0)
 print("profile:", profile())
@@ -136,8 +136,7 @@ for ax in axes.ravel():
     ax.set_yticks([])
 fig.suptitle("Pooling P (local -> global) and broadcasting U (global -> local), one channel")
 fig.tight_layout()
-fig.savefig(figure_path("02_pool_broadcast.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("02_pool_broadcast.png"))
 
 # %% [markdown]
 # ### Exercise 1 (warm-up): pooling and broadcasting

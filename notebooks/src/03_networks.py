@@ -23,7 +23,7 @@ import torch
 import torchvision
 
 from lgd_tutorial.models import PARTS, build_model, inflate_from_2d, list_models, parameter_breakdown, summarize
-from lgd_tutorial.notebooks import figure_path, profile
+from lgd_tutorial.notebooks import figure_path, profile, show_figure
 
 torch.manual_seed(0)
 GPU = profile() == "gpu"
@@ -136,8 +136,7 @@ for ax, (title, data) in zip(axes, [("ResNet-50 on the image", ref_map),
     ax.set_yticks([])
 fig.suptitle("Last-stage features averaged over channels: a static video gives the 2D network's features")
 fig.tight_layout()
-fig.savefig(figure_path("03_static_video_check.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("03_static_video_check.png"))
 
 # %% [markdown]
 # ### Exercise 1 (core): inflate a kernel
@@ -196,8 +195,7 @@ ax.set_xlabel("parameters (millions)")
 ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
 ax.set_title("Where LGD-3D R50's parameters go (400 classes)")
 fig.tight_layout()
-fig.savefig(figure_path("03_parameter_budget.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("03_parameter_budget.png"))
 
 # %% [markdown]
 # ## Summary

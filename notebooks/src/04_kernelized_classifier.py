@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lgd_tutorial.models import KernelizedClassifier, build_model
-from lgd_tutorial.notebooks import figure_path, profile
+from lgd_tutorial.notebooks import figure_path, profile, show_figure
 
 torch.manual_seed(0)
 GPU = profile() == "gpu"
@@ -81,8 +81,7 @@ axes[1].plot(projection, projection, color="k")
 axes[1].set_xlabel("a . u")
 axes[1].set_title("Linear kernel: unbounded")
 fig.tight_layout()
-fig.savefig(figure_path("04_kernels.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("04_kernels.png"))
 
 gaussian = KernelizedClassifier(C, K, kernel="gaussian").eval()
 print("learned bandwidth starts at sqrt(C) =", f"{gaussian.local_head.log_bandwidth.exp().item():.2f}")
@@ -175,8 +174,7 @@ for ax in axes.ravel():
     ax.set_yticks([])
 fig.suptitle("Class evidence k_l(x_i, u_c) of the true class over space-time (linear kernel)")
 fig.tight_layout()
-fig.savefig(figure_path("04_class_evidence.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("04_class_evidence.png"))
 
 # %% [markdown]
 # The final map is coarse (the network divides H and W by 32), so the evidence is blocky; a model trained for

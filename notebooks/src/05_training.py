@@ -35,7 +35,7 @@ import torch
 from lgd_tutorial import Trainer, evaluate, load_config, model_from_checkpoint, study
 from lgd_tutorial.data import (SUBSETS_DIR, ClipDataset, load_spec, make_subset, read_annotations, summarize_manifest,
                                test_transform, validate)
-from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, work_path
+from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
 from lgd_tutorial.viz import (plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy,
                               plot_study, read_metrics)
 
@@ -208,8 +208,8 @@ print("run folder:", run_dir, "| best checkpoint:", run_dir / "best.pt")
 # a smaller size; notebook 6 measures it).
 
 # %%
-fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step", path=figure_path("05_learning_curves.png"))
-fig
+fig = plot_learning_curves(run_dir / "metrics.csv", x="global_step")
+show_figure(fig, figure_path("05_learning_curves.png"), dpi=120)
 
 # %% [markdown]
 # ## 5.5 Multi-view evaluation
@@ -264,13 +264,12 @@ check_video_accuracy(video_accuracy)
 
 # %%
 predictions = result.predictions
-fig = plot_confusion(predictions["label"], predictions["pred"], class_names, path=figure_path("05_confusion.png"))
-fig
+fig = plot_confusion(predictions["label"], predictions["pred"], class_names)
+show_figure(fig, figure_path("05_confusion.png"), dpi=120)
 
 # %%
-fig = plot_per_class_accuracy(predictions["label"], predictions["pred"], class_names,
-                              path=figure_path("05_per_class.png"))
-fig
+fig = plot_per_class_accuracy(predictions["label"], predictions["pred"], class_names)
+show_figure(fig, figure_path("05_per_class.png"), dpi=120)
 
 # %% [markdown]
 # ## 5.7 LGD against the same network without diffusion
@@ -334,8 +333,8 @@ ablation
 # this notebook's run beside the shipped seeds as a bar of its own (it is not a fourth seed of theirs)
 bars = ablation.assign(variant=[f"{v}\n(this notebook)" if src == "this notebook" and not TRAIN_TWIN else v
                                 for v, src in zip(ablation["variant"], ablation["source"])])
-fig = plot_ablation(bars, metric="acc1", path=figure_path("05_ablation.png"))
-fig
+fig = plot_ablation(bars, metric="acc1")
+show_figure(fig, figure_path("05_ablation.png"), dpi=120)
 
 # %% [markdown]
 # The paired comparison: for every seed run with both variants, LGD's accuracy minus the twin's, and the mean

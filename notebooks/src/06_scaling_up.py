@@ -47,7 +47,7 @@ import torch
 from lgd_tutorial import CONFIG_DIR, checkpoints_in, load_checkpoint
 from lgd_tutorial.data import (clip_filename, load_classes, open_video, pattern_frames, prepare, summarize_manifest,
                                synthetic, throughput, write_video)
-from lgd_tutorial.notebooks import figure_path, profile, repository_root, work_path
+from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
 
 GPU = profile() == "gpu"
 ROOT = repository_root()
@@ -319,8 +319,7 @@ axes[2].set_xlabel("clips/s per GPU")
 axes[2].set_ylabel("GPU-hours per epoch")
 axes[2].set_title(f"Cost of one Kinetics-400 epoch ({KINETICS_CLIPS:,} clips)")
 fig.tight_layout()
-fig.savefig(figure_path("06_throughput.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("06_throughput.png"))
 
 # %% [markdown]
 # Read the left panel against the red line. How many workers one GPU needs follows from the two rates; the

@@ -33,7 +33,7 @@ from IPython.display import Image, display
 
 from lgd_tutorial.data import synthetic
 from lgd_tutorial import StudySettings, head_accuracy, load_pretrained, render_split, to_clips
-from lgd_tutorial.notebooks import figure_path, repository_root
+from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
 from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon_region, class_evidence,
                               clip_to_frames, collect_taps, counterfactual_change, cut_global_path, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
@@ -41,7 +41,7 @@ from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon
                               fix_global_to_local, gradcam_strip, linear_probe, lookup_baseline,
                               mean_global_to_local, normalize_maps, object_features,
                               one_region_clips, plot_counterfactual, plot_effective_fields, plot_probes,
-                              receptive_field_reach, save_figure, swap_beacon, tap_layers,
+                              receptive_field_reach, swap_beacon, tap_layers,
                               train_on_one_region_clips, upsample, video_gradcam)
 
 torch.manual_seed(0)
@@ -182,8 +182,7 @@ changes = {name: counterfactual_change(m, clip, clip_cf) for name, m in models.i
 y, x, s = object_box(one, settings.frames // 2)
 fig = plot_counterfactual(val["frames"][one].numpy(), frames_cf, changes, reach, changes["LGD"].names,
                           object_box=(y, x, s))
-save_figure(fig, figure_path("07_counterfactual.png"), dpi=100)
-display(fig)
+show_figure(fig, figure_path("07_counterfactual.png"))
 
 # %% [markdown]
 # Does the prediction follow the counterfactual? Moving the beacon turns "approach" into "leave" and back,
@@ -315,8 +314,7 @@ baselines = {target: lookup_baseline(motions_train, y_train, motions_val, y_val)
 print(probes.pivot_table(index="block", columns=["target", "model"], values="accuracy").round(3).to_string())
 print("the object alone (motion lookup):", {t: round(v, 3) for t, v in baselines.items()})
 fig = plot_probes(probes.replace({"model": {"LGD": "both", "plain": "none"}}), baselines)
-save_figure(fig, figure_path("07_probes.png"), dpi=100)
-display(fig)
+show_figure(fig, figure_path("07_probes.png"))
 
 # %% [markdown]
 # Read the table against the receptive fields of section 7.2. Which probes read *more* than the object alone
@@ -372,8 +370,7 @@ for name, model in models.items():
 print(pd.DataFrame(beacon_share).pivot(index="block", columns="model").round(4).to_string())
 print(f"(the beacon strip is {beacon_strip.mean():.3f} of the frame)")
 fig = plot_effective_fields(fields, record.names, val["frames"][one, middle].numpy(), (cy, cx))
-save_figure(fig, figure_path("07_effective_fields.png"), dpi=100)
-display(fig)
+show_figure(fig, figure_path("07_effective_fields.png"))
 
 # %% [markdown]
 # ## 7.5 The ablation, done properly
@@ -451,8 +448,7 @@ for ax, name, change in zip(axes, ab.names, ab.local_change):
 fig.suptitle("LGD, U(W_xg g) cut in every block: ||local_cut - local|| / ||local|| per position "
              "(mean over temporal positions)", fontsize=9)
 fig.tight_layout()
-fig.savefig(figure_path("07_ablation.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("07_ablation.png"))
 
 # %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
 # ### Exercise 4 (stretch, written): explain the ablation
@@ -543,12 +539,10 @@ check_global_to_local_ratio(ratio_map)
 frames = clip_to_frames(clip)
 grid = diffusion_grid(lgd, clip, kind="ratio", normalize="shared", max_frames=8,
                       title="|global-to-local term| / |F(x) + S(x)|: high where the local activation is weak")
-save_figure(grid, figure_path("07_diffusion_grid.png"), dpi=100)
-display(grid)
+show_figure(grid, figure_path("07_diffusion_grid.png"))
 cosine = diffusion_grid(lgd, clip, kind="cosine", normalize="shared", max_frames=8,
                         title="cosine(local position, global vector), -1 blue .. +1 red")
-save_figure(cosine, figure_path("07_cosine_grid.png"), dpi=100)
-display(cosine)
+show_figure(cosine, figure_path("07_cosine_grid.png"))
 
 # %% [markdown]
 # ## 7.8 Kernel evidence and video Grad-CAM
@@ -564,8 +558,7 @@ for k, name in enumerate(synthetic.CLASSES):
     rows[f"{name}\nlogit {logits[0, k]:.1f}"] = normalize_maps(upsample(evidence[:, k], clip.shape[2:]).numpy()[0])
 fig = figure_grid(frames, rows, max_frames=8, title="LGD: kernel class evidence k_l(x_i, u_c), per-class min-max",
                   colorbar="evidence, min-max per class over the clip")
-save_figure(fig, figure_path("07_evidence.png"), dpi=100)
-display(fig)
+show_figure(fig, figure_path("07_evidence.png"))
 
 # %% [markdown]
 # Grad-CAM weighs a layer's channels by the gradient of a class score and sums them. On video there are two
@@ -586,13 +579,11 @@ for block in ("layer4.0", "layer2.0"):
 fig = figure_grid(frames, variants, max_frames=8,
                   title=f"LGD Grad-CAM for '{synthetic.CLASSES[predicted]}': clip-level vs per-frame weights",
                   colorbar="Grad-CAM / its maximum over the clip or the frame (row label)")
-save_figure(fig, figure_path("07_gradcam_variants.png"), dpi=100)
-display(fig)
+show_figure(fig, figure_path("07_gradcam_variants.png"))
 strip = gradcam_strip(frames, variants["layer2.0\ngradcam, clip"], label="layer2.0\nGrad-CAM",
                       title=f"Grad-CAM (layer2.0, clip-level weights and normalisation), "
                             f"'{synthetic.CLASSES[predicted]}'")
-save_figure(strip, figure_path("07_gradcam_strip.png"), dpi=100)
-display(strip)
+show_figure(strip, figure_path("07_gradcam_strip.png"))
 
 # %% [markdown]
 # A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg):

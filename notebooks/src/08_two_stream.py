@@ -33,7 +33,7 @@ from lgd_tutorial import Trainer, load_config, model_from_checkpoint
 from lgd_tutorial.builders import eval_dataset
 from lgd_tutorial.data import flow, synthetic
 from lgd_tutorial.evaluation import evaluate
-from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, work_path
+from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
 from lgd_tutorial.viz import plot_learning_curves
 
 inline_figures()
@@ -108,8 +108,7 @@ for row, label in enumerate(synthetic.CLASSES):
         ax.set_axis_off()
 fig.suptitle("One clip per class: a frame and the flow to the next one")
 fig.tight_layout()
-fig.savefig(figure_path("08_flow.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("08_flow.png"))
 
 # %% [markdown]
 # How much of the flow comes from the beacon? The mean speed in a strip along the beacon's inner edge, against
@@ -185,8 +184,8 @@ print(f"{cfg.model.arch}, modality {cfg.model.modality}: stem weight {tuple(trai
       f"{len(trainer.train_set)} training videos, {cfg.optim.epochs} epochs "
       f"(the recipe: {load_config('tiny_synthetic_flow_cpu').optim.epochs})")
 trainer.fit()
-fig = plot_learning_curves(trainer.out / "metrics.csv", x="global_step", path=figure_path("08_flow_curves.png"))
-fig
+fig = plot_learning_curves(trainer.out / "metrics.csv", x="global_step")
+show_figure(fig, figure_path("08_flow_curves.png"), dpi=120)
 
 # %%
 model, run_cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
@@ -227,8 +226,7 @@ ax.set_xticks(positions, summary["stream"], fontsize=8)
 ax.set(ylabel="video top-1 (validation)", ylim=(0, 1.02), title="Mean and 95% interval over seeds; dots: seeds")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(figure_path("08_two_stream.png"), dpi=100)
-plt.show()
+show_figure(fig, figure_path("08_two_stream.png"))
 
 # %% [markdown]
 # ## 8.5 What motion alone can tell here
