@@ -259,3 +259,16 @@ def test_the_pools_lean_backward_gives_autograds_gradient_exactly():
     lean, x.grad = x.grad, None
     (x.mean((2, 3, 4)) * weights).sum().backward()
     assert torch.equal(lean, x.grad) and torch.equal(pool(x), x.mean((2, 3, 4)))
+
+
+def test_the_stems_inference_pool_gives_exactly_the_training_pools_maxima():
+    from lgd_tutorial.models.p3d import Stem
+
+    torch.manual_seed(0)
+    stem = Stem(16).eval()
+    x = torch.randn(3, 3, 8, 37, 30)
+    with torch.no_grad():
+        fast = stem(x)                                   # the channels_last_3d pool (no gradient needed)
+    reference = stem.pool(stem.bn(stem.conv(x)).relu_())
+    assert fast.is_contiguous() and torch.equal(fast, reference.detach())
+    assert fast.shape == (3, 16, 2, 10, 8)

@@ -171,7 +171,12 @@ class Stem(nn.Module):
         self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.bn(self.conv(x)).relu_())
+        x = self.bn(self.conv(x)).relu_()
+        if x.device.type == "cpu" and not x.requires_grad and x.is_contiguous():
+            # PyTorch's CPU max-pool is 4 to 6x faster on channels_last_3d than on a contiguous map (the copies
+            # both ways included), with the same maxima; for training, its backward is slower that way.
+            return self.pool(x.contiguous(memory_format=torch.channels_last_3d)).contiguous()
+        return self.pool(x)
 
 
 class Bottleneck(nn.Module):
