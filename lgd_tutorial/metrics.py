@@ -81,3 +81,14 @@ class MetricsLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def validation_curve(run_dir, **labels):
+    """Validation top-1 (one centre clip per video) after every epoch of the run in ``run_dir``, as a
+    DataFrame with ``labels`` as constant columns, then ``epoch`` (1-based), ``global_step`` and ``acc1``."""
+    import pandas as pd
+
+    metrics = pd.read_csv(Path(run_dir) / "metrics.csv")
+    val = metrics[metrics["split"] == "val"]
+    return pd.DataFrame({**labels, "epoch": val["epoch"].astype(int) + 1, "global_step": val["global_step"],
+                         "acc1": val["acc1"]})

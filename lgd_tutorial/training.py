@@ -323,6 +323,17 @@ class Trainer:
         return result
 
 
+def train_fresh(recipe: str, overrides, out_dir) -> Trainer:
+    """Train ``recipe`` with ``overrides`` in this process, from scratch in ``out_dir``, without a progress
+    bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds); the finished Trainer."""
+    from .config import load_config
+
+    cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
+    trainer = Trainer(cfg)
+    trainer.fit()
+    return trainer
+
+
 def train(cfg: Config) -> dict:
     """Train with ``cfg`` in this process (and its torchrun peers). Returns the final stats."""
     d = distributed.setup(run_device(cfg).type)

@@ -17,17 +17,16 @@ and 8 read them.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
 from .builders import eval_dataset
-from .config import load_config
 from .evaluation import check_streams, class_names, evaluate, fuse
 from .study import t_interval
-from .training import Trainer
-from .utils import atomic_path, provenance
+from .metrics import validation_curve
+from .training import Trainer, train_fresh
+from .utils import provenance, write_results
 
 RECIPES = {"rgb": "tiny_synthetic_cpu", "rgb_none": "tiny_synthetic_cpu", "flow": "tiny_synthetic_flow_cpu"}
 STREAM_OVERRIDES = {"rgb_none": ["model.diffusion=none"]}     # what a stream changes in its recipe
@@ -35,12 +34,8 @@ STREAM_OVERRIDES = {"rgb_none": ["model.diffusion=none"]}     # what a stream ch
 
 def train_stream(stream: str, seed: int, out: Path, overrides=()) -> Trainer:
     """Train one stream of the teaching task for one seed (a fresh run in ``out / f"{stream}_seed{seed}"``)."""
-    cfg = load_config(RECIPES[stream], [*overrides, *STREAM_OVERRIDES.get(stream, []), f"run.seed={seed}",
-                                        f"run.out_dir={out / f'{stream}_seed{seed}'}", "run.resume=false",
-                                        "run.progress=false"])
-    trainer = Trainer(cfg)
-    trainer.fit()
-    return trainer
+    return train_fresh(RECIPES[stream], [*overrides, *STREAM_OVERRIDES.get(stream, []), f"run.seed={seed}"],
+                       out / f"{stream}_seed{seed}")
 
 
 def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Trainer | None = None) -> pd.DataFrame:
@@ -68,14 +63,6 @@ def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Traine
     return pd.concat([table.iloc[:1], plain_row, table.iloc[1:]], ignore_index=True)
 
 
-def curve(trainer: Trainer, stream: str, seed: int) -> pd.DataFrame:
-    """Validation top-1 (one centre clip per video) after every epoch of one run."""
-    metrics = pd.read_csv(trainer.out / "metrics.csv")
-    val = metrics[metrics["split"] == "val"]
-    return pd.DataFrame({"stream": stream, "seed": seed, "epoch": val["epoch"].astype(int) + 1,
-                         "global_step": val["global_step"], "acc1": val["acc1"]})
-
-
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean top-1 per stream with a 95% Student-t interval over seeds (the whole range of 0..1 when one seed)."""
     rows = []
@@ -100,7 +87,7 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
     for seed in seeds:
         trained = {stream: train_stream(stream, seed, work, overrides)
                    for stream in ("rgb", "rgb_none", "flow") if plain or stream != "rgb_none"}
-        curves += [curve(trainer, stream, seed) for stream, trainer in trained.items()]
+        curves += [validation_curve(trainer.out, stream=stream, seed=seed) for stream, trainer in trained.items()]
         table = evaluate_pair(trained["rgb"], trained["flow"], flow_weight, trained.get("rgb_none")).assign(seed=seed)
         rows.append(table)
         if log:
@@ -111,8 +98,6 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
             "seeds": list(seeds), "flow_weight": flow_weight, "overrides": list(overrides),
             "recipes": {stream: " ".join([recipe, *STREAM_OVERRIDES.get(stream, [])])
                         for stream, recipe in RECIPES.items() if plain or stream != "rgb_none"}}
-    for name, table in (("runs.csv", runs), ("summary.csv", summary), ("curves.csv", pd.concat(curves))):
-        with atomic_path(out / name) as tmp:
-            table.to_csv(tmp, index=False)
-    (out / "two_stream.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_results(out, {"runs.csv": runs, "summary.csv": summary, "curves.csv": pd.concat(curves)},
+                  "two_stream.json", meta)
     return {"runs": runs, "summary": summary, "meta": meta}

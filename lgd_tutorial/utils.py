@@ -129,6 +129,29 @@ def atomic_path(path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_results(out, tables: dict, meta_name: str, meta: dict) -> None:
+    """Write each DataFrame of ``tables`` (file name -> table) as CSV into the folder ``out``, atomically,
+    then ``meta`` (command, commit, machine, settings) as ``meta_name`` in JSON."""
+    import json
+
+    for name, table in tables.items():
+        with atomic_path(Path(out) / name) as tmp:
+            table.to_csv(tmp, index=False)
+    with atomic_path(Path(out) / meta_name) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def cpu_name() -> str:
+    """The CPU's model name as Linux reports it ("unknown" where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def progress(iterable: Iterable | None = None, enabled: bool = True, **kwargs):
     """A tqdm bar around ``iterable`` (notebook-aware), or the iterable itself when ``enabled`` is False."""
     if not enabled:
@@ -194,4 +217,5 @@ def provenance(command: str, argv) -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {"command": " ".join(["lgd", command, *argv]), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+            "cpu": f"{cpu_name()}{', native bf16' if cpu_native_bf16() else ''}"}

@@ -1,0 +1,120 @@
+"""float32 against bfloat16 autocast on the teaching recipe, over seeds (``lgd precision``).
+
+    lgd precision --seeds 0 1 2 --out runs/precision
+
+``run.amp=auto`` switches a CPU with native bfloat16 to bf16 autocast, so the
+teaching model a reader trains may run in either precision depending on the
+machine. This measures what that choice changes. For every seed it trains the
+teaching recipe (``tiny_synthetic_cpu``) twice, with ``run.amp=off`` (float32)
+and ``run.amp=bf16``, in alternating order (fp32 first for even seeds, bf16
+first for odd ones), so that a drift in the machine's speed falls on both.
+Each best checkpoint is evaluated in float32 on the validation videos with the
+recipe's test views.
+
+It writes ``runs.csv`` (one row per seed and precision: video top-1, the first
+epoch whose validation reached 95%, training clips/s, the run's seconds),
+``paired.csv`` (per seed: bf16 - fp32 in top-1, and the speed-up fp32 seconds /
+bf16 seconds), ``summary.csv`` (means with 95% t-intervals over seeds),
+``curves.csv`` (validation top-1 after every epoch, in the run's precision) and
+``precision.json`` (command, commit, machine, what ``run.amp=auto`` picks here).
+The results shipped in ``figures/precision/`` were made this way; notebook 5
+reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .builders import eval_dataset, model_from_checkpoint
+from .evaluation import evaluate
+from .metrics import validation_curve
+from .study import t_interval
+from .training import Trainer, train_fresh
+from .utils import amp_dtype, cpu_bf16_gemm_speedup, cpu_native_bf16, provenance, write_results
+
+RECIPE = "tiny_synthetic_cpu"
+AMP = {"fp32": "off", "bf16": "bf16"}        # precision -> run.amp
+TARGET = 0.95                                # "reached" in runs.csv: the first epoch with validation top-1 >= this
+
+
+def train_one(precision: str, seed: int, work: Path, overrides=()) -> Trainer:
+    """Train the teaching recipe once in ``precision`` (a fresh run in ``work / f"{precision}_seed{seed}"``)."""
+    return train_fresh(RECIPE, [*overrides, f"run.amp={AMP[precision]}", f"run.seed={seed}"],
+                       work / f"{precision}_seed{seed}")
+
+
+def run_row(trainer: Trainer, precision: str, seed: int, seconds: float) -> dict:
+    """One run's outcome: video top-1 of its best checkpoint (float32, the recipe's test views), the first
+    epoch at ``TARGET``, its mean training clips/s (the logged windows) and its wall-clock seconds."""
+    model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
+    d = cfg.data
+    data = eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips, d.test_crops)
+    result = evaluate(model, data, batch_size=8, device=trainer.device, head=d.test_head, average=d.test_average)
+    metrics = pd.read_csv(trainer.out / "metrics.csv")
+    train, val = metrics[metrics["split"] == "train"], metrics[metrics["split"] == "val"]
+    reached = val[val["acc1"] >= TARGET]
+    return {"precision": precision, "seed": seed, "autocast": str(trainer.amp_dtype or "off"),
+            "videos": result.videos, "acc1": result.video_acc1,
+            "epoch_at_target": int(reached["epoch"].iloc[0]) + 1 if len(reached) else float("nan"),
+            "train_clips_per_s": float(train["clips_per_s"].mean()), "seconds": seconds}
+
+
+def paired(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per seed run in both precisions: bf16 - fp32 in top-1, and fp32 seconds / bf16 seconds."""
+    acc = runs.pivot(index="seed", columns="precision", values="acc1")
+    sec = runs.pivot(index="seed", columns="precision", values="seconds")
+    both = acc.dropna().index
+    return pd.DataFrame({"seed": both, "acc1_bf16_minus_fp32": (acc["bf16"] - acc["fp32"])[both].values,
+                         "speedup": (sec["fp32"] / sec["bf16"])[both].values})
+
+
+def summarize(runs: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% Student-t interval over seeds of every measure, per precision and paired."""
+    rows = []
+    for precision, group in runs.groupby("precision", sort=False):
+        for measure in ("acc1", "train_clips_per_s", "seconds"):
+            rows.append({"what": f"{measure} {precision}", "seeds": len(group),
+                         **dict(zip(("mean", "low", "high"), t_interval(group[measure])))})
+    for measure in ("acc1_bf16_minus_fp32", "speedup"):
+        rows.append({"what": measure, "seeds": len(pairs),
+                     **dict(zip(("mean", "low", "high"), t_interval(pairs[measure])))})
+    return pd.DataFrame(rows)
+
+
+def machine_choice() -> dict:
+    """What ``run.amp=auto`` picks on this CPU, and the two facts it picks from."""
+    auto = amp_dtype("auto", torch.device("cpu"))
+    return {"native_bf16": cpu_native_bf16(), "bf16_gemm_speedup": round(cpu_bf16_gemm_speedup(), 3),
+            "auto_picks": "bf16" if auto == torch.bfloat16 else "fp32"}
+
+
+def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print, work=None) -> dict:
+    """Train and evaluate the teaching recipe in float32 and in bf16 for every seed; write the CSVs and the
+    provenance to ``out``, the runs (checkpoints, metrics) to ``work`` (default ``out / "runs"``)."""
+    out = Path(out)
+    work = Path(work) if work else out / "runs"
+    made_by = provenance("precision", list(argv))          # the code as it was when the runs started
+    started, rows, curves = time.perf_counter(), [], []
+    for seed in seeds:
+        for precision in (("fp32", "bf16") if seed % 2 == 0 else ("bf16", "fp32")):
+            t0 = time.perf_counter()
+            trainer = train_one(precision, seed, work, overrides)
+            seconds = time.perf_counter() - t0
+            rows.append(run_row(trainer, precision, seed, seconds))
+            curves.append(validation_curve(trainer.out, precision=precision, seed=seed))
+            if log:
+                r = rows[-1]
+                log(f"seed {seed} {precision}: top-1 {r['acc1']:.3f}, {r['train_clips_per_s']:.1f} clips/s, "
+                    f"{seconds:.0f} s", flush=True)
+    runs = pd.DataFrame(rows)
+    pairs = paired(runs)
+    summary = summarize(runs, pairs)
+    meta = {**made_by, **machine_choice(), "seconds": time.perf_counter() - started, "seeds": list(seeds),
+            "recipe": RECIPE, "overrides": list(overrides), "target": TARGET}
+    write_results(out, {"runs.csv": runs, "paired.csv": pairs, "summary.csv": summary,
+                        "curves.csv": pd.concat(curves)}, "precision.json", meta)
+    return {"runs": runs, "paired": pairs, "summary": summary, "meta": meta}

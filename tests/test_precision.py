@@ -1,0 +1,62 @@
+"""lgd precision: the teaching recipe in float32 and in bf16 autocast over seeds, paired per seed."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from lgd_tutorial import precision, utils
+from lgd_tutorial.cli import main as lgd
+
+
+@pytest.fixture(scope="module")
+def synth(synthetic_set):
+    return synthetic_set(seed=3, videos_per_class=2)
+
+
+def small_overrides(synth):
+    return [f"data.root={synth}", "data.dataset=kinetics", "data.train_manifest=manifest_train.csv",
+            "data.val_manifest=manifest_val.csv", "data.num_frames=4", "data.crop_size=32", "data.scale=[32, 40]",
+            "data.test_short_side=32", "data.batch_size=4", "optim.epochs=2", "run.max_steps_per_epoch=2",
+            "run.log_every=1"]
+
+
+def test_each_seed_is_trained_in_both_precisions_and_compared_in_pairs(synth, tmp_path, capsys):
+    assert lgd(["precision", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth)]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    # fp32 first for even seeds, bf16 first for odd ones: a drift in the machine's speed falls on both
+    assert list(zip(runs["seed"], runs["precision"])) == [(0, "fp32"), (0, "bf16"), (1, "bf16"), (1, "fp32")]
+    assert set(zip(runs["precision"], runs["autocast"])) == {("fp32", "off"), ("bf16", "torch.bfloat16")}
+    assert (runs["videos"] == 4).all() and (runs["train_clips_per_s"] > 0).all() and (runs["seconds"] > 0).all()
+
+    pairs = pd.read_csv(tmp_path / "paired.csv").set_index("seed")
+    by = runs.set_index(["seed", "precision"])
+    for seed in (0, 1):
+        assert pairs.loc[seed, "acc1_bf16_minus_fp32"] == pytest.approx(
+            by.loc[(seed, "bf16"), "acc1"] - by.loc[(seed, "fp32"), "acc1"])
+        assert pairs.loc[seed, "speedup"] == pytest.approx(
+            by.loc[(seed, "fp32"), "seconds"] / by.loc[(seed, "bf16"), "seconds"])
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("what")
+    assert summary.loc["speedup", "mean"] == pytest.approx(pairs["speedup"].mean())
+    assert (summary["low"] <= summary["mean"]).all() and (summary["mean"] <= summary["high"]).all()
+
+    curves = pd.read_csv(tmp_path / "curves.csv")              # one validation row per epoch, precision and seed
+    assert len(curves) == 2 * 2 * 2 and set(curves["precision"]) == {"fp32", "bf16"}
+    meta = json.loads((tmp_path / "precision.json").read_text())
+    expected = "bf16" if utils.amp_dtype("auto", torch.device("cpu")) == torch.bfloat16 else "fp32"
+    assert meta["auto_picks"] == expected and "precision --seeds 0 1" in meta["command"]
+    assert f"auto on this CPU picks {expected}" in capsys.readouterr().out
+
+
+def test_a_bad_override_is_named_and_nothing_is_trained(tmp_path, capsys):
+    assert lgd(["precision", "--seeds", "0", "--out", str(tmp_path), "optim.lr=abc"]) == 2
+    assert "bad value for optim.lr" in capsys.readouterr().err and not (tmp_path / "runs.csv").exists()
+
+
+def test_the_paired_table_leaves_out_a_seed_run_in_one_precision_only():
+    runs = pd.DataFrame({"seed": [0, 0, 1], "precision": ["fp32", "bf16", "fp32"], "acc1": [0.5, 0.75, 1.0],
+                         "seconds": [10.0, 8.0, 9.0]})
+    pairs = precision.paired(runs)
+    assert list(pairs["seed"]) == [0] and pairs["acc1_bf16_minus_fp32"].iloc[0] == 0.25
+    assert pairs["speedup"].iloc[0] == 1.25
