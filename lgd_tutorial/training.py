@@ -323,15 +323,17 @@ class Trainer:
         return result
 
 
-def train_fresh(recipe: str, overrides, out_dir) -> Trainer:
+def train_fresh(recipe: str, overrides, out_dir, timed: bool = False):
     """Train ``recipe`` with ``overrides`` in this process, from scratch in ``out_dir``, without a progress
-    bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds); the finished Trainer."""
+    bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds); the finished Trainer, with
+    ``timed`` (Trainer, seconds of ``fit``)."""
     from .config import load_config
 
     cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
     trainer = Trainer(cfg)
+    started = time.perf_counter()
     trainer.fit()
-    return trainer
+    return (trainer, time.perf_counter() - started) if timed else trainer
 
 
 def train(cfg: Config) -> dict:

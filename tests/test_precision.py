@@ -36,7 +36,7 @@ def test_each_seed_is_trained_in_both_precisions_and_compared_in_pairs(synth, tm
         assert pairs.loc[seed, "acc1_bf16_minus_fp32"] == pytest.approx(
             by.loc[(seed, "bf16"), "acc1"] - by.loc[(seed, "fp32"), "acc1"])
         assert pairs.loc[seed, "speedup"] == pytest.approx(
-            by.loc[(seed, "fp32"), "seconds"] / by.loc[(seed, "bf16"), "seconds"])
+            by.loc[(seed, "bf16"), "train_clips_per_s"] / by.loc[(seed, "fp32"), "train_clips_per_s"])
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("what")
     assert summary.loc["speedup", "mean"] == pytest.approx(pairs["speedup"].mean())
     assert (summary["low"] <= summary["mean"]).all() and (summary["mean"] <= summary["high"]).all()
@@ -56,7 +56,7 @@ def test_a_bad_override_is_named_and_nothing_is_trained(tmp_path, capsys):
 
 def test_the_paired_table_leaves_out_a_seed_run_in_one_precision_only():
     runs = pd.DataFrame({"seed": [0, 0, 1], "precision": ["fp32", "bf16", "fp32"], "acc1": [0.5, 0.75, 1.0],
-                         "seconds": [10.0, 8.0, 9.0]})
+                         "train_clips_per_s": [100.0, 125.0, 90.0]})
     pairs = precision.paired(runs)
     assert list(pairs["seed"]) == [0] and pairs["acc1_bf16_minus_fp32"].iloc[0] == 0.25
     assert pairs["speedup"].iloc[0] == 1.25

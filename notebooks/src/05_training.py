@@ -200,6 +200,33 @@ run_dir = trainer.out
 print("run folder:", run_dir, "| best checkpoint:", run_dir / "best.pt")
 
 # %% [markdown]
+# ### Does bfloat16 change what the teaching model learns?
+#
+# Which precision the run above used depends on the machine, so the accuracies of this notebook could
+# depend on it too. `lgd precision` answers that: it trains the teaching recipe in float32 and in bf16
+# autocast for each seed (in alternating order, so a drift in the machine's speed falls on both), evaluates
+# every best checkpoint the same way (float32, the recipe's test views), and pairs the two runs of a seed.
+# Its results, made on a CPU with native bf16, are shipped in `figures/precision/` with the command, commit
+# and machine; the verdicts below are computed from them.
+
+# %%
+precision_dir = ROOT / "figures" / "precision"
+precision_meta = json.loads((precision_dir / "precision.json").read_text())
+precision_runs = pd.read_csv(precision_dir / "runs.csv")
+precision_summary = pd.read_csv(precision_dir / "summary.csv").set_index("what")
+print(f"made by: {precision_meta['command']} @ {precision_meta['commit']} on {precision_meta['cpu']} "
+      f"(bf16 GEMMs {precision_meta['bf16_gemm_speedup']:.2f}x float32; run.amp=auto picks "
+      f"{precision_meta['auto_picks']} there); this notebook's run used {trainer.amp_dtype or 'float32'}")
+gap = precision_summary.loc["acc1_bf16_minus_fp32"]
+speed = precision_summary.loc["speedup"]
+print(f"top-1, bf16 - float32 over {int(gap.seeds)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
+      + ("the interval holds 0: no accuracy lost or gained that these seeds can detect" if gap.low <= 0 <= gap.high
+         else "bf16 is ahead" if gap.low > 0 else "bf16 loses accuracy"))
+print(f"training clips/s, bf16 / float32: {speed['mean']:.2f}x [{speed.low:.2f}, {speed.high:.2f}]: "
+      + ("bf16 is faster" if speed.low > 1 else "bf16 is slower" if speed.high < 1 else "no difference shown"))
+precision_runs.pivot(index="seed", columns="precision", values=["acc1", "epoch_at_target", "train_clips_per_s"]).round(3)
+
+# %% [markdown]
 # ## 5.4 Learning curves
 #
 # `metrics.csv` holds a row every `log_every` steps for training and one per epoch for validation:
