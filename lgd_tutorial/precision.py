@@ -23,6 +23,7 @@ reads them.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -119,3 +120,30 @@ def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print,
     write_results(out, {"runs.csv": runs, "paired.csv": pairs, "summary.csv": summary,
                         "curves.csv": pd.concat(curves)}, "precision.json", meta)
     return {"runs": runs, "paired": pairs, "summary": summary, "meta": meta}
+
+
+def report(folder) -> str:
+    """The Markdown table (per seed, then means with 95% t-intervals) and provenance of a finished folder."""
+    folder = Path(folder)
+    meta = json.loads((folder / "precision.json").read_text())
+    runs = pd.read_csv(folder / "runs.csv").set_index(["seed", "precision"])
+    summary = pd.read_csv(folder / "summary.csv").set_index("what")
+    lines = ["| seed | top-1 fp32 | top-1 bf16 | first epoch >= "
+             f"{meta['target']:.0%} fp32 / bf16 | train clips/s fp32 | train clips/s bf16 | bf16 speed-up |",
+             "| ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for seed in meta["seeds"]:
+        f, b = runs.loc[(seed, "fp32")], runs.loc[(seed, "bf16")]
+        epochs = " / ".join("never" if pd.isna(r["epoch_at_target"]) else str(int(r["epoch_at_target"])) for r in (f, b))
+        lines.append(f"| {seed} | {f['acc1']:.3f} | {b['acc1']:.3f} | {epochs} | {f['train_clips_per_s']:.0f} | "
+                     f"{b['train_clips_per_s']:.0f} | {b['train_clips_per_s'] / f['train_clips_per_s']:.2f}x |")
+
+    def cell(what, digits, sign=""):
+        row = summary.loc[what]
+        return f"{row['mean']:{sign}.{digits}f} [{row['low']:{sign}.{digits}f}, {row['high']:{sign}.{digits}f}]"
+
+    lines.append(f"| mean | {cell('acc1 fp32', 3)} | {cell('acc1 bf16', 3)} | | {cell('train_clips_per_s fp32', 0)} | "
+                 f"{cell('train_clips_per_s bf16', 0)} | {cell('speedup', 2)}x |")
+    return ("\n".join(lines) + f"\n\ntop-1, bf16 - fp32 paired per seed: {cell('acc1_bf16_minus_fp32', 3, '+')}. "
+            f"Made by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min on "
+            f"{meta['cpu']} ({meta['machine']}); there bf16 matrix products run {meta['bf16_gemm_speedup']:.2f}x "
+            f"as fast as float32 ones and `run.amp=auto` picks {meta['auto_picks']}.")

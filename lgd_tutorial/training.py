@@ -323,16 +323,24 @@ class Trainer:
         return result
 
 
+class Stopped(Exception):
+    """A run over several trainings got SIGTERM or SIGUSR1: the current one wrote a checkpoint and stopped,
+    and no further training starts."""
+
+
 def train_fresh(recipe: str, overrides, out_dir, timed: bool = False):
     """Train ``recipe`` with ``overrides`` in this process, from scratch in ``out_dir``, without a progress
     bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds); the finished Trainer, with
-    ``timed`` (Trainer, seconds of ``fit``)."""
+    ``timed`` (Trainer, seconds of ``fit``). Raises ``Stopped`` when a signal stopped the training."""
     from .config import load_config
 
     cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
     trainer = Trainer(cfg)
     started = time.perf_counter()
-    trainer.fit()
+    result = trainer.fit()
+    if result["status"] == "preempted":
+        raise Stopped(f"{result['signal']} received: the run in {out_dir} wrote a checkpoint and stopped; "
+                      "no further runs were started")
     return (trainer, time.perf_counter() - started) if timed else trainer
 
 

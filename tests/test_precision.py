@@ -46,7 +46,8 @@ def test_each_seed_is_trained_in_both_precisions_and_compared_in_pairs(synth, tm
     meta = json.loads((tmp_path / "precision.json").read_text())
     expected = "bf16" if utils.amp_dtype("auto", torch.device("cpu")) == torch.bfloat16 else "fp32"
     assert meta["auto_picks"] == expected and "precision --seeds 0 1" in meta["command"]
-    assert f"auto on this CPU picks {expected}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"`run.amp=auto` picks {expected}" in printed and "| mean |" in printed
 
 
 def test_a_bad_override_is_named_and_nothing_is_trained(tmp_path, capsys):
@@ -60,3 +61,18 @@ def test_the_paired_table_leaves_out_a_seed_run_in_one_precision_only():
     pairs = precision.paired(runs)
     assert list(pairs["seed"]) == [0] and pairs["acc1_bf16_minus_fp32"].iloc[0] == 0.25
     assert pairs["speedup"].iloc[0] == 1.25
+
+
+def test_a_signal_stops_the_whole_series_not_just_the_current_run(synth, tmp_path, monkeypatch, capsys):
+    from lgd_tutorial import training
+
+    fits = []
+
+    def preempted(trainer):                    # as Trainer.fit returns after SIGTERM: checkpoint written, stopped
+        fits.append(trainer.out)
+        return {"status": "preempted", "signal": "SIGTERM"}
+
+    monkeypatch.setattr(training.Trainer, "fit", preempted)
+    assert lgd(["precision", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth)]) == 1
+    assert len(fits) == 1 and not (tmp_path / "runs.csv").exists()
+    assert "SIGTERM received" in capsys.readouterr().err

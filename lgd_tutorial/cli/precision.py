@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "the teaching recipe in float32 and in bf16 autocast over seeds: accuracy and speed, paired"
 
@@ -17,13 +18,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..config import ConfigError
-    from ..precision import run as measure
+    from ..precision import report, run as measure
+    from ..training import Stopped
     from . import fail
 
     try:
         result = measure(args.seeds, args.out, args.overrides, args.argv[1:], work=args.work)
     except (ConfigError, ValueError) as e:
         return fail("precision", e)
-    print(result["summary"].to_string(index=False))
-    print(f"run.amp=auto on this CPU picks {result['meta']['auto_picks']}; written to {args.out}")
+    except Stopped as e:
+        print(f"lgd precision: stopped: {e}", file=sys.stderr)
+        return 1
+    print(report(args.out))
+    print(f"written to {args.out}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "RGB (with and without diffusion), optical flow and their late fusion on the teaching task, over seeds"
 
@@ -20,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..config import ConfigError
     from ..two_stream import run as measure
+    from ..training import Stopped
     from . import fail
 
     try:
@@ -27,6 +29,9 @@ def run(args) -> int:
                          plain=not args.no_plain)
     except (ConfigError, ValueError) as e:
         return fail("two-stream", e)
+    except Stopped as e:
+        print(f"lgd two-stream: stopped: {e}", file=sys.stderr)
+        return 1
     print(result["summary"].to_string(index=False))
     print(f"written to {args.out}")
     return 0
