@@ -11,10 +11,19 @@ first for odd ones), so that a drift in the machine's speed falls on both.
 Each best checkpoint is evaluated in float32 on the validation videos with the
 recipe's test views.
 
+Whole runs one after another are a poor clock: on a shared machine the speed
+drifts by tens of percent within a minute (the windows of ``metrics.csv``
+show it). So the speed-up is measured apart, on
+one Trainer per precision built from the recipe: ``steps`` optimizer steps
+(data loading included) of one, then of the other, in the order A B, B A,
+A B ... for ``rounds`` rounds; the ratio of clips/s within each round, as a
+median with a distribution-free 95% interval (``bench.median_interval``).
+
 It writes ``runs.csv`` (one row per seed and precision: video top-1, the first
 epoch whose validation reached 95%, training clips/s, the run's seconds),
-``paired.csv`` (per seed: bf16 - fp32 in top-1, and the speed-up in training
-clips/s, bf16 / fp32), ``summary.csv`` (means with 95% t-intervals over seeds),
+``paired.csv`` (per seed: bf16 - fp32 in top-1), ``speed.csv`` (the
+interleaved rounds), ``summary.csv`` (means with 95% t-intervals over seeds;
+the speed-up's median and interval),
 ``curves.csv`` (validation top-1 after every epoch, in the run's precision) and
 ``precision.json`` (command, commit, machine, what ``run.amp=auto`` picks here).
 The results shipped in ``figures/precision/`` were made this way; notebook 5
@@ -30,7 +39,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .bench import median_interval
 from .builders import eval_dataset, model_from_checkpoint
+from .config import load_config
 from .evaluation import evaluate
 from .metrics import validation_curve
 from .study import t_interval
@@ -67,25 +78,58 @@ def run_row(trainer: Trainer, precision: str, seed: int, seconds: float) -> dict
 
 
 def paired(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per seed run in both precisions: bf16 - fp32 in top-1, and the speed-up in training clips/s (bf16 /
-    fp32)."""
+    """Per seed run in both precisions: bf16 - fp32 in top-1."""
     acc = runs.pivot(index="seed", columns="precision", values="acc1")
-    rate = runs.pivot(index="seed", columns="precision", values="train_clips_per_s")
     both = acc.dropna().index
-    return pd.DataFrame({"seed": both, "acc1_bf16_minus_fp32": (acc["bf16"] - acc["fp32"])[both].values,
-                         "speedup": (rate["bf16"] / rate["fp32"])[both].values})
+    return pd.DataFrame({"seed": both, "acc1_bf16_minus_fp32": (acc["bf16"] - acc["fp32"])[both].values})
 
 
-def summarize(runs: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% Student-t interval over seeds of every measure, per precision and paired."""
+def interleaved_speed(work: Path, overrides=(), steps: int = 20, rounds: int = 12) -> pd.DataFrame:
+    """Training clips/s of the recipe in each precision, measured in interleaved rounds (see the module's
+    docstring): one row per round and precision, with the round's ratio bf16 / fp32 on the bf16 rows."""
+    trainers = {precision: Trainer(load_config(RECIPE, [*overrides, f"run.amp={AMP[precision]}",
+                                                        f"run.max_steps_per_epoch={steps}",
+                                                        f"run.out_dir={work / f'speed_{precision}'}",
+                                                        "run.progress=false"]))
+                for precision in AMP}                 # nothing is written: only fit() opens the run folder
+
+    def clips_per_s(precision: str) -> float:
+        trainer = trainers[precision]
+        start = time.perf_counter()
+        clips = trainer.train_epoch()["clips"]
+        seconds = time.perf_counter() - start
+        trainer.next_epoch()
+        return clips / seconds
+
+    for precision in AMP:                             # warm-up (and the videos decoded into the cache)
+        clips_per_s(precision)
     rows = []
+    for r in range(rounds):
+        rates = {precision: clips_per_s(precision) for precision in (list(AMP) if r % 2 == 0 else list(AMP)[::-1])}
+        rows += [{"round": r, "precision": p, "clips_per_s": rates[p],
+                  "ratio": rates["bf16"] / rates["fp32"] if p == "bf16" else float("nan")} for p in AMP]
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame, pairs: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% Student-t interval over seeds of every measure, per precision and paired; the speed-up
+    (bf16 / fp32 clips/s) as the median of the interleaved rounds with its distribution-free 95% interval."""
+    rows = []
+
+    def bounded(values, low, high):
+        mean, lo, hi = t_interval(values)
+        return {"mean": mean, "low": max(low, lo), "high": min(high, hi)}
+
     for precision, group in runs.groupby("precision", sort=False):
-        for measure in ("acc1", "train_clips_per_s", "seconds"):
-            rows.append({"what": f"{measure} {precision}", "seeds": len(group),
-                         **dict(zip(("mean", "low", "high"), t_interval(group[measure])))})
-    for measure in ("acc1_bf16_minus_fp32", "speedup"):
-        rows.append({"what": measure, "seeds": len(pairs),
-                     **dict(zip(("mean", "low", "high"), t_interval(pairs[measure])))})
+        for measure, low, high in (("acc1", 0, 1), ("train_clips_per_s", 0, float("inf")),
+                                   ("seconds", 0, float("inf"))):
+            rows.append({"what": f"{measure} {precision}", "n": len(group), **bounded(group[measure], low, high)})
+    rows.append({"what": "acc1_bf16_minus_fp32", "n": len(pairs), **bounded(pairs["acc1_bf16_minus_fp32"], -1, 1)})
+    ratios = speed["ratio"].dropna()
+    for precision, group in speed.groupby("precision", sort=False):
+        rows.append({"what": f"interleaved_clips_per_s {precision}", "n": len(group),
+                     **dict(zip(("mean", "low", "high"), median_interval(group["clips_per_s"])))})
+    rows.append({"what": "speedup", "n": len(ratios), **dict(zip(("mean", "low", "high"), median_interval(ratios)))})
     return pd.DataFrame(rows)
 
 
@@ -96,7 +140,8 @@ def machine_choice() -> dict:
             "auto_picks": "bf16" if auto == torch.bfloat16 else "fp32"}
 
 
-def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print, work=None) -> dict:
+def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print, work=None, steps: int = 20,
+        rounds: int = 12) -> dict:
     """Train and evaluate the teaching recipe in float32 and in bf16 for every seed; write the CSVs and the
     provenance to ``out``, the runs (checkpoints, metrics) to ``work`` (default ``out / "runs"``)."""
     out = Path(out)
@@ -112,38 +157,44 @@ def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print,
                 r = rows[-1]
                 log(f"seed {seed} {precision}: top-1 {r['acc1']:.3f}, {r['train_clips_per_s']:.1f} clips/s, "
                     f"{seconds:.0f} s", flush=True)
+    speed = interleaved_speed(work, overrides, steps, rounds)
     runs = pd.DataFrame(rows)
     pairs = paired(runs)
-    summary = summarize(runs, pairs)
+    summary = summarize(runs, pairs, speed)
     meta = {**made_by, **machine_choice(), "seconds": time.perf_counter() - started, "seeds": list(seeds),
-            "recipe": RECIPE, "overrides": list(overrides), "target": TARGET}
-    write_results(out, {"runs.csv": runs, "paired.csv": pairs, "summary.csv": summary,
+            "recipe": RECIPE, "overrides": list(overrides), "target": TARGET, "speed_steps": steps,
+            "speed_rounds": rounds}
+    write_results(out, {"runs.csv": runs, "paired.csv": pairs, "speed.csv": speed, "summary.csv": summary,
                         "curves.csv": pd.concat(curves)}, "precision.json", meta)
-    return {"runs": runs, "paired": pairs, "summary": summary, "meta": meta}
+    return {"runs": runs, "paired": pairs, "speed": speed, "summary": summary, "meta": meta}
 
 
 def report(folder) -> str:
-    """The Markdown table (per seed, then means with 95% t-intervals) and provenance of a finished folder."""
+    """The Markdown table (per seed, then means with 95% t-intervals), the interleaved speed-up and the
+    provenance of a finished folder."""
     folder = Path(folder)
     meta = json.loads((folder / "precision.json").read_text())
     runs = pd.read_csv(folder / "runs.csv").set_index(["seed", "precision"])
     summary = pd.read_csv(folder / "summary.csv").set_index("what")
-    lines = ["| seed | top-1 fp32 | top-1 bf16 | first epoch >= "
-             f"{meta['target']:.0%} fp32 / bf16 | train clips/s fp32 | train clips/s bf16 | bf16 speed-up |",
-             "| ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
-    for seed in meta["seeds"]:
-        f, b = runs.loc[(seed, "fp32")], runs.loc[(seed, "bf16")]
-        epochs = " / ".join("never" if pd.isna(r["epoch_at_target"]) else str(int(r["epoch_at_target"])) for r in (f, b))
-        lines.append(f"| {seed} | {f['acc1']:.3f} | {b['acc1']:.3f} | {epochs} | {f['train_clips_per_s']:.0f} | "
-                     f"{b['train_clips_per_s']:.0f} | {b['train_clips_per_s'] / f['train_clips_per_s']:.2f}x |")
 
     def cell(what, digits, sign=""):
         row = summary.loc[what]
         return f"{row['mean']:{sign}.{digits}f} [{row['low']:{sign}.{digits}f}, {row['high']:{sign}.{digits}f}]"
 
-    lines.append(f"| mean | {cell('acc1 fp32', 3)} | {cell('acc1 bf16', 3)} | | {cell('train_clips_per_s fp32', 0)} | "
-                 f"{cell('train_clips_per_s bf16', 0)} | {cell('speedup', 2)}x |")
+    def epoch(r):
+        return "never" if pd.isna(r["epoch_at_target"]) else str(int(r["epoch_at_target"]))
+
+    lines = [f"| seed | top-1 fp32 | top-1 bf16 | first epoch >= {meta['target']:.0%} fp32 / bf16 | "
+             "run clips/s fp32 / bf16 |", "| ---: | ---: | ---: | --- | --- |"]
+    for seed in meta["seeds"]:
+        f, b = runs.loc[(seed, "fp32")], runs.loc[(seed, "bf16")]
+        lines.append(f"| {seed} | {f['acc1']:.3f} | {b['acc1']:.3f} | {epoch(f)} / {epoch(b)} | "
+                     f"{f['train_clips_per_s']:.0f} / {b['train_clips_per_s']:.0f} |")
+    lines.append(f"| mean | {cell('acc1 fp32', 3)} | {cell('acc1 bf16', 3)} | | |")
     return ("\n".join(lines) + f"\n\ntop-1, bf16 - fp32 paired per seed: {cell('acc1_bf16_minus_fp32', 3, '+')}. "
+            f"Training clips/s in {int(summary.loc['speedup', 'n'])} interleaved rounds of {meta['speed_steps']} "
+            f"steps: fp32 {cell('interleaved_clips_per_s fp32', 0)}, bf16 {cell('interleaved_clips_per_s bf16', 0)}; "
+            f"bf16 / fp32 {cell('speedup', 2)} (medians, 95% intervals). "
             f"Made by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min on "
             f"{meta['cpu']} ({meta['machine']}); there bf16 matrix products run {meta['bf16_gemm_speedup']:.2f}x "
             f"as fast as float32 ones and `run.amp=auto` picks {meta['auto_picks']}.")

@@ -251,6 +251,10 @@ class Trainer:
         stats = epoch.summed(self.dist, self.device)
         return {k: stats[k] for k in ("loss", "acc1", "acc5", "clips")} | {"failed": self.failures.count}
 
+    def next_epoch(self) -> None:
+        """Move on to the first step of the next epoch (its own shuffle and augmentation draws)."""
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+
     @torch.no_grad()
     def evaluate_clips(self) -> dict:
         """Single-view validation, sharded over processes (each sample counted once)."""
@@ -308,7 +312,7 @@ class Trainer:
                     result = {"status": "preempted", "signal": self.stop_requested}
                     break
                 result["train"] = stats
-                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                self.next_epoch()
                 best = self.validate_epoch(result)
                 if self.dist.main:
                     val_text = f", val acc {result['val']['acc1']:.3f}" if "val" in result else ""

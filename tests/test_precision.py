@@ -23,7 +23,8 @@ def small_overrides(synth):
 
 
 def test_each_seed_is_trained_in_both_precisions_and_compared_in_pairs(synth, tmp_path, capsys):
-    assert lgd(["precision", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth)]) == 0
+    assert lgd(["precision", "--seeds", "0", "1", "--out", str(tmp_path), "--speed-steps", "2", "--speed-rounds", "4",
+                *small_overrides(synth)]) == 0
     runs = pd.read_csv(tmp_path / "runs.csv")
     # fp32 first for even seeds, bf16 first for odd ones: a drift in the machine's speed falls on both
     assert list(zip(runs["seed"], runs["precision"])) == [(0, "fp32"), (0, "bf16"), (1, "bf16"), (1, "fp32")]
@@ -35,11 +36,16 @@ def test_each_seed_is_trained_in_both_precisions_and_compared_in_pairs(synth, tm
     for seed in (0, 1):
         assert pairs.loc[seed, "acc1_bf16_minus_fp32"] == pytest.approx(
             by.loc[(seed, "bf16"), "acc1"] - by.loc[(seed, "fp32"), "acc1"])
-        assert pairs.loc[seed, "speedup"] == pytest.approx(
-            by.loc[(seed, "bf16"), "train_clips_per_s"] / by.loc[(seed, "fp32"), "train_clips_per_s"])
+    # the speed-up: rounds A B, B A, ... each with its own ratio; the median of the ratios and its interval
+    speed = pd.read_csv(tmp_path / "speed.csv")
+    assert list(speed["round"]) == [0, 0, 1, 1, 2, 2, 3, 3] and (speed["clips_per_s"] > 0).all()
+    rates = speed.pivot(index="round", columns="precision", values="clips_per_s")
+    ratios = speed.dropna(subset=["ratio"]).set_index("round")["ratio"]
+    assert ratios.values == pytest.approx((rates["bf16"] / rates["fp32"]).values)
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("what")
-    assert summary.loc["speedup", "mean"] == pytest.approx(pairs["speedup"].mean())
+    assert summary.loc["speedup", "mean"] == pytest.approx(ratios.median()) and summary.loc["speedup", "n"] == 4
     assert (summary["low"] <= summary["mean"]).all() and (summary["mean"] <= summary["high"]).all()
+    assert summary.loc["acc1 fp32", "high"] <= 1 and summary.loc["acc1 bf16", "low"] >= 0
 
     curves = pd.read_csv(tmp_path / "curves.csv")              # one validation row per epoch, precision and seed
     assert len(curves) == 2 * 2 * 2 and set(curves["precision"]) == {"fp32", "bf16"}
@@ -56,11 +62,9 @@ def test_a_bad_override_is_named_and_nothing_is_trained(tmp_path, capsys):
 
 
 def test_the_paired_table_leaves_out_a_seed_run_in_one_precision_only():
-    runs = pd.DataFrame({"seed": [0, 0, 1], "precision": ["fp32", "bf16", "fp32"], "acc1": [0.5, 0.75, 1.0],
-                         "train_clips_per_s": [100.0, 125.0, 90.0]})
+    runs = pd.DataFrame({"seed": [0, 0, 1], "precision": ["fp32", "bf16", "fp32"], "acc1": [0.5, 0.75, 1.0]})
     pairs = precision.paired(runs)
-    assert list(pairs["seed"]) == [0] and pairs["acc1_bf16_minus_fp32"].iloc[0] == 0.25
-    assert pairs["speedup"].iloc[0] == 1.25
+    assert list(pairs["seed"]) == [0] and list(pairs["acc1_bf16_minus_fp32"]) == [0.25]
 
 
 def test_a_signal_stops_the_whole_series_not_just_the_current_run(synth, tmp_path, monkeypatch, capsys):

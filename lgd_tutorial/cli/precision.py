@@ -13,6 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/precision", help="folder for runs.csv, paired.csv, summary.csv, "
                                                            "curves.csv and precision.json")
     p.add_argument("--work", default=None, help="folder for the training runs (default: OUT/runs)")
+    p.add_argument("--speed-steps", type=int, default=20, help="optimizer steps per precision in a speed round")
+    p.add_argument("--speed-rounds", type=int, default=12, help="interleaved speed rounds (A B, B A, ...)")
     p.add_argument("overrides", nargs="*", help="key=value for the recipe, e.g. optim.epochs=6")
 
 
@@ -23,7 +25,8 @@ def run(args) -> int:
     from . import fail
 
     try:
-        result = measure(args.seeds, args.out, args.overrides, args.argv[1:], work=args.work)
+        result = measure(args.seeds, args.out, args.overrides, args.argv[1:], work=args.work, steps=args.speed_steps,
+                         rounds=args.speed_rounds)
     except (ConfigError, ValueError) as e:
         return fail("precision", e)
     except Stopped as e:

@@ -219,7 +219,7 @@ print(f"made by: {precision_meta['command']} @ {precision_meta['commit']} on {pr
       f"{precision_meta['auto_picks']} there); this notebook's run used {trainer.amp_dtype or 'float32'}")
 gap = precision_summary.loc["acc1_bf16_minus_fp32"]
 speed = precision_summary.loc["speedup"]
-print(f"top-1, bf16 - float32 over {int(gap.seeds)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
+print(f"top-1, bf16 - float32 over {int(gap.n)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
       + ("the interval holds 0: no accuracy lost or gained that these seeds can detect" if gap.low <= 0 <= gap.high
          else "bf16 is ahead" if gap.low > 0 else "bf16 loses accuracy"))
 print(f"training clips/s, bf16 / float32: {speed['mean']:.2f}x [{speed.low:.2f}, {speed.high:.2f}]: "
