@@ -204,10 +204,12 @@ print("run folder:", run_dir, "| best checkpoint:", run_dir / "best.pt")
 #
 # Which precision the run above used depends on the machine, so the accuracies of this notebook could
 # depend on it too. `lgd precision` answers that: it trains the teaching recipe in float32 and in bf16
-# autocast for each seed (in alternating order, so a drift in the machine's speed falls on both), evaluates
-# every best checkpoint the same way (float32, the recipe's test views), and pairs the two runs of a seed.
-# Its results, made on a CPU with native bf16, are shipped in `figures/precision/` with the command, commit
-# and machine; the verdicts below are computed from them.
+# autocast for each seed, evaluates every best checkpoint the same way (float32, the recipe's test views),
+# and pairs the two runs of a seed. Whole runs one after another are a poor clock (a shared machine's speed
+# drifts within a minute), so it measures the speed apart: a few training steps of one precision, then of
+# the other, in alternating order, for many rounds, and the median of the per-round ratios. Its results,
+# made on a CPU with native bf16, are shipped in `figures/precision/` with the command, commit and machine;
+# the verdicts below are computed from them.
 
 # %%
 precision_dir = ROOT / "figures" / "precision"
@@ -222,7 +224,8 @@ speed = precision_summary.loc["speedup"]
 print(f"top-1, bf16 - float32 over {int(gap.n)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
       + ("the interval holds 0: no accuracy lost or gained that these seeds can detect" if gap.low <= 0 <= gap.high
          else "bf16 is ahead" if gap.low > 0 else "bf16 loses accuracy"))
-print(f"training clips/s, bf16 / float32: {speed['mean']:.2f}x [{speed.low:.2f}, {speed.high:.2f}]: "
+print(f"training clips/s, bf16 / float32, median of {int(speed.n)} interleaved rounds: {speed['mean']:.2f}x "
+      f"[{speed.low:.2f}, {speed.high:.2f}]: "
       + ("bf16 is faster" if speed.low > 1 else "bf16 is slower" if speed.high < 1 else "no difference shown"))
 precision_runs.pivot(index="seed", columns="precision", values=["acc1", "epoch_at_target", "train_clips_per_s"]).round(3)
 
