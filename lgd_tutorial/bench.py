@@ -691,3 +691,50 @@ def report(tables: dict) -> str:
                 table = tables[name][columns] if name == "models" else tables[name]
                 lines += [f"[{name}]" + (f" {notes[name]}" if name in notes else ""), table.to_string(index=False), ""]
     return "\n".join(lines)
+
+
+def markdown(folder) -> str:
+    """A finished benchmark folder as Markdown (the README's tables): provenance and the peaks; clips/s per
+    model, size and dtype; the diffusion overhead beside its traffic model; the bf16 speed-ups."""
+    folder = Path(folder)
+    meta = json.loads((folder / "bench.json").read_text())
+    machine = pd.read_csv(folder / "machine.csv").iloc[0]
+    models = pd.read_csv(folder / "models.csv")
+    peaks = "; ".join(
+        f"{d} peak: best kernel {machine[f'best_kernel_{d}_gflop_per_s']:.0f} GFLOP/s, theoretical at the reported "
+        f"clock {machine[f'theoretical_{d}']:.0f}" if f"theoretical_{d}" in machine else
+        f"{d} peak: best kernel {machine[f'best_kernel_{d}_gflop_per_s']:.0f} GFLOP/s"
+        for d in DTYPES if f"best_kernel_{d}_gflop_per_s" in machine)
+    lines = [f"Measured with `{meta['command']}` at commit `{meta['commit']}` ({meta.get('cpu', 'CPU')}, "
+             f"{meta['machine']}, {meta['seconds']:.0f} s; CSVs in `{folder}/`). Memory bandwidth "
+             f"{machine['memory_gb_per_s']:.1f} GB/s; {peaks}.", ""]
+    dtypes = [d for d in DTYPES if d in set(models["dtype"])]
+    lines += [f"| model | clip | forward clips/s {' / '.join(dtypes)} | train clips/s {' / '.join(dtypes)} | "
+              "train GFLOP/s (fp32) | of peak |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = models.set_index(["model", "size", "mode", "dtype"])
+    for (model, size), _ in models.groupby(["model", "size"], sort=False):
+        rate = {mode: " / ".join(f"{rows.loc[(model, size, mode, d), 'clips_per_s']:.3g}" for d in dtypes)
+                for mode in ("forward", "train")}
+        train = rows.loc[(model, size, "train", "fp32")]
+        lines.append(f"| `{model}` | {size} | {rate['forward']} | {rate['train']} | {train['gflop_per_s']:.0f} | "
+                     f"{train['peak_fraction']:.2f} |")
+    if (folder / "traffic.csv").exists():
+        traffic = pd.read_csv(folder / "traffic.csv")
+        overhead = pd.read_csv(folder / "overhead.csv")
+        lines += ["", "| model | clip | pass | extra MB | bytes at bandwidth | vector path | model | measured fp32 "
+                      "(95% interval) | measured bf16 |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+        for r in traffic.itertuples():
+            bf16 = overhead[(overhead["model"] == r.model) & (overhead["size"] == r.size) &
+                            (overhead["mode"] == r.mode) & (overhead["dtype"] == "bf16")]
+            measured_bf16 = "" if bf16.empty else (
+                f"{bf16['overhead_pct'].iloc[0]:.1f}% [{100 * (bf16['ratio_low'].iloc[0] - 1):.1f}, "
+                f"{100 * (bf16['ratio_high'].iloc[0] - 1):.1f}]")
+            lines.append(f"| `{r.model}` | {r.size} | {r.mode} | {r.extra_mb:.0f} | {r.predicted_pct:.1f}% | "
+                         f"{r.vector_path_pct:.1f}% | {r.model_pct:.1f}% | {r.measured_pct:.1f}% "
+                         f"[{r.measured_low_pct:.1f}, {r.measured_high_pct:.1f}] | {measured_bf16} |")
+    if (folder / "bf16.csv").exists():
+        bf16 = pd.read_csv(folder / "bf16.csv")
+        lines += ["", "bf16 autocast against fp32, t(fp32) / t(bf16), median [95% interval]: " + "; ".join(
+            f"`{r.model}` {r.size} {r.mode} {r.speedup:.2f}x [{r.speedup_low:.2f}, {r.speedup_high:.2f}]"
+            for r in bf16.itertuples())]
+    return "\n".join(lines)

@@ -127,3 +127,20 @@ def test_partial_tables_are_saved_after_every_size_and_mode(tmp_path):
     bench.bench_models(["p3d_tiny"], ["4x32"], bench.MODES, 1, 1, bench.resolve_device("cpu"), {"fp32": 1e3},
                        log=None, save=lambda tables: saved.append(len(tables["models"])))
     assert saved == [1, 2]
+
+
+def test_a_finished_folder_reads_back_as_the_readmes_markdown_tables(smoke, tmp_path, capsys):
+    tables, out = smoke
+    assert lgd(["bench", "--markdown", str(out / "csv")]) == 0
+    text = capsys.readouterr().out
+    assert "bench" in text.splitlines()[0] and "at commit" in text.splitlines()[0]
+    rows = {line.split(" | ")[0].strip("| `") for line in text.splitlines() if line.startswith("| `")}
+    assert rows == set(MODELS)
+    speed = tables["models"].set_index(["model", "mode", "dtype"])["clips_per_s"]
+    assert f"| `p3d_tiny` | 4x64x64 | {speed['p3d_tiny', 'forward', 'fp32']:.3g} / " in text
+    traffic = tables["traffic"]
+    for row in traffic.itertuples():                              # prediction and measurement side by side
+        assert f"| {row.mode} | {row.extra_mb:.0f} | {row.predicted_pct:.1f}% |" in text
+    assert "bf16 autocast against fp32" in text
+    assert lgd(["bench", "--markdown", str(tmp_path)]) == 2       # not a benchmark folder: named, exit 2
+    assert str(tmp_path) in capsys.readouterr().err

@@ -24,13 +24,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-data", action="store_true", help="leave out the data-loader measurement")
     p.add_argument("--out", default="runs/bench", help="folder for the CSV files")
     p.add_argument("--figure", default="figures/bench_models.png", help="the plot ('' for none)")
+    p.add_argument("--markdown", metavar="FOLDER", default=None,
+                   help="measure nothing: print a finished run's folder as Markdown tables (as in the README)")
 
 
 def run(args) -> int:
-    from ..bench import MODELS, SIZES, parse_size, report
+    from ..bench import MODELS, SIZES, markdown, parse_size, report
     from ..bench import run as measure
     from ..utils import resolve_device
     from . import fail
+
+    if args.markdown:
+        try:
+            print(markdown(args.markdown))
+        except (OSError, KeyError, ValueError) as e:
+            return fail("bench", f"{args.markdown} is not a finished benchmark folder: {e}")
+        return 0
 
     try:
         for text in args.sizes or ():
