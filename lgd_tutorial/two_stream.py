@@ -88,13 +88,14 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
         trained = {stream: train_stream(stream, seed, work, overrides)
                    for stream in ("rgb", "rgb_none", "flow") if plain or stream != "rgb_none"}
         curves += [validation_curve(trainer.out, stream=stream, seed=seed) for stream, trainer in trained.items()]
+        autocast = {stream: str(trainer.amp_dtype or "off") for stream, trainer in trained.items()}
         table = evaluate_pair(trained["rgb"], trained["flow"], flow_weight, trained.get("rgb_none")).assign(seed=seed)
         rows.append(table)
         if log:
             log(f"seed {seed}: " + ", ".join(f"{r.stream} {r.acc1:.3f}" for r in table.itertuples()), flush=True)
     runs = pd.concat(rows, ignore_index=True)
     summary = summarize(runs)
-    meta = {**made_by, "seconds": time.perf_counter() - started,
+    meta = {**made_by, "seconds": time.perf_counter() - started, "autocast": autocast,
             "seeds": list(seeds), "flow_weight": flow_weight, "overrides": list(overrides),
             "recipes": {stream: " ".join([recipe, *STREAM_OVERRIDES.get(stream, [])])
                         for stream, recipe in RECIPES.items() if plain or stream != "rgb_none"}}

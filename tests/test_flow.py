@@ -236,6 +236,7 @@ def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, syn
     assert len(curves) == 3 * 2 and set(curves["stream"]) == {"rgb", "rgb_none", "flow"}
     meta = json.loads((tmp_path / "two_stream.json").read_text())
     assert meta["recipes"]["rgb_none"] == "tiny_synthetic_cpu model.diffusion=none"
+    assert set(meta["autocast"]) == {"rgb", "rgb_none", "flow"}             # the precision the runs trained in
     assert "two-stream --seeds 0 1" in (tmp_path / "two_stream.json").read_text()
 
 
