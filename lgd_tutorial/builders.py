@@ -155,6 +155,9 @@ def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
                         transform=transform, short_side=d.decode_short_side or None, seed=cfg.run.seed,
                         **stream(cfg, d.root))
     val = eval_dataset(cfg, val_manifest, d.root) if val_manifest and Path(val_manifest).exists() else None
+    for dataset in (train, val):                  # decode what the cache lacks on every core, before training
+        if dataset is not None and dataset.cache is not None:
+            dataset.cache.fill(dataset.paths)
     return train, val
 
 

@@ -107,11 +107,14 @@ def two_stream(rgb: Predictor, flow: Predictor, flow_weight: float = 1.5, flow_m
 
 
 def from_pretrained(name: str, device="cpu", clips: int | None = None, crops: int | None = None) -> Predictor:
-    """A shipped teaching model: clips of its training length, consecutive frames, scaled to its size."""
+    """A shipped teaching model: clips of its training length and frame stride (consecutive frames unless its
+    manifest says otherwise), scaled to its size; a flow model reads the video's flow as it was trained on."""
     from .models import load_pretrained
 
     model, info = load_pretrained(name)
-    views = Views(info["frames"], 1, info["size"], info["size"], clips or 1, crops or 1)
+    flow = {"modality": "flow", "flow_bound": info["flow_bound"], "flow_method": info["flow_method"]} \
+        if info.get("modality") == "flow" else {}
+    views = Views(info["frames"], info.get("stride", 1), info["size"], info["size"], clips or 1, crops or 1, **flow)
     return Predictor(model.to(device), list(info["classes"]), views, name)
 
 

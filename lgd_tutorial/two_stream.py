@@ -12,7 +12,10 @@ It writes ``runs.csv`` (one row per seed and stream), ``summary.csv`` (mean
 and 95% t-interval over seeds), ``curves.csv`` (validation accuracy after every
 epoch of every run) and ``two_stream.json`` (command, commit, machine, time).
 The results shipped in ``figures/two_stream/`` were made this way; notebooks 5
-and 8 read them.
+and 8 read them. With ``pretrained_dir`` the first seed's flow model is also
+saved there as the teaching checkpoint ``FLOW_CHECKPOINT`` (with how it was
+made and what it scored), which notebook 8 evaluates on a CPU instead of
+training the flow stream itself.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from .builders import eval_dataset
 from .evaluation import check_streams, class_names, evaluate, fuse
-from .study import t_interval
 from .metrics import validation_curve
+from .study import t_interval
 from .training import Trainer, train_fresh
 from .utils import provenance, write_results
 
 RECIPES = {"rgb": "tiny_synthetic_cpu", "rgb_none": "tiny_synthetic_cpu", "flow": "tiny_synthetic_flow_cpu"}
 STREAM_OVERRIDES = {"rgb_none": ["model.diffusion=none"]}     # what a stream changes in its recipe
+FLOW_CHECKPOINT = "lgd3d_tiny_synthetic_flow"                # the flow stream shipped in lgd_tutorial/pretrained/
 
 
 def train_stream(stream: str, seed: int, out: Path, overrides=()) -> Trainer:
@@ -74,11 +79,25 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def save_flow_checkpoint(trainer: Trainer, folder, acc1: float, made_by: dict, overrides=()) -> Path:
+    """The flow stream's best weights as the teaching checkpoint ``FLOW_CHECKPOINT`` in ``folder``."""
+    from .builders import model_from_checkpoint
+    from .models.pretrained import save_pretrained
+
+    model, cfg = model_from_checkpoint(trainer.out / "best.pt")
+    d = cfg.data
+    info = {"classes": class_names(cfg), "frames": d.num_frames, "stride": d.stride, "size": d.crop_size,
+            "modality": "flow", "flow_method": "dis", "flow_bound": d.flow_bound, "seed": cfg.run.seed, "val_acc": acc1,
+            "recipe": " ".join([RECIPES["flow"], *overrides]), "autocast": str(trainer.amp_dtype or "off"),
+            **made_by}
+    return save_pretrained(model, folder, FLOW_CHECKPOINT, info)
+
+
 def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overrides=(), argv=(), log=print,
-        work=None, plain: bool = True) -> dict:
+        work=None, plain: bool = True, pretrained_dir=None) -> dict:
     """Train and evaluate both streams (and, with ``plain``, the RGB network without diffusion) for every
     seed; write the CSVs and the provenance to ``out``, the runs (checkpoints, metrics) to ``work`` (default
-    ``out / "runs"``)."""
+    ``out / "runs"``), and with ``pretrained_dir`` the first seed's flow model as a teaching checkpoint."""
     out = Path(out)
     work = Path(work) if work else out / "runs"
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +110,9 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
         autocast = {stream: str(trainer.amp_dtype or "off") for stream, trainer in trained.items()}
         table = evaluate_pair(trained["rgb"], trained["flow"], flow_weight, trained.get("rgb_none")).assign(seed=seed)
         rows.append(table)
+        if pretrained_dir and seed == seeds[0]:
+            flow_acc = float(table.loc[table["stream"] == "flow", "acc1"].iloc[0])
+            save_flow_checkpoint(trained["flow"], pretrained_dir, flow_acc, made_by, overrides)
         if log:
             log(f"seed {seed}: " + ", ".join(f"{r.stream} {r.acc1:.3f}" for r in table.itertuples()), flush=True)
     runs = pd.concat(rows, ignore_index=True)

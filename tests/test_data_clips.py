@@ -235,3 +235,23 @@ def test_a_changed_video_is_decoded_again_and_a_bad_one_is_never_cached(with_bro
     with pytest.raises(VideoDecodeError, match="missing|No such file"):
         cache.open(root / manifest["path"][7])
     assert sorted(p.name for p in (tmp_path / "decoded").iterdir()) == sorted([first.name, cache.entry(good).name])
+
+
+def test_filling_the_cache_in_parallel_decodes_what_it_lacks_and_skips_bad_videos(with_broken, tmp_path):
+    from lgd_tutorial.data.cache import DecodedCache
+    from lgd_tutorial.data.video import open_video
+
+    root, manifest = with_broken
+    paths = [root / p for p in manifest["path"]]
+    cache = DecodedCache(tmp_path / "decoded")
+    cache.open(paths[0])                                               # one entry already there
+    decoded = cache.fill(paths, workers=2)
+    held = [p for p in paths if cache.holds(p)]
+    assert decoded == len(held) - 1 and paths[0] in held
+    assert paths[1] not in held and paths[7] not in held              # the garbage file and the missing one
+    assert len(list((tmp_path / "decoded").glob("*.npy"))) == len(held)
+    assert cache.fill(paths, workers=2) == 0                           # nothing left to decode
+    with open_video(paths[2]) as video:                                # an entry holds what the decoder gives
+        assert np.array_equal(np.load(cache.entry(paths[2])), video.get_frames(range(len(video))))
+    with pytest.raises(VideoDecodeError):                              # still reported when read
+        cache.open(paths[1])

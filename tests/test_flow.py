@@ -226,8 +226,9 @@ def small_overrides(synth, synth_flow):
             f"data.flow_root={synth_flow}"]
 
 
-def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, synth_flow, tmp_path):
-    assert lgd(["two-stream", "--seeds", "0", "1", "--out", str(tmp_path), *small_overrides(synth, synth_flow)]) == 0
+def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, synth_flow, tmp_path, monkeypatch):
+    assert lgd(["two-stream", "--seeds", "0", "1", "--out", str(tmp_path), "--pretrained-dir", str(tmp_path / "pre"),
+                *small_overrides(synth, synth_flow)]) == 0
     runs, summary = pd.read_csv(tmp_path / "runs.csv"), pd.read_csv(tmp_path / "summary.csv")
     assert len(runs) == 8 and sorted(set(runs["seed"])) == [0, 1]
     assert list(summary["stream"])[:3] == ["rgb", "rgb_none", "flow"] and list(summary["seeds"]) == [2] * 4
@@ -238,6 +239,22 @@ def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, syn
     assert meta["recipes"]["rgb_none"] == "tiny_synthetic_cpu model.diffusion=none"
     assert set(meta["autocast"]) == {"rgb", "rgb_none", "flow"}             # the precision the runs trained in
     assert "two-stream --seeds 0 1" in (tmp_path / "two_stream.json").read_text()
+
+    # --pretrained-dir: the first seed's flow model as a teaching checkpoint that loads as a 2-channel network
+    from lgd_tutorial.models import pretrained
+    from lgd_tutorial.models.pretrained import load_pretrained
+    from lgd_tutorial.two_stream import FLOW_CHECKPOINT
+
+    model, info = load_pretrained(FLOW_CHECKPOINT, tmp_path / "pre")
+    assert model.modality == "flow" and model.stem.conv.weight.shape[1] == 2 and info["seed"] == 0
+    first_flow = runs[(runs["seed"] == 0) & (runs["stream"] == "flow")]["acc1"].iloc[0]
+    assert info["val_acc"] == pytest.approx(first_flow) and "two-stream --seeds 0 1" in info["command"]
+    from lgd_tutorial.prediction import from_pretrained, predict_video
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pre")       # lgd predict --pretrained reads it
+    video = synth / load_manifest(synth / "manifest_val.csv")["path"][0]
+    predicted = predict_video(from_pretrained(FLOW_CHECKPOINT), video, top=4)  # the flow computed from the video
+    assert predicted.error is None and len(predicted.top) == 4
 
 
 def test_the_flow_benchmark_gives_rates_per_core_and_the_kinetics_cost(tmp_path, capsys):

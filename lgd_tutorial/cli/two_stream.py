@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow-weight", type=float, default=1.5, help="fused = rgb + weight x flow video scores")
     p.add_argument("--no-plain", action="store_true",
                    help="skip the RGB network without diffusion (the third run per seed)")
+    p.add_argument("--pretrained-dir", default=None,
+                   help="also save the first seed's flow model there as a teaching checkpoint (lgd_tutorial/pretrained)")
     p.add_argument("overrides", nargs="*", help="key=value for both recipes, e.g. optim.epochs=6")
 
 
@@ -26,7 +28,7 @@ def run(args) -> int:
 
     try:
         result = measure(args.seeds, args.out, args.flow_weight, args.overrides, args.argv[1:], work=args.work,
-                         plain=not args.no_plain)
+                         plain=not args.no_plain, pretrained_dir=args.pretrained_dir)
     except (ConfigError, ValueError) as e:
         return fail("two-stream", e)
     except Stopped as e:

@@ -19,12 +19,18 @@ time and by the decode settings: a changed video is decoded again. Entries are
 written atomically (a killed run leaves no half file), so loader workers and
 concurrent runs can share one folder. A video that fails to decode is not
 cached: it raises ``VideoDecodeError`` every time, as it would without a cache.
+
+``fill(paths)`` decodes whatever the cache lacks in one process per core before
+training starts, instead of one video at a time inside the first epoch (on 2
+cores that halves the time the first epoch spends decoding).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,5 +105,34 @@ class DecodedCache:
             np.save(tmp, frames)
         return CachedVideo(path, frames)
 
+    def holds(self, path) -> bool:
+        """Whether the cache has an entry for ``path`` under the current decode settings."""
+        try:
+            return self.entry(path).exists()
+        except OSError:
+            return False
+
+    def fill(self, paths, workers: int | None = None) -> int:
+        """Decode every video of ``paths`` the cache lacks, in ``workers`` processes (default: one per core);
+        returns how many were decoded. A video that fails to decode is skipped here: the dataset reports it
+        when it reads it, as it would without a cache."""
+        missing = [str(p) for p in paths if not self.holds(p)]
+        workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+        jobs = [(str(self.folder), self.backend, self.short_side, p) for p in missing]
+        if workers == 1:
+            return sum(map(_fill_one, jobs))
+        with ProcessPoolExecutor(workers) as pool:
+            return sum(pool.map(_fill_one, jobs, chunksize=16))
+
     def __repr__(self) -> str:
         return f"DecodedCache({str(self.folder)!r}, backend={self.backend!r}, short_side={self.short_side})"
+
+
+def _fill_one(job) -> bool:
+    """Decode one video into the cache (a worker of ``DecodedCache.fill``); False if it failed to decode."""
+    folder, backend, short_side, path = job
+    try:
+        DecodedCache(folder, backend, short_side).open(path)
+    except VideoDecodeError:
+        return False
+    return True

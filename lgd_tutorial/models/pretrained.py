@@ -3,8 +3,9 @@
 The files live in ``lgd_tutorial/pretrained/`` next to a ``manifest.json``
 that records, for every checkpoint, how it was made (recipe, command, commit,
 seed, data seed), what it scored and its sha256. ``lgd study
---pretrained-dir`` writes them; nothing else does. A file whose sha256 does
-not match its manifest entry is refused by name.
+--pretrained-dir`` writes the diffusion study's models and ``lgd two-stream
+--pretrained-dir`` the teaching set's flow stream; nothing else does. A file
+whose sha256 does not match its manifest entry is refused by name.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def save_pretrained(model: nn.Module, folder: Path, name: str, info: dict) -> Pa
     build_args = {"diffusion": model.diffusion, "dropout": model.classifier.dropout.p,
                   "kernel": model.classifier.kernel,
                   "pooled_global_head": model.diffusion == "none" and model.classifier.global_head is not None}
+    if model.modality != "rgb":
+        build_args["modality"] = model.modality
     entry = {**info, "arch": model.arch, "diffusion": model.diffusion, "build_args": build_args,
              "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest = read_manifest(folder)
