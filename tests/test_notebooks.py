@@ -104,14 +104,19 @@ def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_two_stream_notebook_extracts_flow_trains_the_flow_stream_and_reads_the_shipped_results(tmp_path):
+@pytest.mark.parametrize("train_flow", [False, True])
+def test_two_stream_notebook_extracts_flow_evaluates_or_trains_the_flow_stream_and_reads_the_shipped_results(
+        tmp_path, train_flow):
     executed = execute("08_two_stream", tmp_path, params={
         "DATA_DIR": str(tmp_path / "synthetic"), "VIDEOS_PER_CLASS": 6, "VAL_PER_CLASS": 2, "RATE_SIZES": (48, 64),
-        "RATE_PAIRS": 1, "OVERRIDES": ["optim.epochs=1", "run.log_every=1"]})
-    assert len(list((tmp_path / "synthetic" / "flow_dis").rglob("*.flow.npz"))) == 4 * (6 + 2)
+        "RATE_PAIRS": 1, "TRAIN_FLOW": train_flow, "OVERRIDES": ["optim.epochs=1", "run.log_every=1"]})
+    stored = len(list((tmp_path / "synthetic" / "flow_dis").rglob("*.flow.npz")))
+    assert stored == 4 * ((6 + 2) if train_flow else 2)             # the training set's flow only to train here
     text = text_of(executed)
     assert "made by: lgd two-stream" in text and "core-hours with TV-L1" in text and "[ok] horizontal flip" in text
+    assert ("flow stream, this run" if train_flow else "flow stream, the shipped seed-0 model") in text
+    if not train_flow:
+        assert "it was scored on 128 validation videos, this set has 8: no comparison" in text
 
 
 def test_scaling_up_resumes_a_download_trains_with_two_processes_and_resumes_after_sigterm(tmp_path):
