@@ -185,7 +185,7 @@ def report(folder) -> str:
         return "never" if pd.isna(r["epoch_at_target"]) else str(int(r["epoch_at_target"]))
 
     lines = [f"| seed | top-1 fp32 | top-1 bf16 | first epoch >= {meta['target']:.0%} fp32 / bf16 | "
-             "run clips/s fp32 / bf16 |", "| ---: | ---: | ---: | --- | --- |"]
+             "whole-run clips/s fp32 / bf16 (drift, not a comparison) |", "| ---: | ---: | ---: | --- | --- |"]
     for seed in meta["seeds"]:
         f, b = runs.loc[(seed, "fp32")], runs.loc[(seed, "bf16")]
         lines.append(f"| {seed} | {f['acc1']:.3f} | {b['acc1']:.3f} | {epoch(f)} / {epoch(b)} | "
