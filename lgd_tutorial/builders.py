@@ -139,6 +139,12 @@ def eval_dataset(cfg: Config, manifest, root=None, clips: int = 1, crops: int = 
                        tsn_random=False, **stream(cfg, root))
 
 
+def recipe_test_set(cfg: Config) -> ClipDataset:
+    """The recipe's validation videos with its test views (``data.test_clips`` x ``data.test_crops``)."""
+    d = cfg.data
+    return eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips, d.test_crops)
+
+
 def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
     """(train, validation) datasets; validation is None when its manifest does not exist."""
     d = cfg.data
@@ -155,9 +161,6 @@ def build_datasets(cfg: Config) -> tuple[ClipDataset, ClipDataset | None]:
                         transform=transform, short_side=d.decode_short_side or None, seed=cfg.run.seed,
                         **stream(cfg, d.root))
     val = eval_dataset(cfg, val_manifest, d.root) if val_manifest and Path(val_manifest).exists() else None
-    for dataset in (train, val):                  # decode what the cache lacks on every core, before training
-        if dataset is not None and dataset.cache is not None:
-            dataset.cache.fill(dataset.paths)
     return train, val
 
 

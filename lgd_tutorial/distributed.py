@@ -30,6 +30,11 @@ class Dist:
     def enabled(self) -> bool:
         return self.world > 1
 
+    def barrier(self) -> None:
+        """Wait for every process (nothing when alone)."""
+        if self.enabled:
+            dist.barrier()
+
     def all_sum(self, values: list[float], device: torch.device | None = None) -> list[float]:
         """Sum ``values`` over all processes (the values themselves when alone)."""
         if not self.enabled:

@@ -125,6 +125,12 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
 
 # --------------------------------------------------------------------------- two streams
 
+def evaluate_recipe(model, cfg: Config, dataset: ClipDataset, device="cpu") -> EvalResult:
+    """``evaluate`` as the recipe ``cfg`` says: its class names, head and view averaging (8 videos a batch)."""
+    return evaluate(model, dataset, class_names(cfg), batch_size=8, device=device, head=cfg.data.test_head,
+                    average=cfg.data.test_average)
+
+
 def check_streams(rgb: ClipDataset, flow: ClipDataset) -> None:
     """ValueError naming every video whose RGB and flow streams do not belong together: another video count,
     other labels, or flow computed from a video with another number of frames."""

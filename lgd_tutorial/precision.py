@@ -40,9 +40,9 @@ import pandas as pd
 import torch
 
 from .bench import median_interval
-from .builders import eval_dataset, model_from_checkpoint
+from .builders import model_from_checkpoint, recipe_test_set
 from .config import load_config
-from .evaluation import evaluate
+from .evaluation import evaluate_recipe
 from .metrics import validation_curve
 from .study import t_interval
 from .training import Trainer, train_fresh
@@ -57,7 +57,7 @@ def train_one(precision: str, seed: int, work: Path, overrides=()) -> tuple[Trai
     """Train the teaching recipe once in ``precision`` (a fresh run in ``work / f"{precision}_seed{seed}"``);
     the Trainer and the seconds its ``fit`` took."""
     return train_fresh(RECIPE, [*overrides, f"run.amp={AMP[precision]}", f"run.seed={seed}"],
-                       work / f"{precision}_seed{seed}", timed=True)
+                       work / f"{precision}_seed{seed}")
 
 
 def run_row(trainer: Trainer, precision: str, seed: int, seconds: float) -> dict:
@@ -65,9 +65,7 @@ def run_row(trainer: Trainer, precision: str, seed: int, seconds: float) -> dict
     epoch at ``TARGET``, its training clips/s (the median of the logged windows after the first epoch: the
     first may be decoding the videos into the cache) and its wall-clock seconds (``fit`` alone)."""
     model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
-    d = cfg.data
-    data = eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips, d.test_crops)
-    result = evaluate(model, data, batch_size=8, device=trainer.device, head=d.test_head, average=d.test_average)
+    result = evaluate_recipe(model, cfg, recipe_test_set(cfg), trainer.device)
     metrics = pd.read_csv(trainer.out / "metrics.csv")
     train, val = metrics[metrics["split"] == "train"], metrics[metrics["split"] == "val"]
     reached = val[val["acc1"] >= TARGET]

@@ -78,6 +78,7 @@ class Trainer:
         seed_everything(cfg.run.seed)
         self.model = model_from_config(cfg.model)           # first: a missing ImageNet file stops the run at once
         self.train_set, self.val_set = build_datasets(cfg)
+        self._fill_caches()
         if cfg.optim.freeze_bn:
             freeze_batchnorm(self.model)
         self.net = self._place(self.model)
@@ -93,6 +94,15 @@ class Trainer:
         self.stop_requested = None
         self.failures = FailureReport(self.train_set)
         self.metrics = MetricsLog(None)
+
+    def _fill_caches(self) -> None:
+        """Decode what the datasets' decoded-frame caches lack before training, on every core
+        (``DecodedCache.fill``): by the first process of each node while its peers wait."""
+        if self.dist.local_rank == 0:
+            for dataset in (self.train_set, self.val_set):
+                if dataset is not None and dataset.cache is not None:
+                    dataset.cache.fill(dataset.paths)
+        self.dist.barrier()
 
     def _place(self, model: nn.Module) -> nn.Module:
         """Move the model to the device (channels-last as configured); wrap it in DDP and compile as configured."""
@@ -332,10 +342,10 @@ class Stopped(Exception):
     and no further training starts."""
 
 
-def train_fresh(recipe: str, overrides, out_dir, timed: bool = False):
+def train_fresh(recipe: str, overrides, out_dir) -> tuple[Trainer, float]:
     """Train ``recipe`` with ``overrides`` in this process, from scratch in ``out_dir``, without a progress
-    bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds); the finished Trainer, with
-    ``timed`` (Trainer, seconds of ``fit``). Raises ``Stopped`` when a signal stopped the training."""
+    bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds): the finished Trainer and the
+    seconds its ``fit`` took. Raises ``Stopped`` when a signal stopped the training."""
     from .config import load_config
 
     cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
@@ -345,7 +355,7 @@ def train_fresh(recipe: str, overrides, out_dir, timed: bool = False):
     if result["status"] == "preempted":
         raise Stopped(f"{result['signal']} received: the run in {out_dir} wrote a checkpoint and stopped; "
                       "no further runs were started")
-    return (trainer, time.perf_counter() - started) if timed else trainer
+    return trainer, time.perf_counter() - started
 
 
 def train(cfg: Config) -> dict:

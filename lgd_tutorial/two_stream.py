@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .builders import eval_dataset
-from .evaluation import check_streams, class_names, evaluate, fuse
+from .builders import model_from_checkpoint, recipe_test_set
+from .evaluation import check_streams, class_names, evaluate_recipe, fuse
 from .metrics import validation_curve
 from .study import t_interval
 from .training import Trainer, train_fresh
@@ -39,27 +39,22 @@ FLOW_CHECKPOINT = "lgd3d_tiny_synthetic_flow"                # the flow stream s
 
 def train_stream(stream: str, seed: int, out: Path, overrides=()) -> Trainer:
     """Train one stream of the teaching task for one seed (a fresh run in ``out / f"{stream}_seed{seed}"``)."""
-    return train_fresh(RECIPES[stream], [*overrides, *STREAM_OVERRIDES.get(stream, []), f"run.seed={seed}"],
-                       out / f"{stream}_seed{seed}")
+    trainer, _ = train_fresh(RECIPES[stream], [*overrides, *STREAM_OVERRIDES.get(stream, []), f"run.seed={seed}"],
+                             out / f"{stream}_seed{seed}")
+    return trainer
 
 
 def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Trainer | None = None) -> pd.DataFrame:
     """Both streams' best checkpoints on the validation videos (the recipe's test views), and their fusion;
     with ``plain``, the RGB network without diffusion too (a row ``rgb_none``)."""
-    from .builders import model_from_checkpoint
-
     loaded = {}
     for name, trainer in (("rgb", rgb), ("flow", flow), ("rgb_none", plain)):
         if trainer is None:
             continue
         model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
-        d = cfg.data
-        loaded[name] = (model, cfg, eval_dataset(cfg, Path(d.root) / d.val_manifest, d.root, d.test_clips,
-                                                 d.test_crops), trainer.device)
+        loaded[name] = (model, cfg, recipe_test_set(cfg), trainer.device)
     check_streams(loaded["rgb"][2], loaded["flow"][2])
-    results = {name: evaluate(model, data, class_names(cfg), batch_size=8, device=device, head=cfg.data.test_head,
-                              average=cfg.data.test_average)
-               for name, (model, cfg, data, device) in loaded.items()}
+    results = {name: evaluate_recipe(model, cfg, data, device) for name, (model, cfg, data, device) in loaded.items()}
     table = fuse(results["rgb"], results["flow"], flow_weight)
     if "rgb_none" not in results:
         return table
@@ -81,7 +76,6 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def save_flow_checkpoint(trainer: Trainer, folder, acc1: float, made_by: dict, overrides=()) -> Path:
     """The flow stream's best weights as the teaching checkpoint ``FLOW_CHECKPOINT`` in ``folder``."""
-    from .builders import model_from_checkpoint
     from .models.pretrained import save_pretrained
 
     model, cfg = model_from_checkpoint(trainer.out / "best.pt")

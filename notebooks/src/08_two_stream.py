@@ -31,9 +31,9 @@ import pandas as pd
 from matplotlib.colors import hsv_to_rgb
 
 from lgd_tutorial import Trainer, load_config, load_pretrained, model_from_checkpoint
-from lgd_tutorial.builders import eval_dataset
+from lgd_tutorial.builders import recipe_test_set
 from lgd_tutorial.data import flow, synthetic
-from lgd_tutorial.evaluation import evaluate
+from lgd_tutorial.evaluation import evaluate_recipe
 from lgd_tutorial.two_stream import FLOW_CHECKPOINT
 from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
 from lgd_tutorial.viz import plot_learning_curves
@@ -215,9 +215,7 @@ else:
 show_figure(fig, figure_path("08_flow_curves.png"), dpi=120)
 
 # %%
-d = cfg.data
-val = eval_dataset(cfg, DATA_DIR / d.val_manifest, DATA_DIR, d.test_clips, d.test_crops)
-flow_result = evaluate(model, val, batch_size=8, head=d.test_head, average=d.test_average)
+flow_result = evaluate_recipe(model, cfg, recipe_test_set(cfg))
 print(f"flow stream, {source}:", flow_result.summary())
 if not TRAIN_FLOW:
     scored_on = pd.read_csv(ROOT / "figures" / "two_stream" / "runs.csv").query("stream == 'flow'")["videos"].iloc[0]
