@@ -138,10 +138,11 @@ def to_clips(frames: torch.Tensor) -> torch.Tensor:
     return clips.sub_(_NORMALIZE.mean).div_(_NORMALIZE.std)
 
 
-def flip_randomly(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip each clip left-right and/or up-down at random: both keep the label (the beacon flips too)."""
+def flip_randomly(clips: torch.Tensor, generator: torch.Generator, dims=(-1, -2)) -> torch.Tensor:
+    """Flip each clip at random along each of ``dims`` (left-right and up-down by default: both keep the
+    label of the beacon task, since the beacon flips too)."""
     out = clips.clone()
-    for dim in (-1, -2):
+    for dim in dims:
         chosen = torch.rand(len(clips), generator=generator) < 0.5
         out[chosen] = out[chosen].flip(dim)
     return out
@@ -149,8 +150,8 @@ def flip_randomly(clips: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 # --------------------------------------------------------------------------- training
 
-def build_variant(s: StudySettings, variant: str) -> nn.Module:
-    return build_model(s.arch, len(synthetic.CLASSES), dropout=s.dropout, **VARIANTS[variant])
+def build_variant(s, variant: str, num_classes: int = len(synthetic.CLASSES)) -> nn.Module:
+    return build_model(s.arch, num_classes, dropout=s.dropout, **VARIANTS[variant])
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -184,10 +185,14 @@ def lr_at(s: StudySettings, step: int, steps_per_epoch: int) -> float:
     return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train_variant(s: StudySettings, variant: str, seed: int, train: dict, val: dict, log=print):
-    """Train one variant with one seed; returns (model in eval mode, curve rows)."""
+def train_variant(s, variant: str, seed: int, train: dict, val: dict, log=print,
+                  num_classes: int = len(synthetic.CLASSES), flip_dims=(-1, -2)):
+    """Train one variant with one seed; returns (model in eval mode, curve rows).
+
+    ``s`` holds the recipe (``StudySettings`` or ``reach_study.ReachSettings``); ``flip_dims`` are the
+    random flips that keep the task's labels."""
     torch.manual_seed(seed)
-    model = build_variant(s, variant)
+    model = build_variant(s, variant, num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     n = len(train["labels"])
@@ -199,7 +204,7 @@ def train_variant(s: StudySettings, variant: str, seed: int, train: dict, val: d
         if step % steps_per_epoch == 0:
             order = torch.randperm(n, generator=generator)
         index = order[(step % steps_per_epoch) * s.batch_size:][:s.batch_size]
-        clips = flip_randomly(to_clips(train["frames"][index]), generator)
+        clips = flip_randomly(to_clips(train["frames"][index]), generator, flip_dims)
         out = model(clips, return_heads=True)
         labels = train["labels"][index]
         loss = F.cross_entropy(out["local_logits"], labels) + F.cross_entropy(out["global_logits"], labels)

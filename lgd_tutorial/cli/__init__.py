@@ -17,8 +17,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "two-stream", "precision",
-            "viz", "exercises", "workbook")
+COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "reach-study", "two-stream",
+            "precision", "viz", "exercises", "workbook")
 
 
 def build_parser() -> argparse.ArgumentParser:

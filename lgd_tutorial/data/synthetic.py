@@ -61,10 +61,11 @@ ENCODER = {"x264-params": "mbtree=0", "preset": "veryfast"}
 DEFAULTS = {"videos_per_class": 320, "val_per_class": 32, "size": 80, "frames": 16, "fps": 8}
 
 
-def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth grey texture (low-frequency noise), values around 110 +- 30."""
-    coarse = rng.normal(0, 1, (size // 8 + 2, size // 8 + 2))
-    smooth = np.kron(coarse, np.ones((8, 8)))[:size, :size]
+def texture(rng: np.random.Generator, height: int, width: int | None = None) -> np.ndarray:
+    """A smooth grey texture (low-frequency noise), values around 110 +- 30: float32 (height, width, 3)."""
+    width = height if width is None else width
+    coarse = rng.normal(0, 1, (height // 8 + 2, width // 8 + 2))
+    smooth = np.kron(coarse, np.ones((8, 8)))[:height, :width]
     k = np.ones(5) / 5
     smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 0, smooth)
     smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, smooth)
@@ -144,7 +145,7 @@ def render(label: int, rng: np.random.Generator, size: int = 96, frames: int = 2
     side = SIDES[rng.integers(len(SIDES))]
     beacon_colour = int(rng.integers(len(PALETTE)))
     object_colour = int(rng.integers(len(PALETTE)))
-    background = _texture(rng, size)
+    background = texture(rng, size)
 
     # The object's path in (distance from the beacon edge, position along it), both
     # inside [margin, margin + room]: the same square for every side.

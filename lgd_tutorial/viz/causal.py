@@ -158,7 +158,7 @@ def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, b
     temporal position t' the feature is read in the cell that holds the
     object's centre in the middle frame that t' covers.
     """
-    frames, size = clips.shape[2], clips.shape[-1]
+    frames, height, width = clips.shape[2], clips.shape[-2], clips.shape[-1]
     centres = torch.tensor(np.asarray(tracks, dtype=np.float32) + object_size / 2)      # (N, T, 2)
     per_block = None
     for i in range(0, len(clips), batch):
@@ -166,10 +166,11 @@ def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, b
         rows = []
         for taps in record.blocks:
             local = taps.local                                                        # (n, C, T', H', W')
-            steps, cells = local.shape[2], local.shape[-1]
+            steps, cells_h, cells_w = local.shape[2], local.shape[-2], local.shape[-1]
             middle = ((torch.arange(steps) + 0.5) * frames / steps).long().clamp_max(frames - 1)
             c = centres[i:i + batch][:, middle]                                          # (n, T', 2)
-            hw = (c * cells / size).long().clamp(0, cells - 1)
+            hw = torch.stack([(c[..., 0] * cells_h / height).long().clamp(0, cells_h - 1),
+                              (c[..., 1] * cells_w / width).long().clamp(0, cells_w - 1)], -1)
             n = torch.arange(local.shape[0])[:, None]
             picked = local[n, :, torch.arange(steps)[None], hw[..., 0], hw[..., 1]]       # (n, T', C)
             rows.append(picked.flatten(1))

@@ -1,0 +1,513 @@
+"""The reach study: where no convolution connects two cues, does global diffusion carry the context?
+
+``lgd reach-study`` trains the teaching model on the signpost task
+(``data.signpost``) at several distances between its two cues, from a near
+end where every block of the plain network has positions that see both, to a
+far end where none has:
+
+    level   distance   blocks of the plain twin with a position that sees both cues
+    near        16     layer1.0 .. layer4.0
+    ...
+    far        208     none (checked exactly with ``viz.receptive_field_reach``)
+
+At every distance it trains LGD (``both``) and the same network without
+diffusion (``none``, which keeps a pooled global head so both have two heads
+and the same loss); at the far end also ``global_to_local`` and
+``local_to_global`` alone. The same seeds serve every variant, and one recipe
+(fixed on the near end before the study) serves every level.
+
+**The ceiling.** Where no position sees both cues, every feature of the plain
+network depends on the sign or on the object, never on both; its heads pool
+and apply a linear map, so its logits are a *sum* of a sign term and an object
+term. A sum can get three of the four (arrow, motion) combinations of an
+exclusive or right, never all four: its accuracy is bounded by the best
+additive rule, 75% on balanced data (``additive_ceiling`` computes it on the
+validation set). The lookup on either cue alone scores 50%.
+
+For every trained model it also measures (``causal.csv``):
+
+- ``cf_*``: the counterfactual: mirror the sign (only its box changes; the
+  label flips) and measure each block's local change out of the sign's reach
+  (exactly zero in the plain network) and in reach;
+- ``probe_arrow``: a linear probe for the arrow at the object's local feature,
+  per block, against the object-only lookup (50%);
+- ``acc_fixed_mean`` / ``acc_zeroed``: the local head with U(W_xg g) fixed at
+  its mean over training clips, or zeroed, per block and in all blocks.
+
+Outputs in ``--out``: ``levels.csv`` (layout, reach, ceiling and single-cue
+lookups per distance), ``runs.csv``, ``curves.csv``, ``causal.csv``,
+``summary.csv``, ``paired.csv``, ``reach_study.png`` and ``reach_study.json``.
+Every CSV row names the command and commit that made it. Each trained model
+is kept in ``--models`` (not shipped); ``--pretrained-dir`` ships the
+``both`` and ``none`` models of the near and the far end chosen by the rule
+in ``SELECTION_RULE``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from itertools import product
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import signpost
+from .study import count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
+from .utils import evaluating
+from .utils import provenance as utils_provenance
+
+FAR_VARIANTS = ("both", "none", "global_to_local", "local_to_global")
+SOLVED = 0.9
+SELECTION_RULE = ("each shipped variant's median seed by final local-head accuracy: the seeds sorted by "
+                  "(accuracy, seed), the one at index (n - 1) // 2 (the lower median, ties to the lower seed)")
+
+
+@dataclass
+class ReachSettings:
+    """The task's layout, the distances and the recipe (the same for every level and variant)."""
+
+    arch: str = "lgd3d_tiny"
+    distances: list[int] = field(default_factory=lambda: [16, 64, 128, 208])
+    frames: int = 8
+    height: int = 32
+    sign_width: int = 16
+    object_size: int = 8
+    room: int = 32
+    train_per_class: int = 512
+    val_per_class: int = 128
+    data_seed: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3                # AdamW
+    warmup_epochs: float = 0.5
+    weight_decay: float = 0.05
+    clip_grad: float = 40.0
+    dropout: float = 0.2
+    evals_per_epoch: int = 2
+    target: float = SOLVED
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    far_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
+    counterfactual_clips: int = 64
+    probe_clips: int = 256
+
+    def __post_init__(self):
+        if len(self.distances) < 1 or sorted(self.distances) != list(self.distances):
+            raise ValueError(f"distances: give increasing pixel distances, got {self.distances}")
+        for d in self.distances:
+            self.layout(d)                                                   # raises on a bad layout
+
+    def layout(self, distance: int) -> dict:
+        return signpost.geometry(distance, self.height, self.sign_width, self.object_size, self.room)
+
+    @property
+    def far(self) -> int:
+        return self.distances[-1]
+
+    def jobs(self) -> list[tuple[int, str, int]]:
+        """(distance, variant, seed) for every run, far end first, seeds interleaved across variants."""
+        far = [(self.far, v, s) for s, v in product(self.far_seeds, FAR_VARIANTS)]
+        rest = [(d, v, s) for d in reversed(self.distances[:-1]) for s, v in product(self.seeds, ("both", "none"))]
+        return far + rest
+
+
+QUICK = dict(distances=[16, 208], train_per_class=8, val_per_class=8, epochs=1, batch_size=8, evals_per_epoch=1,
+             seeds=[0], far_seeds=[0, 1], counterfactual_clips=4, probe_clips=16)
+
+
+# --------------------------------------------------------------------------- the task and its reach
+
+def render_split(s: ReachSettings, distance: int, split: str) -> dict:
+    """One split of one level in memory: ``frames`` uint8 (N, T, H, W, 3), ``labels``, ``arrows``, ``motions``,
+    ``tracks``. Clip k of a split is the same at every distance except for where things are drawn."""
+    layout = s.layout(distance)
+    per_class = s.train_per_class if split == "train" else s.val_per_class
+    videos, labels, arrows, motions, tracks = [], [], [], [], []
+    for number in range(per_class * len(signpost.CLASSES)):
+        label = number % len(signpost.CLASSES)
+        rng = np.random.default_rng([s.data_seed, {"train": 0, "val": 1}[split], number])
+        video, info = signpost.render(label, rng, layout, s.frames, with_info=True)
+        videos.append(video)
+        labels.append(label)
+        arrows.append(info["arrow"])
+        motions.append(info["motion"])
+        tracks.append(info["track"])
+    return {"frames": torch.from_numpy(np.stack(videos)), "labels": torch.tensor(labels), "arrows": arrows,
+            "motions": motions, "tracks": tracks}
+
+
+def connecting_blocks(model_or_arch, layout: dict, frames: int) -> list[str]:
+    """Blocks of the plain twin that have a position whose theoretical receptive field holds both the sign
+    and the object (anywhere on its track)."""
+    from .models import build_model
+    from .viz.causal import receptive_field_reach
+    from .viz.taps import lgd_blocks
+
+    model = build_model(model_or_arch, 2) if isinstance(model_or_arch, str) else model_or_arch
+    sign = receptive_field_reach(model, signpost.sign_region(layout), frames)
+    thing = receptive_field_reach(model, signpost.object_region(layout), frames)
+    names = [name for name, _ in lgd_blocks(model)]
+    return [name for name, a, b in zip(names, sign, thing) if bool((a & b).any())]
+
+
+def reach_distance(s: ReachSettings, limit: int = 1024) -> int:
+    """The least distance at which no block of the plain twin connects the two cues (the network's reach)."""
+    low, high = 0, limit
+    if connecting_blocks(s.arch, s.layout(high), s.frames):
+        raise ValueError(f"{s.arch}: the cues still connect at distance {limit}")
+    while low < high:
+        middle = (low + high) // 2
+        if connecting_blocks(s.arch, s.layout(middle), s.frames):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def additive_ceiling(arrows, motions, labels) -> float:
+    """The best accuracy of a rule whose score is a sum f(arrow) + g(motion): any labelling of the four
+    (arrow, motion) cells except the two exclusive-or patterns, scored on the given clips."""
+    cells = [(a, m) for a in signpost.ARROWS for m in signpost.ARROWS]
+    keys = list(zip(arrows, motions))
+    labels = np.asarray(labels)
+    best = 0.0
+    for pattern in product((0, 1), repeat=4):
+        rule = dict(zip(cells, pattern))
+        # a 2 x 2 table is additive (a sign of f(a) + g(m)) unless it is an exclusive or of its rows and columns
+        if rule[cells[0]] != rule[cells[1]] and rule[cells[0]] != rule[cells[2]] and rule[cells[0]] == rule[cells[3]]:
+            continue
+        best = max(best, float(np.mean([rule[k] == y for k, y in zip(keys, labels)])))
+    return best
+
+
+def level_table(s: ReachSettings, data: dict) -> pd.DataFrame:
+    """Per distance: the layout, the blocks that connect the cues, the ceiling and the single-cue lookups."""
+    from .viz.causal import lookup_baseline
+
+    reach = reach_distance(s)
+    rows = []
+    for d in s.distances:
+        layout, train, val = s.layout(d), data[d]["train"], data[d]["val"]
+        connecting = connecting_blocks(s.arch, layout, s.frames)
+        ceiling = 1.0 if connecting else additive_ceiling(val["arrows"], val["motions"], val["labels"].tolist())
+        rows.append({"distance": d, "reach": reach, "relative_distance": d / reach, "width": layout["width"],
+                     "height": layout["height"], "pixels": layout["width"] * layout["height"],
+                     "connecting_blocks": " ".join(connecting) or "none", "ceiling_plain": ceiling,
+                     "lookup_arrow": lookup_baseline(train["arrows"], train["labels"].tolist(), val["arrows"],
+                                                     val["labels"].tolist()),
+                     "lookup_object": lookup_baseline(train["motions"], train["labels"].tolist(), val["motions"],
+                                                      val["labels"].tolist()),
+                     "chance": 1 / len(signpost.CLASSES)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- causal measurements
+
+@torch.no_grad()
+def local_accuracy(model, frames: torch.Tensor, labels: torch.Tensor, batch: int = 64) -> float:
+    return head_accuracy(model, frames, labels, batch)["local"]
+
+
+def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, val: dict) -> list[dict]:
+    """The causal measurements of one trained model (rows: measure, block, value)."""
+    from .viz.causal import (counterfactual_change, fix_global_to_local, linear_probe, lookup_baseline,
+                             mean_global_to_local, object_features, receptive_field_reach)
+    from .viz.taps import lgd_blocks
+
+    layout = s.layout(distance)
+    names = [name for name, _ in lgd_blocks(model)]
+    rows = []
+
+    def add(measure_, block, value):
+        rows.append({"measure": measure_, "block": block, "value": float(value)})
+
+    # the counterfactual: the arrow mirrored, nothing else changed
+    n = min(s.counterfactual_clips, len(val["labels"]))
+    frames = val["frames"][:n].numpy()
+    flipped = [signpost.flip_sign(f, layout) for f in frames]
+    region = flipped[0][1]
+    reach = receptive_field_reach(model, region, s.frames)
+    result = counterfactual_change(model, to_clips(torch.from_numpy(frames)),
+                                   to_clips(torch.from_numpy(np.stack([f for f, _ in flipped]))))
+    for name, change, reached in zip(names, result.change, reach):
+        far, near = change[:, ~reached], change[:, reached]
+        add("cf_max_out", name, far.max() if far.numel() else float("nan"))
+        add("cf_mean_out", name, far.mean() if far.numel() else float("nan"))
+        add("cf_mean_in", name, near.mean() if near.numel() else float("nan"))
+        add("share_out", name, (~reached).float().mean())
+    flipped_labels = 1 - val["labels"][:n]
+    add("acc_counterfactual", "all", (result.logits_cf["local_logits"].argmax(1) == flipped_labels).float().mean())
+
+    # the probe: the arrow read from the object's local feature, per block
+    m = min(s.probe_clips, len(train["labels"]), len(val["labels"]))
+    arrow = {a: i for i, a in enumerate(signpost.ARROWS)}
+    y_train = torch.tensor([arrow[a] for a in train["arrows"][:m]])
+    y_val = torch.tensor([arrow[a] for a in val["arrows"][:m]])
+    feats_train = object_features(model, to_clips(train["frames"][:m]), train["tracks"][:m], s.object_size)
+    feats_val = object_features(model, to_clips(val["frames"][:m]), val["tracks"][:m], s.object_size)
+    for name, a, b in zip(names, feats_train, feats_val):
+        add("probe_arrow", name, linear_probe(a, y_train, b, y_val))
+    add("probe_object_only", "all", lookup_baseline(train["motions"][:m], y_train.tolist(), val["motions"][:m],
+                                                    y_val.tolist()))
+
+    # the ablations of the global-to-local term
+    intact = local_accuracy(model, val["frames"], val["labels"])
+    add("acc_intact", "all", intact)
+    if variant in ("both", "global_to_local"):
+        means = mean_global_to_local(model, to_clips(train["frames"][:m]))
+        zeros = [None if t is None else torch.zeros_like(t) for t in means]
+        for kind, terms in (("acc_fixed_mean", means), ("acc_zeroed", zeros)):
+            for i, name in enumerate(names):
+                with fix_global_to_local(model, [t if j == i else None for j, t in enumerate(terms)]):
+                    add(kind, name, local_accuracy(model, val["frames"], val["labels"]))
+            with fix_global_to_local(model, terms):
+                add(kind, "all", local_accuracy(model, val["frames"], val["labels"]))
+    return rows
+
+
+# --------------------------------------------------------------------------- running
+
+_DATA: dict = {}          # distance -> {"train": ..., "val": ...}; filled before the worker processes fork
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_job(s: ReachSettings, job: tuple[int, str, int], models: Path, log=print) -> dict:
+    """Train one (distance, variant, seed), save its model, measure it; returns its rows."""
+    from .models.pretrained import save_pretrained
+
+    distance, variant, seed = job
+    train, val = _DATA[distance]["train"], _DATA[distance]["val"]
+    t0 = time.perf_counter()
+    model, curve = train_variant(s, variant, seed, train, val, log=lambda line: None,
+                                 num_classes=len(signpost.CLASSES), flip_dims=(-2,))
+    seconds = time.perf_counter() - t0
+    total, lgd = count_parameters(model)
+    final = {f"acc_{h}": curve[-1][f"acc_{h}"] for h in ("local", "global", "combined")}
+    key = {"distance": distance, "variant": variant, "seed": seed}
+    name = job_name(job)
+    save_pretrained(model, models / name, name, {"classes": signpost.CLASSES, "frames": s.frames, **s.layout(distance),
+                                          "size": [s.height, s.layout(distance)["width"]], **key,
+                                          "val_acc": final["acc_local"], "val_acc_heads": final,
+                                          "data_seed": s.data_seed, "recipe": asdict(s)})
+    causal = [{**key, **row} for row in measure(model, variant, s, distance, train, val)]
+    log(f"  d={distance:>3} {variant:>15} seed {seed}: local {final['acc_local']:.3f} global "
+        f"{final['acc_global']:.3f} ({seconds:.0f} s train, {time.perf_counter() - t0 - seconds:.0f} s measure)")
+    return {"run": {**key, "data_seed": s.data_seed, "parameters": total, "lgd_parameters": lgd, **final,
+                    "steps_to_target": steps_to(curve, s.target), "steps": curve[-1]["step"],
+                    "seconds": round(seconds, 1)},
+            "curve": [{**key, **{k: v for k, v in row.items() if k not in key}} for row in curve],
+            "causal": causal}
+
+
+def job_name(job: tuple[int, str, int]) -> str:
+    distance, variant, seed = job
+    return f"reach_d{distance}_{variant}_seed{seed}"
+
+
+def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretrained_dir: Path | None = None,
+              workers: int | None = None, argv=(), log=print) -> pd.DataFrame:
+    """Train and measure every job (resuming a folder that holds some), write the outputs; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    models = Path(models or out / "models")
+    started = time.perf_counter()
+    meta = {**utils_provenance("reach-study", list(argv)), "settings": asdict(s), "selection_rule": SELECTION_RULE}
+    done = _load_done(out, models)
+    for d in s.distances:
+        _DATA[d] = {split: render_split(s, d, split) for split in ("train", "val")}
+    log(f"rendered {len(s.distances)} levels of {s.train_per_class * 2} training and {s.val_per_class * 2} "
+        f"validation clips")
+    levels = level_table(s, _DATA)
+    levels.to_csv(out / "levels.csv", index=False)
+    todo = [job for job in s.jobs() if job not in done["keys"]]
+    log(f"{len(s.jobs()) - len(todo)} runs found in {out}, {len(todo)} to do")
+    workers = workers or min(2, os.cpu_count() or 1)
+    results = done["results"]
+
+    def keep(result):
+        results.append(result)
+        _write_partial(out, results)
+        (out / "elapsed.json").write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"]}))
+
+    if workers > 1 and len(todo) > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(run_job, s, job, models, log) for job in todo]
+            for future in as_completed(futures):
+                keep(future.result())
+    else:
+        for job in todo:
+            keep(run_job(s, job, models, log))
+    meta["seconds"] = round(time.perf_counter() - started + done["seconds"], 1)
+    summary = write_outputs(out, levels, *_frames(results), meta)
+    if pretrained_dir is not None:
+        ship_checkpoints(s, out, models, Path(pretrained_dir), meta)
+    log(f"done in {meta['seconds']:.0f} s -> {out}")
+    return summary
+
+
+def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return (pd.DataFrame([r["run"] for r in results]), pd.DataFrame([c for r in results for c in r["curve"]]),
+            pd.DataFrame([c for r in results for c in r["causal"]]))
+
+
+def _write_partial(out: Path, results: list[dict]) -> None:
+    runs, curves, causal = _frames(results)
+    for table, name in ((runs, "runs.csv"), (curves, "curves.csv"), (causal, "causal.csv")):
+        table.to_csv(out / name, index=False)
+
+
+def _load_done(out: Path, models: Path) -> dict:
+    """Runs an earlier, interrupted call finished (their rows and models are there): resumed, not redone."""
+    empty = {"keys": set(), "results": [], "seconds": 0.0}
+    if not (out / "runs.csv").exists() or not (out / "causal.csv").exists():
+        return empty
+    runs, curves, causal = (pd.read_csv(out / n) for n in ("runs.csv", "curves.csv", "causal.csv"))
+    drop = ["command", "commit"]
+    runs, curves, causal = (t.drop(columns=drop, errors="ignore") for t in (runs, curves, causal))
+    results, keys = [], set()
+    for row in runs.to_dict("records"):
+        job = (int(row["distance"]), row["variant"], int(row["seed"]))
+        if not (models / job_name(job) / f"{job_name(job)}.pt").exists():
+            continue
+        pick = lambda t: t[(t["distance"] == job[0]) & (t["variant"] == job[1]) & (t["seed"] == job[2])]  # noqa: E731
+        results.append({"run": row, "curve": pick(curves).to_dict("records"), "causal": pick(causal).to_dict("records")})
+        keys.add(job)
+    elapsed = out / "elapsed.json"
+    seconds = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0
+    return {"keys": keys, "results": results, "seconds": seconds}
+
+
+# --------------------------------------------------------------------------- summaries
+
+def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for a proportion."""
+    from scipy import stats
+
+    alpha = 1 - confidence
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
+
+
+def summarize(runs: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
+    """Per distance and variant: local-head accuracy (mean, 95% t-interval clipped to [0, 1]), seeds that
+    solved the task (>= 0.9) with a Clopper-Pearson interval, steps to 0.9 over the seeds that got there."""
+    rows = []
+    for (distance, variant), group in runs.groupby(["distance", "variant"], sort=False):
+        mean, low, high = t_interval(group["acc_local"])
+        solved = int((group["acc_local"] >= SOLVED).sum())
+        s_low, s_high = clopper_pearson(solved, len(group))
+        steps = group["steps_to_target"].dropna()
+        level = levels.set_index("distance").loc[distance]
+        rows.append({"distance": distance, "relative_distance": level["relative_distance"], "variant": variant,
+                     "seeds": len(group), "acc_local": mean, "acc_local_low": float(np.clip(low, 0, 1)),
+                     "acc_local_high": float(np.clip(high, 0, 1)), "acc_global": group["acc_global"].mean(),
+                     "solved": solved, "solved_low": s_low, "solved_high": s_high,
+                     "steps_to_target": steps.mean() if len(steps) else float("nan"),
+                     "ceiling_plain": level["ceiling_plain"]})
+    order = {v: i for i, v in enumerate(FAR_VARIANTS)}
+    return pd.DataFrame(rows).sort_values(["distance", "variant"], key=lambda c: c.map(order) if c.name ==
+                                          "variant" else c).reset_index(drop=True)
+
+
+def paired(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per distance: LGD - plain local-head accuracy per seed, mean with a 95% t-interval."""
+    rows = []
+    for distance, group in runs.groupby("distance"):
+        table = group.pivot(index="seed", columns="variant", values="acc_local")
+        if not {"both", "none"} <= set(table.columns):
+            continue
+        diff = (table["both"] - table["none"]).dropna()
+        mean, low, high = t_interval(diff)
+        rows.append({"distance": distance, "pairs": len(diff), "difference": mean, "low": low, "high": high,
+                     "lgd_wins": int((diff > 0).sum()), "ties": int((diff == 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, causal: pd.DataFrame,
+                  meta: dict) -> pd.DataFrame:
+    """Summarise a finished study and write every CSV (stamped with command and commit), the JSON and the figure."""
+    from .viz.reach import plot_reach_study
+
+    stamp = {"command": meta["command"], "commit": meta["commit"]}
+    tables = {"levels.csv": levels, "runs.csv": runs, "curves.csv": curves, "causal.csv": causal}
+    tables = {name: t.drop(columns=list(stamp), errors="ignore") for name, t in tables.items()}
+    summary, pairs = summarize(tables["runs.csv"], tables["levels.csv"]), paired(tables["runs.csv"])
+    for name, table in {**tables, "summary.csv": summary, "paired.csv": pairs}.items():
+        table.assign(**stamp).to_csv(out / name, index=False)
+    (out / "reach_study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    fig = plot_reach_study(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta)
+    fig.savefig(out / "reach_study.png", dpi=120)
+    return summary
+
+
+def select_seed(runs: pd.DataFrame, distance: int, variant: str) -> tuple[int, int, int]:
+    """(seed, its index, count) chosen by ``SELECTION_RULE``."""
+    group = runs[(runs["distance"] == distance) & (runs["variant"] == variant)]
+    ordered = group.sort_values(["acc_local", "seed"]).reset_index(drop=True)
+    index = (len(ordered) - 1) // 2
+    return int(ordered.loc[index, "seed"]), index, len(ordered)
+
+
+def ship_checkpoints(s: ReachSettings, out: Path, models: Path, pretrained_dir: Path, meta: dict) -> list[str]:
+    """Copy the selected near- and far-end ``both`` / ``none`` models into ``pretrained_dir``."""
+    from .models import load_pretrained
+    from .models.pretrained import save_pretrained
+
+    runs = pd.read_csv(out / "runs.csv")
+    shipped = []
+    for end, distance in (("near", s.distances[0]), ("far", s.far)):
+        for variant in ("both", "none"):
+            seed, index, count = select_seed(runs, distance, variant)
+            name = job_name((distance, variant, seed))
+            model, info = load_pretrained(name, models / name)
+            group = runs[(runs["distance"] == distance) & (runs["variant"] == variant)].sort_values("seed")
+            name = f"{s.arch}_signpost_{end}_{variant}"
+            keep = {k: v for k, v in info.items() if k not in ("file", "bytes", "sha256", "arch", "diffusion",
+                                                              "build_args")}
+            save_pretrained(model, pretrained_dir, name, {
+                **keep, "end": end, "selection_rule": SELECTION_RULE,
+                "selection": f"seed {seed}: index {index} of {count} seeds sorted by (accuracy, seed)",
+                "variant_seeds_acc_local": dict(zip(group["seed"].astype(str), group["acc_local"].round(4))),
+                "command": meta["command"], "commit": meta["commit"], "machine": meta["machine"]})
+            shipped.append(name)
+    return shipped
+
+
+def report(folder: Path) -> str:
+    """The README's Markdown tables and provenance line, from a finished study folder."""
+    meta = json.loads((folder / "reach_study.json").read_text())
+    levels, summary, pairs = (pd.read_csv(folder / n) for n in ("levels.csv", "summary.csv", "paired.csv"))
+    lines = ["| distance (px) | / reach | strip | blocks whose positions see both cues | plain ceiling | "
+             "arrow alone | object alone |", "| ---: | ---: | --- | --- | ---: | ---: | ---: |"]
+    for _, r in levels.iterrows():
+        lines.append(f"| {r['distance']} | {r['relative_distance']:.2f} | {r['height']} x {r['width']} | "
+                     f"{r['connecting_blocks']} | {r['ceiling_plain']:.3f} | {r['lookup_arrow']:.3f} | "
+                     f"{r['lookup_object']:.3f} |")
+    lines += ["", "| distance (px) | variant | local head, mean [95% CI] | solved (>= 0.9) [exact 95% CI] | "
+              "steps to 0.9 (solved seeds) | LGD - plain, paired [95% CI] |",
+              "| ---: | --- | --- | --- | ---: | --- |"]
+    pair = pairs.set_index("distance")
+    for _, r in summary.iterrows():
+        steps = "-" if math.isnan(r["steps_to_target"]) else f"{r['steps_to_target']:.0f}"
+        diff = ""
+        if r["variant"] == "both" and r["distance"] in pair.index:
+            p = pair.loc[r["distance"]]
+            diff = f"{p['difference']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]"
+        lines.append(f"| {r['distance']} | `{r['variant']}` | {r['acc_local']:.3f} [{r['acc_local_low']:.3f}, "
+                     f"{r['acc_local_high']:.3f}] | {r['solved']} of {r['seeds']} [{r['solved_low']:.2f}, "
+                     f"{r['solved_high']:.2f}] | {steps} | {diff} |")
+    lines.append(f"\nMade by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min "
+                 f"({meta['machine']}).")
+    return "\n".join(lines)

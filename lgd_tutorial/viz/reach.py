@@ -1,0 +1,149 @@
+"""Figures for the reach study (``lgd reach-study``): accuracy against distance, and the far end per block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .study import VARIANT_COLOURS, VARIANT_LABELS
+
+OFFSETS = {"both": -0.045, "none": -0.015, "global_to_local": 0.015, "local_to_global": 0.045}
+
+
+def _mean_ci(values) -> tuple[float, float, float]:
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        m = float(values.mean()) if len(values) else float("nan")
+        return m, m, m
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(values.mean() - half), float(values.mean() + half)
+
+
+def _dots(ax, x, values, colour, label=None):
+    """One dot per seed (spread a little sideways) and the mean with its 95% t-interval."""
+    values = np.asarray(values, dtype=float)
+    spread = np.linspace(-0.006, 0.006, len(values)) if len(values) > 1 else np.zeros(1)
+    ax.scatter(x + spread, values, s=14, color=colour, alpha=0.75, zorder=3, label=label, edgecolor="none")
+    mean, low, high = _mean_ci(values)
+    ax.errorbar(x, mean, yerr=[[mean - max(low, 0)], [min(high, 1) - mean]] if high <= 1.5 else None, fmt="_",
+                color="black", ms=10, capsize=3, zorder=4)
+
+
+def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """Local-head accuracy against distance / reach: a dot per seed, the mean and 95% interval per variant,
+    the plain network's ceiling and the two single-cue lookups."""
+    relative = levels.set_index("distance")["relative_distance"]
+    for variant in [v for v in OFFSETS if v in set(runs["variant"])]:
+        first = True
+        for distance, group in runs[runs["variant"] == variant].groupby("distance"):
+            _dots(ax, relative[distance] + OFFSETS[variant], group["acc_local"], VARIANT_COLOURS[variant],
+                  VARIANT_LABELS[variant] if first else None)
+            first = False
+    xs = levels["relative_distance"].to_numpy()
+    ax.step(np.r_[0, xs[:-1] + np.diff(xs) / 2, xs[-1] + 0.12], np.r_[levels["ceiling_plain"], levels[
+        "ceiling_plain"].iloc[-1]], where="post", color="black", lw=1.2, label="ceiling of the plain network")
+    ax.axhline(levels["lookup_object"].max(), color="grey", ls=":", lw=1,
+               label="object alone / arrow alone (lookup)")
+    ax.axvline(1.0, color="grey", ls="--", lw=0.8)
+    ax.text(1.0, 0.405, " reach of the\n plain network", fontsize=7, color="grey", va="bottom")
+    ax.set_xticks(xs, [f"{d} px\n{r:.2f}" for d, r in zip(levels["distance"], xs)], fontsize=8)
+    ax.set(xlabel="distance between the cues (pixels; / reach)", ylabel="final accuracy, local head",
+           ylim=(0.4, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
+           title="(a) Accuracy against distance: a dot per seed, mean and 95% CI")
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def _per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, title: str):
+    blocks = list(dict.fromkeys(table.loc[table["measure"] == measure, "block"]))
+    width = 0.8 / max(1, len(variants))
+    for j, variant in enumerate(variants):
+        part = table[(table["measure"] == measure) & (table["variant"] == variant)]
+        for i, block in enumerate(blocks):
+            values = part.loc[part["block"] == block, "value"].to_numpy()
+            if len(values):
+                _dots(ax, i + (j - (len(variants) - 1) / 2) * width, values, VARIANT_COLOURS[variant],
+                      VARIANT_LABELS[variant] if i == 0 else None)
+    ax.set_xticks(range(len(blocks)), blocks, fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    return blocks
+
+
+def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFrame, meta: dict | None = None
+                     ) -> Figure:
+    """(a) the dose-response; at the far end, per block and over seeds: (b) the counterfactual change out of
+    the sign's reach, (c) the probe for the arrow at the object, (d) LGD's local head with U(W_xg g) fixed at
+    its mean or zeroed."""
+    fig = Figure(figsize=(13, 9.5), layout="constrained")
+    (a, b), (c, d) = fig.subplots(2, 2)
+    plot_dose_response(a, levels, runs)
+    far = causal[causal["distance"] == levels["distance"].max()]
+    variants = [v for v in OFFSETS if v in set(far["variant"])]
+    _per_block(b, far, "cf_mean_out", variants, "mean change out of the sign's reach\n(|x - x_cf| / mean |x|)",
+               "(b) Far end: mirror the arrow; change where no conv reaches")
+    b.legend(fontsize=7, loc="upper left")
+    _per_block(c, far, "probe_arrow", variants, "held-out accuracy of a linear probe",
+               "(c) Far end: the arrow read at the object's feature")
+    c.axhline(0.5, color="grey", ls=":", lw=1, label="chance = object alone")
+    c.set_ylim(0.3, 1.03)
+    c.legend(fontsize=7, loc="upper left")
+    lgd = far[far["variant"] == "both"]
+    kinds = {"acc_fixed_mean": ("tab:green", "U(W_xg g) fixed at its mean"), "acc_zeroed": ("tab:brown", "zeroed")}
+    blocks = list(dict.fromkeys(lgd.loc[lgd["measure"] == "acc_fixed_mean", "block"]))
+    for j, (kind, (colour, label)) in enumerate(kinds.items()):
+        for i, block in enumerate(blocks):
+            values = lgd[(lgd["measure"] == kind) & (lgd["block"] == block)]["value"].to_numpy()
+            _dots(d, i + (j - 0.5) * 0.3, values, colour, label if i == 0 else None)
+    intact = lgd[lgd["measure"] == "acc_intact"]["value"]
+    if len(intact):
+        d.axhline(intact.mean(), color=VARIANT_COLOURS["both"], lw=1, label="LGD intact (mean over seeds)")
+    d.axhline(levels["ceiling_plain"].iloc[-1], color="black", lw=1.2, label="ceiling of the plain network")
+    d.axhline(0.5, color="grey", ls=":", lw=1)
+    d.set_xticks(range(len(blocks)), [b_.replace("all", "all blocks") for b_ in blocks], fontsize=8)
+    d.set(ylabel="accuracy, local head", ylim=(0.3, 1.03),
+          title="(d) Far end, LGD: cut the global-to-local term per block")
+    d.legend(fontsize=7, loc="lower left")
+    if meta:
+        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
+                              f"{meta.get('seconds', 0) / 60:.0f} min", fontsize=7, color="grey")
+    return fig
+
+
+def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, object_reach: list, names: list[str]
+                        ) -> Figure:
+    """The strip (one frame) and, per block, the columns whose receptive field touches the sign (red) or the
+    object's track (blue); purple where one position sees both."""
+    fig = Figure(figsize=(11, 1.2 + 0.55 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names) + 1, 1, gridspec_kw={"height_ratios": [2.2] + [1] * len(names)})
+    width = layout["width"]
+    axes[0].imshow(frame, extent=(0, width, layout["height"], 0))
+    axes[0].add_patch(Rectangle((0, 0), layout["sign_width"], layout["height"], fill=False, ec="red", lw=1.5))
+    x0 = layout["start"]
+    axes[0].add_patch(Rectangle((x0, 0), layout["room"] + layout["object_size"], layout["height"], fill=False,
+                                ec="tab:blue", lw=1.5, ls="--"))
+    axes[0].set_title(f"distance {layout['distance']} px: the sign (red box) and the object's track (blue box)",
+                      fontsize=9)
+    axes[0].set_yticks([])
+    for ax, name, s_r, o_r in zip(axes[1:], names, sign_reach, object_reach):
+        s_cols = np.asarray(s_r).any(axis=(0, 1))
+        o_cols = np.asarray(o_r).any(axis=(0, 1))
+        cells = len(s_cols)
+        colours = np.ones((1, cells, 3))
+        colours[0, s_cols & ~o_cols] = (0.95, 0.55, 0.5)
+        colours[0, o_cols & ~s_cols] = (0.55, 0.7, 0.95)
+        colours[0, s_cols & o_cols] = (0.55, 0.2, 0.6)
+        ax.imshow(colours, extent=(0, width, 1, 0), aspect="auto")
+        both = int((s_cols & o_cols).sum())
+        ax.set_yticks([0.5], [name], fontsize=8)
+        ax.set_xticks([])
+        ax.text(width + 3, 0.5, f"{both} column(s) see both" if both else "none sees both", fontsize=8,
+                va="center", color="purple" if both else "black")
+    axes[-1].set_xticks(np.linspace(0, width, 5).round(), [f"{v:.0f}" for v in np.linspace(0, width, 5)],
+                        fontsize=8)
+    axes[-1].set_xlabel("column (pixels); red: reached from the sign, blue: from the object, purple: both")
+    return fig
