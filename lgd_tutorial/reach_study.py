@@ -333,10 +333,14 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     workers = workers or min(2, os.cpu_count() or 1)
     results = done["results"]
 
+    calls = done["calls"] + ([{"command": meta["command"], "commit": meta["commit"], "runs": len(todo)}]
+                             if todo else [])
+
     def keep(result):
         results.append(result)
         _write_partial(out, results)
-        (out / "elapsed.json").write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"]}))
+        (out / "elapsed.json").write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"],
+                                                      "calls": calls}, indent=2) + "\n")
 
     if workers > 1 and len(todo) > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -349,6 +353,7 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
         for job in todo:
             keep(run_job(s, job, models, log))
     meta["seconds"] = round(time.perf_counter() - started + done["seconds"], 1)
+    meta["trained_by"] = calls
     summary = write_outputs(out, levels, *_frames(results), meta)
     if pretrained_dir is not None:
         ship_checkpoints(s, out, models, Path(pretrained_dir), meta)
@@ -369,7 +374,7 @@ def _write_partial(out: Path, results: list[dict]) -> None:
 
 def _load_done(out: Path, models: Path) -> dict:
     """Runs an earlier, interrupted call finished (their rows and models are there): resumed, not redone."""
-    empty = {"keys": set(), "results": [], "seconds": 0.0}
+    empty = {"keys": set(), "results": [], "seconds": 0.0, "calls": []}
     if not (out / "runs.csv").exists() or not (out / "causal.csv").exists():
         return empty
     runs, curves, causal = (pd.read_csv(out / n) for n in ("runs.csv", "curves.csv", "causal.csv"))
@@ -384,8 +389,12 @@ def _load_done(out: Path, models: Path) -> dict:
         results.append({"run": row, "curve": pick(curves).to_dict("records"), "causal": pick(causal).to_dict("records")})
         keys.add(job)
     elapsed = out / "elapsed.json"
-    seconds = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0
-    return {"keys": keys, "results": results, "seconds": seconds}
+    before = json.loads(elapsed.read_text()) if elapsed.exists() else {}
+    calls = before.get("calls")
+    if calls is None and (out / "reach_study.json").exists():         # a folder finished in one call
+        finished = json.loads((out / "reach_study.json").read_text())
+        calls = [{"command": finished["command"], "commit": finished["commit"], "runs": len(keys)}]
+    return {"keys": keys, "results": results, "seconds": before.get("seconds", 0.0), "calls": calls or []}
 
 
 # --------------------------------------------------------------------------- summaries
@@ -508,6 +517,9 @@ def report(folder: Path) -> str:
         lines.append(f"| {r['distance']} | `{r['variant']}` | {r['acc_local']:.3f} [{r['acc_local_low']:.3f}, "
                      f"{r['acc_local_high']:.3f}] | {r['solved']} of {r['seeds']} [{r['solved_low']:.2f}, "
                      f"{r['solved_high']:.2f}] | {steps} | {diff} |")
-    lines.append(f"\nMade by `{meta['command']}` at commit `{meta['commit']}` in {meta['seconds'] / 60:.0f} min "
+    trained = "; ".join(f"`{c['command']}` at commit `{c['commit']}` ({c['runs']} runs)"
+                        for c in meta.get("trained_by", []))
+    lines.append(f"\nTrained by {trained or 'an unrecorded call'}; summarised by `{meta['command']}` at commit "
+                 f"`{meta['commit']}`. Training and measuring took {meta['seconds'] / 60:.0f} min in all "
                  f"({meta['machine']}).")
     return "\n".join(lines)

@@ -73,6 +73,22 @@ def _per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, tit
     return blocks
 
 
+def plot_far_end(causal: pd.DataFrame, measure: str, ylabel: str, title: str, lines: dict | None = None,
+                 ylim=None) -> Figure:
+    """One far-end measurement per block (a dot per seed, mean and 95% CI per variant) with reference
+    ``lines`` ({label: (value, style)})."""
+    fig = Figure(figsize=(8, 3.8), layout="constrained")
+    ax = fig.subplots()
+    variants = [v for v in OFFSETS if v in set(causal.loc[causal["measure"] == measure, "variant"])]
+    _per_block(ax, causal, measure, variants, ylabel, title)
+    for label, (value, style) in (lines or {}).items():
+        ax.axhline(value, color="black" if style == "-" else "grey", ls=style, lw=1, label=label)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
 def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFrame, meta: dict | None = None
                      ) -> Figure:
     """(a) the dose-response; at the far end, per block and over seeds: (b) the counterfactual change out of
@@ -121,7 +137,7 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
     fig = Figure(figsize=(11, 1.2 + 0.55 * len(names)), layout="constrained")
     axes = fig.subplots(len(names) + 1, 1, gridspec_kw={"height_ratios": [2.2] + [1] * len(names)})
     width = layout["width"]
-    axes[0].imshow(frame, extent=(0, width, layout["height"], 0))
+    axes[0].imshow(frame, extent=(0, width, layout["height"], 0), aspect="auto")
     axes[0].add_patch(Rectangle((0, 0), layout["sign_width"], layout["height"], fill=False, ec="red", lw=1.5))
     x0 = layout["start"]
     axes[0].add_patch(Rectangle((x0, 0), layout["room"] + layout["object_size"], layout["height"], fill=False,
@@ -146,4 +162,70 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
     axes[-1].set_xticks(np.linspace(0, width, 5).round(), [f"{v:.0f}" for v in np.linspace(0, width, 5)],
                         fontsize=8)
     axes[-1].set_xlabel("column (pixels); red: reached from the sign, blue: from the object, purple: both")
+    return fig
+
+
+def plot_strip_counterfactual(frame: np.ndarray, frame_cf: np.ndarray, results: dict, reach: list,
+                              names: list[str], object_box=None) -> Figure:
+    """Rows: the clip's middle frame, its counterfactual, then per model and block the change of every local
+    position (mean over temporal positions; white: exactly 0), with the border of the columns a convolution
+    connects to the sign in cyan (the sign's box fills whole columns)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
+    heat_rows = [(model, b) for model in results for b in range(len(names))]
+    fig = Figure(figsize=(11, 1.0 * (2 + len(heat_rows)) + 0.6), layout="constrained")
+    axes = fig.subplots(2 + len(heat_rows), 1)
+    for ax, image, title in ((axes[0], frame, "clip (middle frame)"),
+                             (axes[1], frame_cf, "counterfactual: the arrow mirrored, nothing else changed")):
+        ax.imshow(image, aspect="auto")
+        if object_box is not None:
+            y, x, size = object_box
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, ec="white", lw=1.2))
+        ax.set_title(title, fontsize=8, loc="left")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    vmax = max(float(r.change[b].max()) for r in results.values() for b in range(len(names))) or 1.0
+    norm = LogNorm(vmin=min(1e-4, vmax / 10), vmax=vmax)
+    cmap = colormaps["magma"].with_extremes(bad="white", under=colormaps["magma"](0.0))
+    image = None
+    for ax, (model, b) in zip(axes[2:], heat_rows):
+        change = results[model].change[b][0].mean(0).numpy()
+        height, width = frame.shape[:2]
+        image = ax.imshow(np.ma.masked_less_equal(change, 0.0), cmap=cmap, norm=norm, aspect="auto",
+                          extent=(-0.5, width - 0.5, height - 0.5, -0.5))               # pixel coordinates
+        reached = reach[b].any(0).any(0).numpy()                                  # per column of the map
+        for edge in np.flatnonzero(reached[1:] != reached[:-1]):
+            ax.axvline((edge + 1) * width / len(reached) - 0.5, color="cyan", lw=1.5)
+        ax.set_ylabel(f"{model}\n{names[b]}", fontsize=8, rotation=0, ha="right", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes[2:].tolist(), fraction=0.03, extend="min",
+                 label="||x - x_cf|| / mean ||x||\n(log scale; white: exactly 0)")
+    fig.suptitle("How much each local feature moves when only the arrow is mirrored. Cyan: the border of the "
+                 "positions a convolution connects to the sign", fontsize=9)
+    return fig
+
+
+def plot_strip_fields(fields: dict, names: list[str], frame: np.ndarray, centre) -> Figure:
+    """Rows: blocks; columns: models. The normalised |gradient| of the local feature at the object (+) with
+    respect to the input pixels, over the clip's middle frame."""
+    models = list(fields)
+    fig = Figure(figsize=(5.5 * len(models) + 1, 0.95 * len(names) + 0.8), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(names), len(models), squeeze=False))
+    image = None
+    for c, model in enumerate(models):
+        for r, name in enumerate(names):
+            ax = axes[r, c]
+            ax.imshow(frame, alpha=0.5)
+            image = ax.imshow(fields[model][r].numpy(), cmap="viridis", alpha=0.8, vmin=0, vmax=1)
+            ax.plot(centre[1], centre[0], "w+", ms=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if r == 0:
+                ax.set_title(model, fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, label="|d feature / d pixel|\n/ its maximum")
+    fig.suptitle("Effective receptive field of the local feature at the object (+), per block", fontsize=9)
     return fig

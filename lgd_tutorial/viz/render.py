@@ -50,7 +50,8 @@ def figure_grid(frames: np.ndarray, rows: dict[str, np.ndarray], alpha: float = 
     frames = np.asarray(frames, dtype=np.float32)
     indices = pick_frames(frames.shape[0], max_frames, frame_indices)
     labels = (["frames"] if show_frames else []) + list(rows)
-    fig = _figure(cell * len(indices) + 1.0, cell * len(labels) + (0.4 if title else 0))
+    aspect = frames.shape[2] / frames.shape[1]                       # width / height: wide strips get wide cells
+    fig = _figure(cell * aspect * len(indices) + 1.0, cell * len(labels) + (0.4 if title else 0))
     axes = fig.subplots(len(labels), len(indices), squeeze=False)
     for r, label in enumerate(labels):
         if label == "frames" and show_frames and r == 0:
@@ -71,7 +72,7 @@ def figure_grid(frames: np.ndarray, rows: dict[str, np.ndarray], alpha: float = 
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
-        heat_axes = axes[1 if show_frames else 0:].ravel().tolist()
+        heat_axes = axes.ravel().tolist()                 # every row, so the frames stay aligned with the maps
         fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[cmap]), ax=heat_axes, fraction=0.025, pad=0.01,
                      label=colorbar)
     if title:

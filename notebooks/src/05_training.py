@@ -448,6 +448,21 @@ print("the intervals of LGD and of no diffusion",
       by_variant.loc["none", "acc_local_low"] else "overlap: the study does not separate them")
 
 # %% [markdown]
+# Why might they tie? In this layout the plain network's last two blocks already see the object and the beacon
+# together (their receptive fields are large enough), so nothing *needs* the global path. The **reach study**
+# (`lgd reach-study`, notebook 7) asks the sharper question: on a task whose single variable is the distance
+# between two cues, from a distance where every block sees both to one beyond every receptive field of the
+# plain network, which network solves it? Its shipped result, in one line per distance:
+
+# %%
+reach_summary = pd.read_csv(ROOT / "figures" / "reach_study" / "summary.csv")
+for distance, group in reach_summary.groupby("distance"):
+    cells = {v: r for v, r in zip(group["variant"], group.itertuples())}
+    print(f"{distance:>4} px ({group['relative_distance'].iloc[0]:.2f} x the plain network's reach): LGD solved "
+          f"{cells['both'].solved} of {cells['both'].seeds} seeds, the plain network {cells['none'].solved} of "
+          f"{cells['none'].seeds}")
+
+# %% [markdown]
 # ## Summary
 #
 # - A subset drawn by a seeded, order-independent rule from the official CSV is the same on every machine.
@@ -457,8 +472,9 @@ print("the intervals of LGD and of no diffusion",
 #   run; the `Trainer` is the same code.
 # - The video-level score averages the softmax over K clips x 3 crops.
 # - A comparison of LGD with no diffusion needs the same budget for both and several seeds; one run per
-#   variant shows the mechanics, not the answer. The shipped study (`lgd study`, section 5.8) gives the
-#   answer on a task a local view cannot solve, with intervals over five seeds.
+#   variant shows the mechanics, not the answer. The shipped study (`lgd study`, section 5.8) compares them
+#   with intervals over five seeds; where the plain network's last blocks see both cues it cannot separate
+#   them, and the reach study (notebook 7) varies exactly that.
 #
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Evaluate the LGD model with 1, 2, 4 and 8 clips per video and plot video accuracy against K.

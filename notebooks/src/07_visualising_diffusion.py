@@ -1,28 +1,40 @@
 # %% [markdown]
-# # 7. Visualising diffusion: does global context reach local features?
+# # 7. Visualising diffusion: where convolutions cannot reach, does global context carry the answer?
 #
 # LGD's claim is that every block's local map receives the clip's global context: the term `U(W_xg g_new)` is
-# added at every position. This notebook tests that claim on trained models instead of describing it. We take
-# two networks trained on the same data with the same recipe, LGD and the same network without diffusion, and
-# ask, block by block:
+# added at every position. Two questions follow, and they are not the same:
 #
-# 1. **Counterfactual.** Move the beacon to the opposite edge and change nothing else. Which local features
-#    change? Without diffusion only those whose receptive field covers the beacon can; with LGD, any other
-#    change can only have come through the global path.
-# 2. **Probes.** Can the beacon's side (a fact about a far-away region) be read from the local feature *at the
-#    object*?
-# 3. **Effective receptive fields.** Which input pixels does the local feature at the object depend on?
-# 4. **Ablation.** What do the two heads score when the global path is cut?
-# 5. **Evidence spreading** and, last, **Grad-CAM**, with what they can and cannot show.
+# - does global context **reach** local features that no convolution connects to its source?
+# - is it ever **needed**: can LGD solve a task that the same network without diffusion cannot?
 #
-# **What it needs:** a CPU and about a minute; no GPU, and no earlier notebook. It loads the teaching
-# checkpoints shipped with the package (`lgd_tutorial.models.load_pretrained`), which `lgd study` trained (the
-# README gives the study's multi-seed result; notebook 5 shows its curves).
+# A task where the plain network's later blocks already see everything cannot answer the second question:
+# there, diffusion can only take another route to what the convolutions deliver anyway. So this notebook is
+# built on a task whose single variable is **the distance between two cues**: the *signpost* task
+# (`lgd_tutorial.data.signpost`). An arrow at the left end of a wide strip points left or right; far to its
+# right a small square moves left or right; the label says whether it moves the way the arrow points. The
+# arrow alone and the square alone each say nothing about the label (50%); only their combination does.
+#
+# `lgd reach-study` trained LGD and the plain network at four distances, from one where every block has
+# positions that see both cues to one beyond the reach of every receptive field in the network, over several
+# seeds each. You will:
+#
+# 1. see the task and, block by block, which positions can see both cues (7.1);
+# 2. read the dose-response: accuracy against distance, with the plain network's ceiling (7.1);
+# 3. on the far end, **mirror the arrow** and watch which local features move (7.2), **probe** the feature at
+#    the square for the arrow (7.3) and **cut** the global-to-local term block by block (7.4), on the shipped
+#    models and over every seed of the study;
+# 4. contrast the near end, where diffusion is not needed (7.5);
+# 5. look at effective receptive fields, the ratio map (a caution), kernel evidence and Grad-CAM with what
+#    each can and cannot show (7.6 to 7.9).
+#
+# **What it needs:** a CPU and about a minute and a half; no GPU, and no earlier notebook. It loads the teaching
+# checkpoints shipped with the package (`lgd_tutorial.models.load_pretrained`) and the study's CSVs in
+# `figures/reach_study/`.
 #
 # **Where the parts come from:** the LGD block and its two diffusions follow the authors' release. The
-# kernelized classifier, whose per-position terms give the evidence maps, is our reconstruction. The task, the
-# counterfactuals, probes, receptive-field tools, ablation hooks and the video adaptation of Grad-CAM are this
-# project's, not the paper's.
+# kernelized classifier, whose per-position terms give the evidence maps, is our reconstruction. The task,
+# the study, the counterfactuals, probes, receptive-field tools, ablation hooks and the video adaptation of
+# Grad-CAM are this project's, not the paper's.
 
 # %%
 import numpy as np
@@ -31,179 +43,257 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Image, display
 
-from lgd_tutorial.data import synthetic
-from lgd_tutorial import StudySettings, head_accuracy, load_pretrained, render_split, to_clips
+from lgd_tutorial import ReachSettings, head_accuracy, load_pretrained, to_clips
+from lgd_tutorial.data import signpost
 from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
-from lgd_tutorial.viz import (ablate_global_path, beacon_counterfactuals, beacon_region, class_evidence,
-                              clip_to_frames, collect_taps, counterfactual_change, cut_global_path, cut_paths,
+from lgd_tutorial.reach_study import additive_ceiling, connecting_blocks, render_split
+from lgd_tutorial.viz import (class_evidence, clip_to_frames, collect_taps, counterfactual_change, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
-                              evidence_on_the_square, export_animation, figure_grid, gradcam_explorer,
-                              fix_global_to_local, gradcam_strip, linear_probe, lookup_baseline,
-                              mean_global_to_local, normalize_maps, object_features,
-                              one_region_clips, plot_counterfactual, plot_effective_fields, plot_probes,
-                              receptive_field_reach, swap_beacon, tap_layers,
-                              train_on_one_region_clips, upsample, video_gradcam)
+                              export_animation, figure_grid, fix_global_to_local, gradcam_explorer,
+                              gradcam_strip, linear_probe, lookup_baseline, mean_global_to_local, normalize_maps,
+                              object_features, plot_dose_response, plot_far_end, plot_signpost_reach,
+                              plot_strip_counterfactual, plot_strip_fields, receptive_field_reach, tap_layers,
+                              upsample, video_gradcam)
 
 torch.manual_seed(0)
 torch.set_num_threads(2)
 
 # %% tags=["parameters"]
-LGD_NAME = "lgd3d_tiny_beacon_both"       # shipped teaching checkpoints (lgd_tutorial.models.list_pretrained())
-PLAIN_NAME = "lgd3d_tiny_beacon_none"
-COUNTERFACTUAL_CLIPS = 64                 # validation clips whose beacon is moved
-PROBE_CLIPS_PER_CLASS = 128               # training clips per class for the probes (tested on the validation set)
-SPREADING_SEEDS = (0, 1, 2)
+FAR = {"LGD": "lgd3d_tiny_signpost_far_both", "plain": "lgd3d_tiny_signpost_far_none"}    # list_pretrained()
+NEAR = {"LGD": "lgd3d_tiny_signpost_near_both", "plain": "lgd3d_tiny_signpost_near_none"}
+STUDY_DIR = None                          # the study's CSVs; None: figures/reach_study in this repository
+COUNTERFACTUAL_CLIPS = 64                 # validation clips whose arrow is mirrored
+PROBE_CLIPS = 256                         # training clips for the probes (tested on as many validation clips)
 
 # %% [markdown]
-# ## 7.1 Two trained networks and their data
+# ## 7.1 The task, the reach of the convolutions, and the dose-response
 #
 # `load_pretrained(name)` checks the file's sha256 against the manifest shipped beside it, builds the model and
 # returns it in eval mode with everything recorded about it: the command and commit that trained it, its seed,
-# the data seed, its validation accuracy and the data layout. Both were trained by the same `lgd study` run.
-# The plain network has a second, *pooled* global head so that both networks have the same two heads and the
-# same loss, CE(local) + CE(global).
+# the layout and its validation accuracy. Each shipped model was chosen by a rule stated before training (the
+# `selection_rule` column), not because it looked good; the last column says where it sits among its variant's
+# seeds.
 
 # %%
-lgd, lgd_info = load_pretrained(LGD_NAME)
-plain, plain_info = load_pretrained(PLAIN_NAME)
-models = {"LGD": lgd, "plain": plain}
-pd.DataFrame([{"checkpoint": name, "diffusion": info["diffusion"],
-               "parameters": sum(p.numel() for p in m.parameters()), "seed": info["seed"],
-               "data seed": info["data_seed"], "validation accuracy (local head)": info["val_acc"],
-               "sha256": info["sha256"][:12] + "...", "made by": f"{info['command']} @ {info['commit']}"}
-              for name, info, m in ((LGD_NAME, lgd_info, lgd), (PLAIN_NAME, plain_info, plain))])
+models, infos = {}, {}
+for end, names in (("far", FAR), ("near", NEAR)):
+    for kind, name in names.items():
+        models[end, kind], infos[end, kind] = load_pretrained(name)
+pd.set_option("display.max_colwidth", 80)
+pd.DataFrame([{"end": end, "network": kind, "checkpoint": (FAR if end == "far" else NEAR)[kind],
+               "distance (px)": info["distance"], "seed": info["seed"],
+               "validation accuracy (local head)": round(info["val_acc"], 3), "chosen as": info["selection"]}
+              for (end, kind), info in infos.items()])
+
+# %%
+print("selection rule:", infos["far", "LGD"]["selection_rule"])
+print("made by:", infos["far", "LGD"]["command"], "@", infos["far", "LGD"]["commit"])
 
 # %% [markdown]
-# Each checkpoint is the *first* seed of its variant in the study, chosen before training, not the best one.
-# How typical is it? The study's final accuracy for every seed of the two variants (from the shipped
-# `figures/diffusion_study/runs.csv`; read the README or notebook 5 for the comparison with intervals):
+# The data are rendered again from the study's data seed (they are deterministic): the far end's validation
+# set, and one clip of it. The arrow sits in a box at the left end; the square (boxed in white) moves along a
+# track that starts `distance` pixels to the right of the box.
 
 # %%
-study_runs = pd.read_csv(repository_root() / "figures" / "diffusion_study" / "runs.csv")
-shipped_seeds = study_runs[study_runs["variant"].isin([lgd_info["variant"], plain_info["variant"]])]
-print(shipped_seeds.pivot(index="seed", columns="variant", values="acc_local").round(3).to_string())
-for info in (lgd_info, plain_info):
-    others = shipped_seeds[(shipped_seeds["variant"] == info["variant"]) & (shipped_seeds["seed"] != info["seed"])]
-    print(f"{info['variant']}: the shipped seed {info['seed']} scored {info['val_acc']:.3f}; the other seeds "
-          f"{', '.join(f'{v:.3f}' for v in others['acc_local'])}")
-
-# %% [markdown]
-# The data are the synthetic classes of notebook 1 (what a small *object* does relative to a coloured *beacon*
-# bar on one edge: approach, leave, pass, wait) in the layout the study uses: the object never comes closer than
-# `gap` pixels to the beacon, and it moves inside a central square that is the same whichever edge holds the
-# beacon. So nothing near the object tells which side the beacon is on, and the label needs both. We render the
-# study's validation set again from its data seed (it is deterministic) and draw one clip.
-
-# %%
-settings = StudySettings(**lgd_info["recipe"])
-layout = synthetic.geometry(settings.size, settings.band, settings.object_size, settings.gap)
-strip = layout["band"] + synthetic.CAMERA_JITTER     # the camera jitter can widen the beacon by a pixel
-val = render_split(settings, "val")
+settings = ReachSettings(**infos["far", "LGD"]["recipe"])
+far_d, near_d = infos["far", "LGD"]["distance"], infos["near", "LGD"]["distance"]
+far_layout, near_layout = settings.layout(far_d), settings.layout(near_d)
+val = render_split(settings, far_d, "val")
 labels = val["labels"]
-print(f"validation set: {len(labels)} clips of {settings.frames} frames at {settings.size} x {settings.size}; "
-      f"beacon {layout['band']} px thick, object {layout['object_size']} px, at least {layout['gap']} px apart")
-
-
-def object_box(i, frame):
-    """(y, x, size) of the object in ``frame`` of validation clip ``i``."""
-    y, x = val["tracks"][i][frame]
-    return y, x, layout["object_size"]
-
-
-EXAMPLE = int(np.flatnonzero(labels.numpy() == synthetic.CLASSES.index("approach beacon"))[0])
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
-for ax, frame in zip(axes, (0, 2, 5, 7)):
-    ax.imshow(val["frames"][EXAMPLE, frame].numpy())
-    y, x, s = object_box(EXAMPLE, frame)
-    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), s, s, fill=False, edgecolor="white"))
-    ax.set_title(f"frame {frame}", fontsize=9)
-    ax.axis("off")
-fig.suptitle(f"'{synthetic.CLASSES[int(labels[EXAMPLE])]}', beacon on the {val['sides'][EXAMPLE]} "
-             "(the object is boxed)", fontsize=10)
+EXAMPLE = 0
+frames0 = val["frames"][EXAMPLE].numpy()
+fig, axes = plt.subplots(3, 1, figsize=(10, 3.2))
+for ax, t in zip(axes, (0, settings.frames // 2, settings.frames - 1)):
+    ax.imshow(frames0[t])
+    y, x = val["tracks"][EXAMPLE][t]
+    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), settings.object_size, settings.object_size, fill=False,
+                               edgecolor="white"))
+    ax.set_ylabel(f"frame {t}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle(f"'{signpost.CLASSES[int(labels[EXAMPLE])]}': the arrow points {val['arrows'][EXAMPLE]}, the square "
+             f"moves {val['motions'][EXAMPLE]} ({far_layout['height']} x {far_layout['width']} pixels, "
+             f"distance {far_d} px)", fontsize=9)
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 7.2 The counterfactual: move the beacon, change nothing else
-#
-# `swap_beacon` swaps the two edge strips on the beacon's axis (as wide as the beacon plus the one pixel the
-# camera jitter can add): the beacon moves to the opposite
-# edge, and every pixel inside the strips' complement (the object, the distractors, the background) stays
-# exactly as it was. An "approach" clip becomes a "leave" clip.
-#
-# Which local features *can* change? A convolution only reads its neighbourhood, so without a global path a
-# block's feature at (t, h, w) depends only on the pixels in its theoretical receptive field.
-# `receptive_field_reach` computes, for every block, which positions have a receptive field that touches the
-# changed strips (exactly: it runs the plain twin of the network with all weights positive). Outside that
-# reach, the plain network's features **must not move at all**; LGD's may, but only through `U(W_xg g)`.
-#
-# We measure the change of every local feature, ||x - x_cf|| over the channels divided by the block's mean
-# feature norm on the clip, on the first validation clips:
+# Which positions of the plain network can see both cues? `receptive_field_reach` computes, exactly, which
+# positions of every block have a theoretical receptive field that touches a region (it runs the plain twin
+# with every weight positive, so a positive input reaches exactly the positions a path of convolutions connects
+# it to). We ask it for the sign's box and for the square's whole track, at the near and the far distance:
 
 # %%
+block_names = collect_taps(models["far", "LGD"], to_clips(val["frames"][:1])).names
+for d, layout in ((near_d, near_layout), (far_d, far_layout)):
+    sign_reach = receptive_field_reach(models["far", "plain"], signpost.sign_region(layout), settings.frames)
+    object_reach = receptive_field_reach(models["far", "plain"], signpost.object_region(layout), settings.frames)
+    frame = render_split(ReachSettings(**{**infos["far", "LGD"]["recipe"], "val_per_class": 1}), d, "val")
+    fig = plot_signpost_reach(frame["frames"][0, 0].numpy(), layout, sign_reach, object_reach, block_names)
+    show_figure(fig, figure_path(f"07_signpost_reach_{'near' if d == near_d else 'far'}.png"))
+connect_near = connecting_blocks(settings.arch, near_layout, settings.frames)
+connect_far = connecting_blocks(settings.arch, far_layout, settings.frames)
+assert connect_far == [], "a block of the plain network connects the cues at the far end"
+print(f"At {near_d} px the blocks with positions that see both cues are: {', '.join(connect_near)}. "
+      f"At {far_d} px: none (asserted). At the far end, every feature of the plain network depends on the arrow "
+      "or on the square, never on both.")
+
+# %% [markdown]
+# What does that mean for the plain network's accuracy? Its heads average the final map over positions and
+# apply a linear map. With no feature that sees both cues, its logits are a **sum** of a term that depends on
+# the arrow and a term that depends on the square. A sum can get three of the four (arrow, motion)
+# combinations right but never all four: the label is an exclusive or. So the plain network's accuracy at the
+# far end is bounded by the best additive rule; the arrow alone or the square alone gives 50%. Both are computed
+# on the validation set (`additive_ceiling`, `lookup_baseline`):
+
+# %%
+ceiling = additive_ceiling(val["arrows"], val["motions"], labels.tolist())
+train_small = render_split(ReachSettings(**{**infos["far", "LGD"]["recipe"], "train_per_class": PROBE_CLIPS // 2}),
+                           far_d, "train")
+arrow_only = lookup_baseline(train_small["arrows"], train_small["labels"].tolist(), val["arrows"], labels.tolist())
+object_only = lookup_baseline(train_small["motions"], train_small["labels"].tolist(), val["motions"],
+                              labels.tolist())
+print(f"far end: ceiling of the plain network {ceiling:.3f}; the arrow alone {arrow_only:.3f}; the square alone "
+      f"{object_only:.3f}; chance {1 / len(signpost.CLASSES):.3f}")
+
+# %% [markdown]
+# Now the study's result: every seed's final local-head accuracy at every distance (from the shipped CSVs;
+# `lgd reach-study --report figures/reach_study` prints the same tables).
+
+# %%
+study = (repository_root() / "figures" / "reach_study") if STUDY_DIR is None else STUDY_DIR
+levels = pd.read_csv(study / "levels.csv")
+runs = pd.read_csv(study / "runs.csv")
+causal = pd.read_csv(study / "causal.csv")
+summary = pd.read_csv(study / "summary.csv")
+pairs = pd.read_csv(study / "paired.csv")
+print(levels[["distance", "relative_distance", "width", "connecting_blocks", "ceiling_plain", "lookup_arrow",
+              "lookup_object"]].round(3).to_string(index=False))
+print()
+print(summary[["distance", "variant", "seeds", "acc_local", "acc_local_low", "acc_local_high", "solved",
+               "solved_low", "solved_high", "steps_to_target"]].round(3).to_string(index=False))
+fig, ax = plt.subplots(figsize=(8, 4.6), layout="constrained")
+plot_dose_response(ax, levels, runs)
+show_figure(fig, figure_path("07_dose_response.png"))
+
+# %%
+def row(distance, variant):
+    return summary[(summary["distance"] == distance) & (summary["variant"] == variant)].iloc[0]
+
+
+far_lgd, far_plain = row(far_d, "both"), row(far_d, "none")
+far_pair = pairs.set_index("distance").loc[far_d]
+far_ceiling = levels.set_index("distance").loc[far_d, "ceiling_plain"]
+print(f"Far end ({far_d} px, {levels['relative_distance'].iloc[-1]:.2f} x the plain network's reach): LGD "
+      f"solved {far_lgd['solved']} of {far_lgd['seeds']} seeds (mean {far_lgd['acc_local']:.3f}); the plain network "
+      f"{far_plain['solved']} of {far_plain['seeds']} (mean {far_plain['acc_local']:.3f}, best seed "
+      f"{runs[(runs['distance'] == far_d) & (runs['variant'] == 'none')]['acc_local'].max():.3f}, ceiling "
+      f"{far_ceiling:.3f}). Paired LGD - plain: {far_pair['difference']:+.3f} [{far_pair['low']:+.3f}, "
+      f"{far_pair['high']:+.3f}].")
+for d in levels["distance"][:-1]:
+    lgd_row, plain_row = row(d, "both"), row(d, "none")
+    print(f"{d:>4} px: LGD solved {lgd_row['solved']} of {lgd_row['seeds']}, plain {plain_row['solved']} of "
+          f"{plain_row['seeds']} (means {lgd_row['acc_local']:.3f} and {plain_row['acc_local']:.3f})")
+plain_over = runs[(runs["distance"] == far_d) & (runs["variant"] == "none")]["acc_local"] > far_ceiling + 0.02
+assert not plain_over.any(), "a plain network beat its ceiling at the far end: the ceiling argument is wrong"
+print("No plain seed beats the ceiling at the far end (asserted, with 0.02 of slack for the finite "
+      "validation set).")
+
+# %% [markdown]
+# Read the figure from left to right. Where some block sees both cues, both networks can solve the task. Past
+# the reach of the plain network's receptive fields, its best possible answer is a sum of what it sees at the
+# sign and what it sees at the square; whatever LGD scores above that line, it can only have got through its
+# global path. The printed lines above say how the far end came out, seed by seed.
+
+# %% [markdown]
+# ## 7.2 The counterfactual: mirror the arrow, change nothing else
+#
+# `signpost.flip_sign` mirrors the sign's box left-right: the arrow points the other way, every other pixel
+# stays exactly as it was, and the label flips. We measure the change of every local feature, ||x - x_cf||
+# over the channels divided by the block's mean feature norm on the clip, on the far-end pair. Outside the
+# sign's reach the plain network's features **must not move at all**; LGD's may, but only through
+# `U(W_xg g)`. We check that too, by cutting that term in every block.
+
+# %%
+far_models = {"LGD": models["far", "LGD"], "plain": models["far", "plain"]}
 subset = slice(0, COUNTERFACTUAL_CLIPS)
-rows, outputs = beacon_counterfactuals(models, val["frames"][subset].numpy(), val["sides"][subset],
-                                       strip, to_clips)
-with cut_paths(lgd, global_to_local=True):
-    rows_cut, _ = beacon_counterfactuals({"LGD, global-to-local cut": lgd}, val["frames"][subset].numpy(),
-                                         val["sides"][subset], strip, to_clips)
-counterfactual = pd.DataFrame(rows + rows_cut)
-print(counterfactual.round(4).to_string(index=False))
-
-plain_rows = counterfactual[counterfactual["model"] == "plain"]
-lgd_rows = counterfactual[counterfactual["model"] == "LGD"]
-cut_rows = counterfactual[counterfactual["model"] == "LGD, global-to-local cut"]
-far_blocks = plain_rows["share out of reach"] > 0
-assert (plain_rows.loc[far_blocks, "max change out of reach"] == 0).all(), "a plain feature moved out of reach"
-assert (cut_rows.loc[cut_rows["share out of reach"] > 0, "max change out of reach"] == 0).all()
-lgd_far = lgd_rows[lgd_rows["share out of reach"] > 0]
-assert (lgd_far["mean change out of reach"] > 0).all(), "the beacon reached no LGD feature out of reach"
-print(f"\nBlocks with positions the strips cannot reach: {', '.join(lgd_far['block'])}.")
-print("Plain network there: every change is exactly 0 (asserted).")
-for _, row in lgd_far.iterrows():
-    print(f"LGD at {row['block']}: mean change {row['mean change out of reach']:.4f} out of reach "
-          f"(largest {row['max change out of reach']:.4f}), against {row['mean change in reach']:.4f} in reach: "
-          f"{row['mean change out of reach'] / row['mean change in reach']:.2%} of it.")
+flipped = [signpost.flip_sign(f, far_layout) for f in val["frames"][subset].numpy()]
+region = flipped[0][1]
+reach = receptive_field_reach(far_models["plain"], region, settings.frames)
+clips = to_clips(val["frames"][subset])
+clips_cf = to_clips(torch.from_numpy(np.stack([f for f, _ in flipped])))
+results = {name: counterfactual_change(m, clips, clips_cf) for name, m in far_models.items()}
+with cut_paths(far_models["LGD"], global_to_local=True):
+    results["LGD, global-to-local cut"] = counterfactual_change(far_models["LGD"], clips, clips_cf)
+rows = []
+for name, result in results.items():
+    for block, change, reached in zip(result.names, result.change, reach):
+        rows.append({"model": name, "block": block, "share out of reach": float((~reached).float().mean()),
+                     "max change out of reach": float(change[:, ~reached].max()),
+                     "mean change out of reach": float(change[:, ~reached].mean()),
+                     "mean change in reach": float(change[:, reached].mean())})
+counterfactual = pd.DataFrame(rows)
+print(counterfactual.round(5).to_string(index=False))
+by = counterfactual.set_index(["model", "block"])
+assert (by.loc["plain", "max change out of reach"] == 0).all(), "a plain feature moved out of reach"
+assert (by.loc["LGD, global-to-local cut", "max change out of reach"] == 0).all()
+assert (by.loc["LGD", "mean change out of reach"] > 0).all(), "the arrow reached no LGD feature out of reach"
+print("\nPlain network out of the sign's reach: every change is exactly 0 (asserted), in every block.")
 print("LGD with U(W_xg g) cut in every block: every change out of reach is exactly 0 again (asserted).")
+for block, r in by.loc["LGD"].iterrows():
+    print(f"LGD at {block}: mean change out of reach {r['mean change out of reach']:.4f}, in reach "
+          f"{r['mean change in reach']:.4f}: {r['mean change out of reach'] / r['mean change in reach']:.1%} of it")
 
 # %% [markdown]
-# The assertions are the heart of the matter: without diffusion a far region cannot touch a local feature;
-# with LGD it does, and cutting the global-to-local term removes exactly that change. *How much* it moves them
-# is the last column of the lines above: compare the change out of reach with the change the beacon causes
-# where a convolution can see it. The picture for one clip
-# (the mean over the block's temporal positions; each temporal position of the tiny model covers 2 input
-# frames after the stem, and its temporal convolutions widen that further):
+# One clip, every block (the mean over the block's temporal positions; white is exactly 0):
 
 # %%
-one = EXAMPLE if EXAMPLE < COUNTERFACTUAL_CLIPS else 0
-frames_cf, region = swap_beacon(val["frames"][one].numpy(), val["sides"][one], strip)
-reach = receptive_field_reach(lgd, region, settings.frames)
-clip, clip_cf = to_clips(val["frames"][[one]]), to_clips(torch.from_numpy(frames_cf)[None])
-changes = {name: counterfactual_change(m, clip, clip_cf) for name, m in models.items()}
-y, x, s = object_box(one, settings.frames // 2)
-fig = plot_counterfactual(val["frames"][one].numpy(), frames_cf, changes, reach, changes["LGD"].names,
-                          object_box=(y, x, s))
+one = EXAMPLE
+one_results = {name: counterfactual_change(m, clips[[one]], clips_cf[[one]]) for name, m in far_models.items()}
+y, x = val["tracks"][one][settings.frames // 2]
+fig = plot_strip_counterfactual(val["frames"][one, settings.frames // 2].numpy(),
+                                flipped[one][0][settings.frames // 2], one_results, reach, block_names,
+                                object_box=(y, x, settings.object_size))
 show_figure(fig, figure_path("07_counterfactual.png"))
+lgd_far_change = [float(c[0].mean()) for c in one_results["LGD"].change]
+print(f"In this clip the plain network's rows are white outside the cyan border (exactly 0); LGD's are not: its "
+      f"mean change over the whole map is {', '.join(f'{v:.4f}' for v in lgd_far_change)} in "
+      f"{', '.join(block_names)}.")
 
 # %% [markdown]
-# Does the prediction follow the counterfactual? Moving the beacon turns "approach" into "leave" and back,
-# and leaves "pass" and "wait" as they are. Accuracy against the *counterfactual* labels, local head:
+# Over **every** seed of the study (`causal.csv`, the same measurement on 64 validation clips per model): the
+# mean change out of reach, per block and variant.
 
 # %%
-flip = {0: 1, 1: 0, 2: 2, 3: 3}
-labels_cf = torch.tensor([flip[int(v)] for v in labels[subset]])
-for name, (logits, logits_cf) in outputs.items():
-    before = (logits["local_logits"].argmax(1) == labels[subset]).float().mean()
-    after = (logits_cf["local_logits"].argmax(1) == labels_cf).float().mean()
-    print(f"{name:<6} accuracy on the clips {before:.3f}, on their counterfactuals (labels swapped) {after:.3f}")
+far_causal = causal[causal["distance"] == far_d]
+out_of_reach = far_causal[far_causal["measure"] == "cf_mean_out"].pivot_table(
+    index="block", columns="variant", values="value", aggfunc=["mean", "min", "max"])
+print(out_of_reach.round(5).to_string())
+fig = plot_far_end(far_causal, "cf_mean_out", "mean change out of the sign's reach",
+                   "Far end, every seed: the change no convolution can explain")
+show_figure(fig, figure_path("07_counterfactual_seeds.png"))
+plain_max = far_causal[(far_causal["variant"] == "none") & (far_causal["measure"] == "cf_max_out")]["value"]
+assert (plain_max == 0).all()
+moved = far_causal[(far_causal["variant"] == "both") & (far_causal["measure"] == "cf_mean_out")]
+print(f"Plain networks: exactly 0 in every block of all {plain_max.size // len(block_names)} seeds (asserted). "
+      f"LGD: above 0 in {int((moved['value'] > 0).sum())} of {len(moved)} (seed, block) pairs.")
 
 # %% [markdown]
-# A network that has solved the task must follow the beacon at the output, whichever way the beacon reaches
-# it. What the counterfactual adds is *where* and *from which block on* the beacon reaches the object's
-# features.
-#
+# Does the prediction follow the mirrored arrow? The label flips, so a network that has solved the task must
+# flip its answer. Accuracy against the counterfactual labels, local head:
+
+# %%
+labels_cf = 1 - labels[subset]
+for name in far_models:
+    result = results[name]
+    before = (result.logits["local_logits"].argmax(1) == labels[subset]).float().mean()
+    after = (result.logits_cf["local_logits"].argmax(1) == labels_cf).float().mean()
+    print(f"{name:<6} accuracy on the clips {before:.3f}, on their counterfactuals (labels flipped) {after:.3f}")
+
+# %% [markdown]
 # ### Exercise 1 (warm-up): cut the global path yourself
 #
-# The LGD rows "global-to-local cut" above came from `cut_paths`, which hangs a forward hook on every block's
+# The rows "LGD, global-to-local cut" above came from `cut_paths`, which hangs a forward hook on every block's
 # `tap_global_to_local` (an `nn.Identity` that carries U(W_xg g)). Write `cut_global_to_local(model)`: register
 # on each block that has that tap (`model.blocks()`; it is `None` in a network without diffusion) a forward hook
 # that returns zeros in place of the module's output, and return the list of handles.
@@ -226,10 +316,10 @@ check_cut_global_to_local(cut_global_to_local)
 # %% [markdown]
 # ### Exercise 2 (core): the change no convolution can explain
 #
-# For one clip, `changes[name].change` holds per block how much each local feature moved when only the beacon
-# moved, (N, T', H', W'), and `reach` per block which positions' receptive fields touch the beacon region,
+# For one clip, `one_results[name].change` holds per block how much each local feature moved when only the arrow
+# was mirrored, (N, T', H', W'), and `reach` per block which positions' receptive fields touch the sign's box,
 # (T', H', W'). Write `outside_reach_max(change, reach)`: per block, the largest change at the positions the
-# beacon *cannot* reach through convolutions (0.0 where every position can).
+# sign *cannot* reach through convolutions (0.0 where every position can).
 
 # %% tags=["exercise:outside_reach", "points:2"]
 def outside_reach_max(change, reach):
@@ -247,21 +337,21 @@ check_outside_reach(outside_reach_max)
 # reach, block by block? And for LGD? Then measure:
 
 # %%
-for name in models:
-    values = outside_reach_max(changes[name].change, reach)
-    print(f"{name:<6}", "  ".join(f"{block} {value:.2e}" for block, value in zip(changes[name].names, values)))
+for name in far_models:
+    values = outside_reach_max(one_results[name].change, reach)
+    print(f"{name:<6}", "  ".join(f"{block} {value:.2e}" for block, value in zip(block_names, values)))
 
 # %% [markdown] tags=["exercise:outside_reach_explained", "manual", "points:3"]
 # ### Exercise 3 (core, written): what the numbers say
 #
-# In three to five sentences: why is the plain network's value exactly zero in the blocks where it is, what
-# path lets LGD's features move there, and why this, not the ratio map of section 7.7, is evidence that global
-# context reaches local features. (Graded by hand.)
+# In three to five sentences: why is the plain network's value exactly zero, what path lets LGD's features
+# move there, and why this, not the ratio map of section 7.7, is evidence that global context reaches local
+# features. (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: in the plain network a feature can only change if its receptive field covers a changed
-# pixel; outside the exact reach no convolution connects it to the beacon, so the change is exactly 0 (a
-# measured 0, not a small number). LGD's features there move because the beacon enters the pooled global
+# pixel; outside the exact reach no convolution connects it to the sign, so the change is exactly 0 (a
+# measured 0, not a small number). LGD's features there move because the arrow enters the pooled global
 # vector (local-to-global) and comes back to every position through U(W_xg g) (global-to-local); cutting
 # that term (the "cut" rows) removes the change. The ratio map divides one constant-norm vector by the local
 # activation and moves whatever the input does; the counterfactual changes one cause and measures its
@@ -273,227 +363,209 @@ for name in models:
 # ### END SOLUTION
 
 # %% [markdown]
-# ## 7.3 Probes: what the feature at the object knows
+# ## 7.3 The probe: can the feature at the square read the arrow?
 #
 # A linear probe asks whether a property can be read, linearly, from a representation. We take the local
-# feature at the object's position (per temporal position, concatenated) in every block, fit a logistic
-# regression on clips of the training set and test it on the validation set. Two targets:
-#
-# - the **beacon's side**, a fact about a region at least `gap` pixels away;
-# - the **label**, which needs the object's motion *and* the beacon's side.
-#
-# Chance is 0.25 for both, but the object alone already says something about both targets: its motion
-# gives the label up to 50% (notebook 1), and it also hints at the beacon's *axis* (an object moving left is
-# approaching a beacon on the left, leaving one on the right, or passing one at the top or bottom). So the
-# baseline a probe must beat is a lookup table from the object's motion (`synthetic.motion_of`) to the most
-# frequent target, fitted on the same training clips. Where the plain network's receptive field at the
-# object cannot reach the beacon, its probes should sit at that baseline: that is the control.
+# feature at the square's position (per temporal position, concatenated) in every block, fit a logistic
+# regression for the arrow's direction on training clips and test it on validation clips. The square's own
+# motion says nothing about the arrow (the lookup below), so chance, 50%, is the baseline; in the plain network
+# no convolution connects the square's feature to the sign, so its probe **must** sit at chance.
 
 # %%
-probe_settings = StudySettings(**{**lgd_info["recipe"], "train_per_class": PROBE_CLIPS_PER_CLASS})
-probe_train = render_split(probe_settings, "train")
-side_index = {side: i for i, side in enumerate(synthetic.SIDES)}
-targets = {"beacon side": (torch.tensor([side_index[s] for s in probe_train["sides"]]),
-                           torch.tensor([side_index[s] for s in val["sides"]])),
-           "label": (probe_train["labels"], labels)}
+arrow_index = {a: i for i, a in enumerate(signpost.ARROWS)}
+probe_val = slice(0, PROBE_CLIPS)
+y_train = torch.tensor([arrow_index[a] for a in train_small["arrows"]])
+y_val = torch.tensor([arrow_index[a] for a in val["arrows"][probe_val]])
 probe_rows = []
-for name, model in models.items():
-    train_features = object_features(model, to_clips(probe_train["frames"]), probe_train["tracks"],
-                                     layout["object_size"])
-    val_features = object_features(model, to_clips(val["frames"]), val["tracks"], layout["object_size"])
-    block_names = collect_taps(model, to_clips(val["frames"][:1])).names
-    for block, a, b in zip(block_names, train_features, val_features):
-        for target, (y_train, y_val) in targets.items():
-            probe_rows.append({"model": name, "block": block, "target": target,
-                               "accuracy": linear_probe(a, y_train, b, y_val)})
-probes = pd.DataFrame(probe_rows)
-motions_train = [synthetic.motion_of(t) for t in probe_train["tracks"]]
-motions_val = [synthetic.motion_of(t) for t in val["tracks"]]
-baselines = {target: lookup_baseline(motions_train, y_train, motions_val, y_val)
-             for target, (y_train, y_val) in targets.items()}
-print(probes.pivot_table(index="block", columns=["target", "model"], values="accuracy").round(3).to_string())
-print("the object alone (motion lookup):", {t: round(v, 3) for t, v in baselines.items()})
-fig = plot_probes(probes.replace({"model": {"LGD": "both", "plain": "none"}}), baselines)
+for name, model in far_models.items():
+    feats_train = object_features(model, to_clips(train_small["frames"]), train_small["tracks"], settings.object_size)
+    feats_val = object_features(model, to_clips(val["frames"][probe_val]), val["tracks"][probe_val],
+                                settings.object_size)
+    for block, a, b in zip(block_names, feats_train, feats_val):
+        probe_rows.append({"model": name, "block": block, "arrow probe": linear_probe(a, y_train, b, y_val)})
+probes = pd.DataFrame(probe_rows).pivot(index="block", columns="model", values="arrow probe")
+square_alone = lookup_baseline(train_small["motions"], y_train.tolist(), val["motions"][probe_val], y_val.tolist())
+print(probes.round(3).to_string())
+print(f"the square's motion alone (lookup): {square_alone:.3f}; chance 0.5")
+
+# %% [markdown]
+# The same probe for every seed of the study, per block and variant (`causal.csv`):
+
+# %%
+fig = plot_far_end(far_causal, "probe_arrow", "held-out accuracy of a linear probe",
+                   "Far end, every seed: the arrow read at the square's local feature",
+                   lines={"chance = the square alone": (0.5, ":")}, ylim=(0.3, 1.03))
 show_figure(fig, figure_path("07_probes.png"))
+probe_seeds = far_causal[far_causal["measure"] == "probe_arrow"].pivot_table(index="block", columns="variant",
+                                                                             values="value", aggfunc="mean")
+print(probe_seeds.round(3).to_string())
+n_probe = int(far_causal[far_causal["measure"] == "probe_arrow"].groupby(["variant", "seed"]).ngroups)
+margin = 2 * np.sqrt(0.25 / settings.probe_clips)        # two standard errors of a proportion near 0.5
+best_block = probe_seeds["both"].idxmax()
+print(f"Mean over seeds: LGD's probe reads the arrow at the square with {probe_seeds['both'].max():.3f} in "
+      f"{best_block}; the plain network's probes average {probe_seeds['none'].mean():.3f} over blocks (chance "
+      f"0.5; two standard errors of a proportion on {settings.probe_clips} clips: +-{margin:.3f}).")
 
 # %% [markdown]
-# Read the table against the receptive fields of section 7.2. Which probes read *more* than the object alone
-# tells? We count a probe as above the baseline when it beats it by more than two standard errors of a
-# proportion on this validation set (a rough test; the probe itself is fitted, so treat borderline cases as
-# undecided):
+# ## 7.4 The ablation: which block's global term does LGD need?
+#
+# Cutting a path at test time asks what a *trained* network still does without it. Zeroing U(W_xg g) has a
+# catch: the term is large even on average, and removing it shifts every activation after it, whatever
+# information it carries. A sceptic's control keeps its *average* and removes only what is specific to the
+# clip: `fix_global_to_local` replaces it by its mean over training clips (`mean_global_to_local`). If accuracy
+# survives that, the network used the term as a bias; if it falls to the ceiling, it needed what the global
+# path knows about *this* clip. On the shipped far-end LGD model, block by block and in all blocks:
 
 # %%
-n_val = len(labels)
-verdicts = []
-for _, row in probes.iterrows():
-    base = baselines[row["target"]]
-    margin = 2 * np.sqrt(base * (1 - base) / n_val)
-    verdicts.append({"model": row["model"], "block": row["block"], "target": row["target"],
-                     "probe": round(row["accuracy"], 3), "object alone": round(base, 3),
-                     "reads more than the object": bool(row["accuracy"] > base + margin)})
-verdicts = pd.DataFrame(verdicts)
-print(verdicts.pivot_table(index="block", columns=["target", "model"], values="reads more than the object",
-                           aggfunc="first").to_string())
-early = verdicts[(verdicts["target"] == "beacon side") & verdicts["block"].isin(lgd_far["block"])]
-for model, group in early.groupby("model"):
-    print(f"{model}: in the blocks whose feature at the object cannot see the beacon "
-          f"({', '.join(group['block'])}), the side probe reads more than the object alone in "
-          f"{int(group['reads more than the object'].sum())} of {len(group)}.")
-
-# %% [markdown]
-# ## 7.4 Effective receptive fields
-#
-# The theoretical receptive field says which pixels *can* matter; the effective one says which do. For the
-# feature at the object's position in each block, `effective_receptive_field` takes the gradient of the sum of
-# its channels with respect to every input pixel, sums |gradient| over colours and frames and divides by its
-# maximum (so each panel is scaled to its own maximum, 1). We also measure the share of that gradient mass
-# that falls on the beacon strip.
-
-# %%
-clip = to_clips(val["frames"][[one]])
-middle = settings.frames // 2
-cy, cx = (np.array(val["tracks"][one][middle]) + layout["object_size"] / 2)
-record = collect_taps(lgd, clip)
-fields, beacon_share = {}, []
-beacon_strip = beacon_region(val["sides"][one], strip, settings.size)
-for name, model in models.items():
-    maps = []
-    for index, taps in enumerate(record.blocks):
-        steps, cells = taps.local.shape[2], taps.local.shape[-1]
-        position = (steps // 2, int(cy * cells / settings.size), int(cx * cells / settings.size))
-        field = effective_receptive_field(model, clip, index, position)
-        maps.append(field)
-        beacon_share.append({"model": name, "block": record.names[index],
-                             "gradient mass on the beacon": float(field[torch.from_numpy(beacon_strip)].sum()
-                                                                  / field.sum())})
-    fields[name] = maps
-print(pd.DataFrame(beacon_share).pivot(index="block", columns="model").round(4).to_string())
-print(f"(the beacon strip is {beacon_strip.mean():.3f} of the frame)")
-fig = plot_effective_fields(fields, record.names, val["frames"][one, middle].numpy(), (cy, cx))
-show_figure(fig, figure_path("07_effective_fields.png"))
-
-# %% [markdown]
-# ## 7.5 The ablation, done properly
-#
-# Cutting a path at test time asks what a *trained* network still does without it. We score the whole
-# validation set with each head separately (the release scores with the local head; the global head reads the
-# global vector; "combined" is their sum), intact, with the global-to-local term set to zero in every block,
-# and with both diffusions set to zero.
-#
-# Zeroing has a catch: U(W_xg g) is a large vector even on average, and removing it shifts every activation
-# after it, whatever information it carries. A sceptic's control keeps its *average* and removes only what is
-# specific to the clip: `fix_global_to_local` replaces it by its mean over the validation set
-# (`mean_global_to_local`). If accuracy survives that, the network used the term as a bias; if it falls, it
-# used what the global path knows about this clip.
-
-# %%
-all_clips = to_clips(val["frames"])
-mean_terms = {name: mean_global_to_local(model, all_clips) for name, model in models.items()}
-conditions = {"intact": lambda m, name: cut_paths(m, global_to_local=False),
-              "global-to-local zeroed": lambda m, name: cut_paths(m, global_to_local=True),
-              "both paths zeroed": lambda m, name: cut_paths(m, global_to_local=True, local_to_global=True),
-              "global-to-local fixed at its mean": lambda m, name: fix_global_to_local(m, mean_terms[name])}
+lgd_far = far_models["LGD"]
+means = mean_global_to_local(lgd_far, to_clips(train_small["frames"]))
+zeros = [torch.zeros_like(t) for t in means]
+intact = head_accuracy(lgd_far, val["frames"], labels)["local"]
 ablation = []
-for name, model in models.items():
-    for condition, intervention in conditions.items():
-        with intervention(model, name) as hooks:
-            accuracy = head_accuracy(model, val["frames"], labels)
-        ablation.append({"model": name, "condition": condition, "hooks": hooks,
-                         **{f"{head} head": value for head, value in accuracy.items()}})
-ablation = pd.DataFrame(ablation)
-print(ablation.round(3).to_string(index=False))
+for target in block_names + ["all"]:
+    chosen = [t if target in ("all", b) else None for b, t in zip(block_names, means)]
+    chosen_zero = [t if target in ("all", b) else None for b, t in zip(block_names, zeros)]
+    with fix_global_to_local(lgd_far, chosen):
+        fixed = head_accuracy(lgd_far, val["frames"], labels)["local"]
+    with fix_global_to_local(lgd_far, chosen_zero):
+        zeroed = head_accuracy(lgd_far, val["frames"], labels)["local"]
+    ablation.append({"where": target, "intact": intact, "fixed at its mean": fixed, "zeroed": zeroed})
+ablation = pd.DataFrame(ablation).set_index("where")
+print(ablation.round(3).to_string())
+print(f"ceiling of the plain network: {ceiling:.3f}")
 
 # %% [markdown]
-# The plain network has nothing to cut (0 hooks), so its rows are the same by construction. For LGD:
+# Over every seed of the study (`causal.csv`; LGD, far end):
 
 # %%
-lgd_rows_ab = ablation[ablation["model"] == "LGD"].set_index("condition")
-intact = lgd_rows_ab.loc["intact"]
-for condition in list(conditions)[1:]:
-    row = lgd_rows_ab.loc[condition]
-    print(f"{condition:>34}: local head {intact['local head']:.3f} -> {row['local head']:.3f}, "
-          f"global head {intact['global head']:.3f} -> {row['global head']:.3f}")
-
-# %% [markdown]
-# Which block's term does the trained network depend on, and how? One block at a time, zeroed and fixed at its
-# mean:
-
-# %%
-per_block = []
-for b, block in enumerate(collect_taps(lgd, clip).names):
-    with cut_global_path(lgd, from_block=block, to_block=block):
-        zeroed = head_accuracy(lgd, val["frames"], labels)
-    with fix_global_to_local(lgd, [t if i == b else None for i, t in enumerate(mean_terms["LGD"])]):
-        fixed = head_accuracy(lgd, val["frames"], labels)
-    per_block.append({"block": block, "local head, zeroed here": zeroed["local"],
-                      "local head, fixed at its mean here": fixed["local"]})
-per_block = pd.DataFrame(per_block).set_index("block")
-print(per_block.round(3).to_string())
-uses_clip = per_block["local head, fixed at its mean here"].idxmin()
-print(f"\nclip-specific global context matters most in {uses_clip}: fixing its term at the mean takes the local "
-      f"head from {intact['local head']:.3f} to {per_block.loc[uses_clip, 'local head, fixed at its mean here']:.3f}")
-
-# %% [markdown]
-# Where does the cut act? `ablate_global_path` gives the per-position change of every block's local map,
-# ||local_cut - local|| / ||local||, for one clip:
-
-# %%
-ab = ablate_global_path(lgd, clip, from_block=0)
-fig, axes = plt.subplots(1, len(ab.names), figsize=(3 * len(ab.names), 2.8))
-for ax, name, change in zip(axes, ab.names, ab.local_change):
-    image = ax.imshow(change[0].mean(0).numpy(), cmap="magma", vmin=0)
-    ax.set_title(f"{name}: mean {float(change.mean()):.3f}", fontsize=9)
-    ax.axis("off")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-fig.suptitle("LGD, U(W_xg g) cut in every block: ||local_cut - local|| / ||local|| per position "
-             "(mean over temporal positions)", fontsize=9)
-fig.tight_layout()
+lgd_causal = far_causal[far_causal["variant"] == "both"]
+fixed_seeds = lgd_causal[lgd_causal["measure"] == "acc_fixed_mean"].pivot(index="seed", columns="block",
+                                                                          values="value")
+zeroed_seeds = lgd_causal[lgd_causal["measure"] == "acc_zeroed"].pivot(index="seed", columns="block", values="value")
+intact_seeds = lgd_causal[lgd_causal["measure"] == "acc_intact"].set_index("seed")["value"]
+table = pd.concat({"intact": intact_seeds, "fixed at mean, all blocks": fixed_seeds["all"],
+                   "zeroed, all blocks": zeroed_seeds["all"]}, axis=1)
+print(table.round(3).to_string())
+fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+order = block_names + ["all"]
+for j, (kind, frame_, colour) in enumerate((("fixed at its mean", fixed_seeds, "tab:green"),
+                                             ("zeroed", zeroed_seeds, "tab:brown"))):
+    for i, block in enumerate(order):
+        values = frame_[block].to_numpy()
+        ax.scatter(np.full(len(values), i + (j - 0.5) * 0.3), values, s=14, color=colour,
+                   label=f"U(W_xg g) {kind}" if i == 0 else None)
+        ax.plot([i + (j - 0.5) * 0.3 - 0.1, i + (j - 0.5) * 0.3 + 0.1], [values.mean()] * 2, color="black")
+ax.axhline(intact_seeds.mean(), color="tab:red", lw=1, label="LGD intact (mean over seeds)")
+ax.axhline(far_ceiling, color="black", lw=1.2, label="ceiling of the plain network")
+ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+ax.set_xticks(range(len(order)), order)
+ax.set(ylabel="accuracy, local head", ylim=(0.3, 1.03),
+       title="Far end, LGD, every seed: the global-to-local term cut per block (black: mean)")
+ax.legend(fontsize=7, loc="lower left")
 show_figure(fig, figure_path("07_ablation.png"))
+solved_seeds = intact_seeds[intact_seeds >= 0.9].index
+if len(solved_seeds):
+    worst = fixed_seeds.loc[solved_seeds].drop(columns="all").mean().idxmin()
+    print(f"In the {len(solved_seeds)} LGD seeds that solved the far end, fixing the term at its mean in every "
+          f"block takes the local head from {intact_seeds[solved_seeds].mean():.3f} to "
+          f"{fixed_seeds.loc[solved_seeds, 'all'].mean():.3f} (ceiling {far_ceiling:.3f}); one block at a time, "
+          f"it costs most in {worst} ({fixed_seeds.loc[solved_seeds, worst].mean():.3f}).")
+else:
+    print("No LGD seed solved the far end, so there is no solution whose dependence on the global term could be "
+          "measured here.")
 
 # %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
 # ### Exercise 4 (stretch, written): explain the ablation
 #
-# From the per-block table above: in which block does the trained LGD network rely on the *clip-specific*
-# content of the global term, and what is the difference between zeroing a block's term and fixing it at its
-# mean over the validation set? What would you expect for the plain network, and why? (Graded by hand.)
+# From the tables above: in which block does the trained LGD network rely on the *clip-specific* content of
+# the global term, and what is the difference between zeroing a block's term and fixing it at its mean? Where
+# should LGD fall to if the global path carried the arrow, and what would you expect for the plain network?
+# (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
 # clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
 # bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
 # costs the most local-head accuracy (printed above) is where the network uses clip-specific global context.
-# The plain network has no term to cut or fix: its rows equal the intact ones by construction.
+# If the arrow reaches the square only through the global path, fixing the term everywhere leaves LGD as
+# "local" as the plain network, so it should fall to the plain network's ceiling or below. The plain network
+# has no term to cut or fix: its accuracy is unchanged by construction.
 #
 # Rubric (3 points): 1 for naming the block from the table; 1 for the bias-versus-content distinction
-# between zeroing and fixing at the mean; 1 for the plain network's rows being unchanged by construction.
+# between zeroing and fixing at the mean; 1 for the ceiling as the expected floor (and the plain network
+# unchanged by construction).
 # ### END SOLUTION
 
 # %% [markdown]
-# ## 7.6 Does class evidence stay where the class is?
+# ## 7.5 The near end: where diffusion is not needed, does LGD still route the context through g?
 #
-# A second, controlled experiment. In each clip one coloured square, in one cell of the final 4 x 4 map, carries
-# the class (red or blue) on grey noise. After a short training we count the held-out clips whose true-class
-# kernel evidence peaks in the square's cell (chance: 1/16). A network without a global path can only score the
-# class where it sees the square. LGD's global vector *can* carry the class to every position; does it? Several
-# seeds:
+# At the near end every block of the plain network has positions that see both cues, so the convolutions can
+# solve the task alone. Does a trained LGD network still use its global path there? The same fix-at-mean test,
+# over the study's near-end seeds:
 
 # %%
-spreading = []
-for seed in SPREADING_SEEDS:
-    held_out = one_region_clips(32, torch.Generator().manual_seed(100 + seed))
-    for arch in ("p3d_tiny", "lgd3d_tiny"):
-        result = evidence_on_the_square(train_on_one_region_clips(arch, seed=seed), *held_out)
-        spreading.append({"arch": arch, "seed": seed, **result})
-spreading = pd.DataFrame(spreading)
-print(spreading.round(3).to_string(index=False))
-peak = spreading.groupby("arch")["peak on the square"].agg(["mean", "min", "max"])
-print(f"\nevidence peaks on the square: plain {peak.loc['p3d_tiny', 'mean']:.0%} of clips "
-      f"({peak.loc['p3d_tiny', 'min']:.0%}-{peak.loc['p3d_tiny', 'max']:.0%} over seeds), "
-      f"LGD {peak.loc['lgd3d_tiny', 'mean']:.0%} ({peak.loc['lgd3d_tiny', 'min']:.0%}-"
-      f"{peak.loc['lgd3d_tiny', 'max']:.0%}); chance {spreading['chance'].iloc[0]:.0%}")
+near_causal = causal[(causal["distance"] == near_d) & (causal["variant"] == "both")]
+near_fixed = near_causal[near_causal["measure"] == "acc_fixed_mean"].pivot(index="seed", columns="block",
+                                                                           values="value")
+near_intact = near_causal[near_causal["measure"] == "acc_intact"].set_index("seed")["value"]
+print(pd.concat({"intact": near_intact, **{f"fixed at mean: {b}": near_fixed[b] for b in order}}, axis=1)
+      .round(3).to_string())
+near_plain, near_lgd = row(near_d, "none"), row(near_d, "both")
+drop_block = near_fixed.drop(columns="all").mean().idxmin()
+near_drop = near_fixed[drop_block].mean()
+print(f"\nAt {near_d} px the plain network solved {near_plain['solved']} of {near_plain['seeds']} seeds without any "
+      f"global path, and LGD {near_lgd['solved']} of {near_lgd['seeds']}.")
+if near_drop < near_intact.mean() - 0.1:
+    print(f"Yet fixing LGD's term at its mean in {drop_block} alone takes its local head from "
+          f"{near_intact.mean():.3f} to {near_drop:.3f} (mean over seeds): even where convolutions reach both "
+          "cues, LGD routes part of the context through its global vector.")
+else:
+    print(f"Fixing LGD's term at its mean costs at most {near_intact.mean() - near_drop:.3f} in any one block "
+          f"({drop_block}): at the near end, LGD does not depend on clip-specific global context.")
 
 # %% [markdown]
-# ## 7.7 Taps, and why the ratio map is not evidence
+# So the two ends teach different things. At the near end diffusion may *reroute* what the convolutions could
+# carry anyway; only at the far end can a success be credited to the global path alone.
+
+# %% [markdown]
+# ## 7.6 Effective receptive fields
+#
+# The theoretical receptive field says which pixels *can* matter; the effective one says which do. For the
+# feature at the square's position in each block, `effective_receptive_field` takes the gradient of the sum of
+# its channels with respect to every input pixel, sums |gradient| over colours and frames and divides by its
+# maximum. We also measure the share of that gradient mass that falls on the sign's box: in the plain network
+# it is exactly 0 at the far end (no path), in LGD it is whatever the global path makes of it.
+
+# %%
+clip = to_clips(val["frames"][[one]])
+middle = settings.frames // 2
+cy, cx = np.array(val["tracks"][one][middle]) + settings.object_size / 2
+record = collect_taps(lgd_far, clip)
+sign_box = torch.from_numpy(signpost.sign_region(far_layout))
+fields, sign_share = {}, []
+for name, model in far_models.items():
+    maps = []
+    for index, taps in enumerate(record.blocks):
+        steps, cells_h, cells_w = taps.local.shape[2], taps.local.shape[-2], taps.local.shape[-1]
+        position = (steps // 2, int(cy * cells_h / far_layout["height"]), int(cx * cells_w / far_layout["width"]))
+        field = effective_receptive_field(model, clip, index, position)
+        maps.append(field)
+        sign_share.append({"model": name, "block": record.names[index],
+                           "gradient mass on the sign": float(field[sign_box].sum() / field.sum())})
+    fields[name] = maps
+sign_share = pd.DataFrame(sign_share).pivot(index="block", columns="model", values="gradient mass on the sign")
+print(sign_share.to_string(float_format=lambda v: f"{v:.2e}"))
+print(f"(the sign's box is {sign_box.float().mean():.3f} of the frame)")
+fig = plot_strip_fields(fields, record.names, val["frames"][one, middle].numpy(), (cy, cx))
+show_figure(fig, figure_path("07_effective_fields.png"))
+assert (sign_share["plain"] == 0).all()
+print(f"Plain network: no gradient reaches the sign from the square's feature in any block (exactly 0, "
+      f"asserted). LGD: {sign_share['LGD'].max():.2e} of the gradient mass at most ({sign_share['LGD'].idxmax()}): "
+      "the global path makes the sign's pixels matter to the square's feature, though the maps are dominated by "
+      "the square's own neighbourhood.")
+
+# %% [markdown]
+# ## 7.7 Taps, and why the ratio map is not evidence (a caution)
 #
 # `collect_taps(model, clip)` keeps, for every block, the local output, the global output, the residual
 # `F(x) + S(x)` (the local activation *before* the global term), the broadcast global-to-local term
@@ -505,7 +577,6 @@ print(f"\nevidence peaks on the square: plain {peak.loc['p3d_tiny', 'mean']:.0%}
 # directly:
 
 # %%
-record = collect_taps(lgd, clip)
 for taps in record.blocks:
     term = taps.global_to_local.norm(dim=1)
     print(f"{taps.name}: |U(W_xg g)| over positions: min {float(term.min()):.4f}, max {float(term.max()):.4f}"
@@ -532,66 +603,89 @@ from lgd_tutorial.exercises import check_global_to_local_ratio
 check_global_to_local_ratio(ratio_map)
 
 # %% [markdown]
-# The frames x blocks grid of that ratio (`diffusion_grid`, one row per block, shared scale) and of the cosine
-# of each local position to the block's global vector:
+# The frames x blocks grid of that ratio (`diffusion_grid`, one row per block, shared scale), kept as a
+# caution, and of the cosine of each local position to the block's global vector:
 
 # %%
 frames = clip_to_frames(clip)
-grid = diffusion_grid(lgd, clip, kind="ratio", normalize="shared", max_frames=8,
-                      title="|global-to-local term| / |F(x) + S(x)|: high where the local activation is weak")
+grid = diffusion_grid(lgd_far, clip, kind="ratio", normalize="shared", frame_indices=[0, 7],
+                      title="CAUTION, not evidence: |global-to-local term| / |F(x) + S(x)| is high where the "
+                            "local activation is weak")
 show_figure(grid, figure_path("07_diffusion_grid.png"))
-cosine = diffusion_grid(lgd, clip, kind="cosine", normalize="shared", max_frames=8,
-                        title="cosine(local position, global vector), -1 blue .. +1 red")
+ratios = [float(ratio_map(t).mean()) for t in record.blocks]
+print(f"mean ratio per block: {', '.join(f'{n} {v:.3f}' for n, v in zip(record.names, ratios))}; the bright "
+      "places in each row are where F(x) + S(x) is small, not where the global path carries more.")
+cosine = diffusion_grid(lgd_far, clip, kind="cosine", normalize="shared", frame_indices=[0, 7],
+                        title="cosine(local position, global vector), mapped from -1..+1 to 0..1")
 show_figure(cosine, figure_path("07_cosine_grid.png"))
+cosines = [float(torch.nn.functional.cosine_similarity(t.local, t.global_[..., None, None, None].expand_as(t.local),
+                                                        dim=1).mean()) for t in record.blocks]
+print(f"mean cosine per block: {', '.join(f'{n} {v:.3f}' for n, v in zip(record.names, cosines))}. Both vectors "
+      "come after a ReLU, so the cosine is never negative; where it is high, the local feature points the way "
+      "the clip's summary does.")
 
 # %% [markdown]
 # ## 7.8 Kernel evidence and video Grad-CAM
 #
 # The reconstructed kernelized classifier scores every position of the final local map against each class
 # template; `class_evidence` returns those per-position terms, whose mean is the local score (notebook 4).
-# Section 7.6 measured how often, in LGD, such maps peak away from where the class is.
+# One shared scale for both classes, so the weaker class does not glow as brightly as the predicted one:
 
 # %%
-evidence, logits = class_evidence(lgd, clip)
-rows = {}
-for k, name in enumerate(synthetic.CLASSES):
-    rows[f"{name}\nlogit {logits[0, k]:.1f}"] = normalize_maps(upsample(evidence[:, k], clip.shape[2:]).numpy()[0])
-fig = figure_grid(frames, rows, max_frames=8, title="LGD: kernel class evidence k_l(x_i, u_c), per-class min-max",
-                  colorbar="evidence, min-max per class over the clip")
+evidence, logits = class_evidence(lgd_far, clip)
+shared = upsample(evidence[0], clip.shape[2:]).numpy()                       # (K, T, H, W)
+low, high = shared.min(), shared.max()
+rows = {f"{name.split()[0]}\nlogit {logits[0, k]:.1f}": (shared[k] - low) / (high - low + 1e-12)
+        for k, name in enumerate(signpost.CLASSES)}
+fig = figure_grid(frames, rows, frame_indices=[0, 7], cell=1.2,
+                  title="LGD, far end: kernel class evidence k_l(x_i, u_c) for 'along' and 'against', one scale",
+                  colorbar="evidence\n(min-max, both classes)")
 show_figure(fig, figure_path("07_evidence.png"))
+predicted = int(logits.argmax(-1)[0])
+columns = evidence[0, predicted].mean((0, 1))                                  # (W',) evidence per column
+print(f"Predicted '{signpost.CLASSES[predicted]}' (true: '{signpost.CLASSES[int(labels[one])]}'). The predicted "
+      f"class's evidence peaks in column {int(columns.argmax())} of {len(columns)} of the final map; the square's "
+      f"track starts in column {int(far_layout['start'] * len(columns) / far_layout['width'])}. In LGD every "
+      "position receives the same global term, so evidence away from the square is not evidence of what is "
+      "seen there.")
 
 # %% [markdown]
 # Grad-CAM weighs a layer's channels by the gradient of a class score and sums them. On video there are two
 # choices, and `video_gradcam` makes you state both: **weights** (`method="gradcam"`: one weight per channel
 # for the whole clip; `"gradcam_frame"`: per frame) and **normalisation** (`"clip"`: frames compare with each
-# other; `"frame"`: each frame scaled to its own maximum; `None`: raw). The target layer is a block's
-# `tap_local`. In LGD the gradient also flows through the global path to every pixel (section 7.4), so a
-# Grad-CAM map cannot separate "seen here" from "received from the global vector".
+# other; `"frame"`: each frame scaled to its own maximum). The target layer is a block's `tap_local`. In LGD
+# the gradient also flows through the global path (section 7.6), so a Grad-CAM map cannot separate "seen here"
+# from "received from the global vector".
 
 # %%
-predicted = int(logits.argmax(-1)[0])
 variants = {}
 for block in ("layer4.0", "layer2.0"):
-    layers = tap_layers(lgd, "local", [block])
+    layers = tap_layers(lgd_far, "local", [block])
     for method, norm in (("gradcam", "clip"), ("gradcam_frame", "frame")):
-        variants[f"{block}\n{method}, {norm}"] = video_gradcam(lgd, clip, predicted, normalize=norm, method=method,
-                                                               target_layers=layers)[0]
-fig = figure_grid(frames, variants, max_frames=8,
-                  title=f"LGD Grad-CAM for '{synthetic.CLASSES[predicted]}': clip-level vs per-frame weights",
-                  colorbar="Grad-CAM / its maximum over the clip or the frame (row label)")
+        variants[f"{block}\n{method}, {norm}"] = video_gradcam(lgd_far, clip, predicted, normalize=norm,
+                                                               method=method, target_layers=layers)[0]
+fig = figure_grid(frames, variants, frame_indices=[0, 7], cell=1.2,
+                  title=f"LGD Grad-CAM for '{signpost.CLASSES[predicted]}': clip-level vs per-frame weights",
+                  colorbar="Grad-CAM / its maximum\nover the clip or the frame")
 show_figure(fig, figure_path("07_gradcam_variants.png"))
-strip = gradcam_strip(frames, variants["layer2.0\ngradcam, clip"], label="layer2.0\nGrad-CAM",
-                      title=f"Grad-CAM (layer2.0, clip-level weights and normalisation), "
-                            f"'{synthetic.CLASSES[predicted]}'")
+cam = variants["layer2.0\ngradcam, clip"]
+on_sign = float(cam[:, signpost.sign_region(far_layout)].sum() / (cam.sum() + 1e-12))
+on_track = float(cam[:, signpost.object_region(far_layout)].sum() / (cam.sum() + 1e-12))
+strip = gradcam_strip(frames, cam, label="layer2.0\nGrad-CAM", frame_indices=[0, 7],
+                      title="Grad-CAM (layer2.0, clip-level weights and normalisation)")
 show_figure(strip, figure_path("07_gradcam_strip.png"))
+print(f"layer2.0 Grad-CAM (clip-level): {on_track:.0%} of its mass on the square's track, {on_sign:.0%} on the "
+      f"sign's box (the two boxes cover {signpost.object_region(far_layout).mean():.0%} and "
+      f"{signpost.sign_region(far_layout).mean():.0%} of the strip).")
 
 # %% [markdown]
-# A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg):
+# A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg).
+# Here: how much LGD's layer1.0 features move when the arrow is mirrored, frame by frame:
 
 # %%
-change_layer1 = upsample(changes["LGD"].change[0], clip.shape[2:]).numpy()[0]
+change_layer1 = upsample(one_results["LGD"].change[0], clip.shape[2:]).numpy()[0]
 gif = export_animation(frames, figure_path("07_diffusion.gif"), heat=normalize_maps(change_layer1, "clip"),
-                       fps=3, title="LGD layer1.0: change when the beacon moves")
+                       fps=3, title="LGD layer1.0: change when the arrow is mirrored")
 print(gif.name, f"{gif.stat().st_size:,} bytes")
 display(Image(filename=str(gif)))
 
@@ -603,7 +697,7 @@ display(Image(filename=str(gif)))
 # running kernel.
 
 # %%
-explorer = diffusion_explorer(lgd, clip, kind="cosine")
+explorer = diffusion_explorer(lgd_far, clip, kind="cosine")
 explorer
 
 # %%
@@ -612,59 +706,59 @@ explorer.block.value = "layer2.0"
 print("frame", explorer.frame.value, "block", explorer.block.value, "| image:", len(explorer.image.value), "PNG bytes")
 
 # %%
-evidence_view = evidence_explorer(lgd, clip, class_names=synthetic.CLASSES)
+evidence_view = evidence_explorer(lgd_far, clip, class_names=signpost.CLASSES)
 evidence_view
 
 # %%
-gradcam_view = gradcam_explorer(lgd, clip, class_names=synthetic.CLASSES, method="gradcam", normalize="frame")
+gradcam_view = gradcam_explorer(lgd_far, clip, class_names=signpost.CLASSES, method="gradcam", normalize="frame")
 gradcam_view
 
 # %% [markdown]
 # ## 7.10 What these measurements show, and what they do not
 #
-# Computed from this run's outputs:
+# Computed from this run's outputs and the study's CSVs:
 
 # %%
-lgd_early = early[early["model"] == "LGD"]
-share_of_in_reach = (lgd_far["mean change out of reach"] / lgd_far["mean change in reach"]).max()
-print(f"- Shown: global context reaches local features the convolutions cannot reach from the beacon, in "
-      f"{', '.join(lgd_far['block'])}; in the plain network nothing does (exact zero, asserted).")
-print(f"- Size: out of reach the change is at most {share_of_in_reach:.2%} of the change the beacon causes "
-      f"within reach.")
-if lgd_early["reads more than the object"].any():
-    print("- Readable: the beacon's side can be read from LGD's feature at the object, beyond what the object "
-          f"alone tells, in {', '.join(lgd_early.loc[lgd_early['reads more than the object'], 'block'])}.")
-else:
-    print("- Not shown: in those blocks the beacon's side cannot be read linearly from LGD's feature at the "
-          "object beyond what the object alone tells: the global term there is real but small.")
-zeroed_all = lgd_rows_ab.loc["global-to-local zeroed", "local head"]
-fixed_all = lgd_rows_ab.loc["global-to-local fixed at its mean", "local head"]
-print(f"- Needed: with U(W_xg g) zeroed in every block LGD's local head falls from {intact['local head']:.3f} "
-      f"to {zeroed_all:.3f}; fixed at its mean (keeping its average, removing what it says about the clip) to "
-      f"{fixed_all:.3f}. Per block, clip-specific global context matters most in {uses_clip} "
-      f"({per_block.loc[uses_clip, 'local head, fixed at its mean here']:.3f} when fixed there).")
-plain_intact = ablation[(ablation["model"] == "plain") & (ablation["condition"] == "intact")].iloc[0]
-print(f"- Plain network, same recipe and seed: local head {plain_intact['local head']:.3f} (one seed; the "
-      "multi-seed comparison is the study's, in notebook 5 and the README).")
+cf_lgd = far_causal[(far_causal["variant"] == "both") & (far_causal["measure"] == "cf_mean_out")]
+cf_in = far_causal[(far_causal["variant"] == "both") & (far_causal["measure"] == "cf_mean_in")]
+relative = (cf_lgd.set_index(["seed", "block"])["value"] / cf_in.set_index(["seed", "block"])["value"])
+print(f"- Reach: at {far_d} px no position of the plain network sees both cues (asserted). Mirroring the arrow "
+      f"moves no plain feature out of the sign's reach (exactly 0 in every seed, asserted) and moves LGD's there "
+      f"by {relative.median():.1%} of the in-reach change (median over seeds and blocks).")
+print(f"- Needed: LGD solved the far end in {far_lgd['solved']} of {far_lgd['seeds']} seeds "
+      f"[{far_lgd['solved_low']:.2f}, {far_lgd['solved_high']:.2f}], the plain network in {far_plain['solved']} of "
+      f"{far_plain['seeds']} [{far_plain['solved_low']:.2f}, {far_plain['solved_high']:.2f}] (exact 95% "
+      f"intervals); paired difference {far_pair['difference']:+.3f} [{far_pair['low']:+.3f}, "
+      f"{far_pair['high']:+.3f}].")
+if far_lgd["solved"] == 0:
+    print("- Not shown: with this recipe and budget LGD did not solve the far end either; the global path reaches "
+          "the square's features, but the study does not show that it carries enough to solve the task.")
+print(f"- Readable: the arrow is read at the square's feature by LGD's probe with up to "
+      f"{probe_seeds['both'].max():.3f} (mean over seeds, {best_block}); by the plain network's at "
+      f"{probe_seeds['none'].mean():.3f} on average (chance 0.5).")
+print(f"- Near end: the plain network solved {near_plain['solved']} of {near_plain['seeds']} seeds; there "
+      "diffusion is not needed, and section 7.5 says whether LGD still routes the context through g.")
 
 # %% [markdown]
 # ## Summary
 #
-# - **Counterfactual (7.2):** moving only the beacon leaves every plain-network feature outside the beacon's
-#   receptive field exactly unchanged (asserted), while LGD's features there move; cutting U(W_xg g) makes
-#   them exactly unchanged again. That is global context reaching local features, measured.
-# - **Probes (7.3)** and **effective receptive fields (7.4)** show what the feature at the object can read,
-#   block by block, against what the object alone tells (section 7.10 says which way it came out).
-# - **Ablation (7.5):** each head on the whole validation set, intact and with paths cut.
-# - **Evidence spreading (7.6):** in LGD, class evidence need not sit where the class is; keep that in mind
-#   when reading evidence maps and Grad-CAM (7.8).
-# - The ratio map (7.7) is a constant over the local activation: not evidence of where diffusion matters.
-#
-# Whether diffusion changes what is *learned*, beyond where information flows, is the question of the
-# multi-seed study (`lgd study`; README and notebook 5).
+# - **The task (7.1):** the signpost task varies one thing, the distance between two cues. At the far end no
+#   position of the plain network sees both (asserted), so its accuracy is bounded by the best *sum* of what it
+#   sees at each cue; the study's figure shows where each network falls against that bound, seed by seed.
+# - **Counterfactual (7.2):** mirroring the arrow leaves every plain-network feature outside the sign's
+#   receptive field exactly unchanged (asserted, every seed), while LGD's move, and cutting U(W_xg g) makes
+#   them exactly unchanged again.
+# - **Probe (7.3)** and **ablation (7.4):** whether the arrow can be read at the square, and whether LGD's
+#   accuracy depends on what the global term says about the clip, over every seed.
+# - **Near end (7.5):** where the convolutions reach both cues, diffusion is not needed; what LGD does with it
+#   there is printed in that section.
+# - **Effective receptive fields, the ratio map, evidence and Grad-CAM (7.6 to 7.8):** each with what it can
+#   and cannot show; the ratio map is a caution, not evidence.
 #
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
-# 1. Repeat 7.2 and 7.3 with the `lgd3d_tiny_beacon_global_to_local` and `..._local_to_global` checkpoints:
-#    which path is needed for the beacon to reach the object's feature?
-# 2. In 7.3, probe the feature at a position *far* from both the object and the beacon. What can it read?
-# 3. In 7.5, cut only the local-to-global path (`cut_paths(lgd, global_to_local=False, local_to_global=True)`).
+# 1. From `causal.csv`, compare the far-end `global_to_local` and `local_to_global` variants with `both`: which
+#    path is needed for the arrow to reach the square's feature, and which variant's local head beats the
+#    ceiling?
+# 2. In 7.3, probe the feature at a position *far* from both the square and the sign. What can it read?
+# 3. In 7.4, cut only the local-to-global path (`cut_paths(lgd_far, global_to_local=False,
+#    local_to_global=True)`) and compare with the fix-at-mean result.
