@@ -130,8 +130,11 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
             seed, index, count = select_seed(runs, info["distance"], variant)
             assert info["seed"] == seed and info["selection_rule"] == SELECTION_RULE
     capsys.readouterr()
-    assert cli.main(argv) == 0                                            # everything found: nothing retrained
-    assert "10 runs found" in capsys.readouterr().out
+    assert cli.main(argv + ["--remeasure"]) == 0                          # everything found: nothing retrained
+    printed = capsys.readouterr().out
+    assert "10 runs found" in printed and "measured 10 runs again" in printed
+    remeasured = pd.read_csv(out / "causal.csv")
+    assert {"probe_global_arrow", "probe_global_label"} <= set(remeasured["measure"])
     assert cli.main(["reach-study", "--report", str(out)]) == 0
     assert "| distance (px) | variant |" in capsys.readouterr().out
 

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny study that exercises the whole path in seconds")
     p.add_argument("--report", metavar="FOLDER", default=None,
                    help="print the Markdown tables of a finished study folder and exit (trains nothing)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure the runs already in OUT again from their saved models (for measurements added "
+                        "after they were trained); nothing is retrained")
     p.add_argument("--redraw", metavar="FOLDER", default=None,
                    help="rewrite the summaries and the figure of a finished folder from its CSVs (trains nothing)")
 
@@ -48,6 +51,7 @@ def run(args) -> int:
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)
     summary = run_study(ReachSettings(**given), Path(args.out), Path(args.models) if args.models else None,
-                        Path(args.pretrained_dir) if args.pretrained_dir else None, args.workers, args.argv[1:])
+                        Path(args.pretrained_dir) if args.pretrained_dir else None, args.workers, args.argv[1:],
+                        remeasure=args.remeasure)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

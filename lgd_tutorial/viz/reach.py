@@ -7,21 +7,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..study import t_interval
 from .study import VARIANT_COLOURS, VARIANT_LABELS
 
 OFFSETS = {"both": -0.045, "none": -0.015, "global_to_local": 0.015, "local_to_global": 0.045}
 
 
 def _mean_ci(values) -> tuple[float, float, float]:
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        m = float(values.mean()) if len(values) else float("nan")
-        return m, m, m
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(values.mean() - half), float(values.mean() + half)
+    """Mean and 95% t-interval (the mean itself for fewer than two values)."""
+    mean, low, high = t_interval(values)
+    return (mean, mean, mean) if np.isnan(low) else (mean, low, high)
 
 
 def _dots(ax, x, values, colour, label=None):
@@ -30,8 +25,7 @@ def _dots(ax, x, values, colour, label=None):
     spread = np.linspace(-0.006, 0.006, len(values)) if len(values) > 1 else np.zeros(1)
     ax.scatter(x + spread, values, s=14, color=colour, alpha=0.75, zorder=3, label=label, edgecolor="none")
     mean, low, high = _mean_ci(values)
-    ax.errorbar(x, mean, yerr=[[mean - max(low, 0)], [min(high, 1) - mean]] if high <= 1.5 else None, fmt="_",
-                color="black", ms=10, capsize=3, zorder=4)
+    ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt="_", color="black", ms=10, capsize=3, zorder=4)
 
 
 def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
