@@ -60,7 +60,7 @@ import pandas as pd
 import torch
 
 from .data import signpost
-from .study import count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
+from .study import Recipe, count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
 from .utils import evaluating
 from .utils import provenance as utils_provenance
 
@@ -71,27 +71,17 @@ SELECTION_RULE = ("each shipped variant's median seed by final local-head accura
 
 
 @dataclass
-class ReachSettings:
+class ReachSettings(Recipe):
     """The task's layout, the distances and the recipe (the same for every level and variant)."""
 
-    arch: str = "lgd3d_tiny"
     distances: list[int] = field(default_factory=lambda: [16, 64, 128, 208])
-    frames: int = 8
     height: int = 32
     sign_width: int = 16
     object_size: int = 8
     room: int = 32
     train_per_class: int = 512
     val_per_class: int = 128
-    data_seed: int = 0
     epochs: int = 10
-    batch_size: int = 32
-    lr: float = 2e-3                # AdamW
-    warmup_epochs: float = 0.5
-    weight_decay: float = 0.05
-    clip_grad: float = 40.0
-    dropout: float = 0.2
-    evals_per_epoch: int = 2
     target: float = SOLVED
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     far_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])

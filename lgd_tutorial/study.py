@@ -55,17 +55,11 @@ HEADS = ("local", "global", "combined")
 
 
 @dataclass
-class StudySettings:
-    """The data layout and the recipe, the same for every variant."""
+class Recipe:
+    """The training recipe of the studies (``train_variant``): AdamW, warm-up then cosine, in-memory clips."""
 
     arch: str = "lgd3d_tiny"
-    size: int = 96                  # frame side; the clips are not cropped
     frames: int = 8
-    band: int = 8                   # beacon thickness
-    object_size: int = 8
-    gap: int = 24                   # least object-beacon distance
-    train_per_class: int = 384
-    val_per_class: int = 96
     data_seed: int = 0
     epochs: int = 12
     batch_size: int = 32
@@ -76,6 +70,18 @@ class StudySettings:
     dropout: float = 0.2
     evals_per_epoch: int = 2
     target: float = 0.9             # accuracy whose first crossing is reported (steps to target)
+
+
+@dataclass
+class StudySettings(Recipe):
+    """The data layout and the recipe, the same for every variant."""
+
+    size: int = 96                  # frame side; the clips are not cropped
+    band: int = 8                   # beacon thickness
+    object_size: int = 8
+    gap: int = 24                   # least object-beacon distance
+    train_per_class: int = 384
+    val_per_class: int = 96
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
 
@@ -150,7 +156,7 @@ def flip_randomly(clips: torch.Tensor, generator: torch.Generator, dims=(-1, -2)
 
 # --------------------------------------------------------------------------- training
 
-def build_variant(s, variant: str, num_classes: int = len(synthetic.CLASSES)) -> nn.Module:
+def build_variant(s: Recipe, variant: str, num_classes: int = len(synthetic.CLASSES)) -> nn.Module:
     return build_model(s.arch, num_classes, dropout=s.dropout, **VARIANTS[variant])
 
 
@@ -176,7 +182,7 @@ def head_accuracy(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, 
     return {head: count / len(frames) for head, count in hits.items()}
 
 
-def lr_at(s: StudySettings, step: int, steps_per_epoch: int) -> float:
+def lr_at(s: Recipe, step: int, steps_per_epoch: int) -> float:
     """Linear warm-up, then cosine to zero."""
     epoch = (step + 1) / steps_per_epoch
     if epoch < s.warmup_epochs:
@@ -185,11 +191,11 @@ def lr_at(s: StudySettings, step: int, steps_per_epoch: int) -> float:
     return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train_variant(s, variant: str, seed: int, train: dict, val: dict, log=print,
+def train_variant(s: Recipe, variant: str, seed: int, train: dict, val: dict, log=print,
                   num_classes: int = len(synthetic.CLASSES), flip_dims=(-1, -2)):
     """Train one variant with one seed; returns (model in eval mode, curve rows).
 
-    ``s`` holds the recipe (``StudySettings`` or ``reach_study.ReachSettings``); ``flip_dims`` are the
+    ``s`` holds the recipe (a ``Recipe``: ``StudySettings`` or ``reach_study.ReachSettings``); ``flip_dims`` are the
     random flips that keep the task's labels."""
     torch.manual_seed(seed)
     model = build_variant(s, variant, num_classes)
