@@ -61,7 +61,7 @@ import torch
 
 from .data import signpost
 from .study import Recipe, count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
-from .utils import evaluating
+from .utils import atomic_path
 from .utils import provenance as utils_provenance
 
 FAR_VARIANTS = ("both", "none", "global_to_local", "local_to_global")
@@ -116,14 +116,16 @@ QUICK = dict(distances=[16, 208], train_per_class=8, val_per_class=8, epochs=1, 
 
 def render_split(s: ReachSettings, distance: int, split: str) -> dict:
     """One split of one level in memory: ``frames`` uint8 (N, T, H, W, 3), ``labels``, ``arrows``, ``motions``,
-    ``tracks``. Clip k of a split is the same at every distance except for where things are drawn."""
+    ``tracks``. Every (label, arrow) cell holds the same number of clips (``signpost.clip_cues``; give an even
+    ``per_class``). Clip k has the same cues, colours and shares of the room at every distance; its texture and
+    noise differ with the strip's size."""
     layout = s.layout(distance)
     per_class = s.train_per_class if split == "train" else s.val_per_class
     videos, labels, arrows, motions, tracks = [], [], [], [], []
     for number in range(per_class * len(signpost.CLASSES)):
-        label = number % len(signpost.CLASSES)
+        label, arrow = signpost.clip_cues(number)
         rng = np.random.default_rng([s.data_seed, {"train": 0, "val": 1}[split], number])
-        video, info = signpost.render(label, rng, layout, s.frames, with_info=True)
+        video, info = signpost.render(label, rng, layout, s.frames, with_info=True, arrow=arrow)
         videos.append(video)
         labels.append(label)
         arrows.append(info["arrow"])
@@ -329,14 +331,17 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     """Train and measure every job (resuming a folder that holds some), write the outputs; returns the summary.
 
     ``remeasure``: measure the runs found in ``out`` again with the current ``measure`` (from their saved
-    models), for measurements added after they were trained; nothing is retrained."""
+    models), for measurements added after they were trained; nothing is retrained. A run that fails is
+    reported by name after the others finish (they are kept; a rerun resumes)."""
+    from .models import load_pretrained
+
     out.mkdir(parents=True, exist_ok=True)
     models = Path(models or out / "models")
     started = time.perf_counter()
-    from .models import load_pretrained
-
     meta = {**utils_provenance("reach-study", list(argv)), "settings": asdict(s), "selection_rule": SELECTION_RULE}
-    done = _load_done(out, models)
+    done = _load_done(out, models, s)
+    if remeasure and not done["keys"]:
+        raise ValueError(f"--remeasure: no finished runs in {out} (with their models in {models})")
     for d in s.distances:
         _DATA[d] = {split: render_split(s, d, split) for split in ("train", "val")}
     log(f"rendered {len(s.distances)} levels of {s.train_per_class * 2} training and {s.val_per_class * 2} "
@@ -356,26 +361,37 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     log(f"{len(s.jobs()) - len(todo)} runs found in {out}, {len(todo)} to do")
     workers = workers or min(2, os.cpu_count() or 1)
     results = done["results"]
-
-    calls = done["calls"] + ([{"command": meta["command"], "commit": meta["commit"], "runs": len(todo)}]
-                             if todo else [])
+    calls = done["calls"]
+    this_call = {"command": meta["command"], "commit": meta["commit"], "runs": 0}
+    failed = []
 
     def keep(result):
+        if not this_call["runs"]:
+            calls.append(this_call)
+        this_call["runs"] += 1
         results.append(result)
         _write_partial(out, results)
-        (out / "elapsed.json").write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"],
-                                                      "calls": calls}, indent=2) + "\n")
+        with atomic_path(out / "elapsed.json") as tmp:
+            tmp.write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"], "calls": calls,
+                                       "settings": asdict(s)}, indent=2) + "\n")
 
     if workers > 1 and len(todo) > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
-            futures = [pool.submit(run_job, s, job, models, log) for job in todo]
+            futures = {pool.submit(run_job, s, job, models, log): job for job in todo}
             for future in as_completed(futures):
-                keep(future.result())
+                try:
+                    keep(future.result())
+                except Exception as error:                          # keep the others; name this one
+                    failed.append(f"{job_name(futures[future])}: {error!r}")
+                    log(f"  FAILED {failed[-1]}")
     else:
         for job in todo:
             keep(run_job(s, job, models, log))
+    if failed:
+        raise RuntimeError(f"{len(failed)} runs failed (the others are kept in {out}; run again to resume): "
+                           + "; ".join(failed))
     meta["seconds"] = round(time.perf_counter() - started + done["seconds"], 1)
     meta["trained_by"] = calls
     summary = write_outputs(out, levels, *_frames(results), meta)
@@ -392,28 +408,40 @@ def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
 
 def _write_partial(out: Path, results: list[dict]) -> None:
     runs, curves, causal = _frames(results)
-    for table, name in ((runs, "runs.csv"), (curves, "curves.csv"), (causal, "causal.csv")):
-        table.to_csv(out / name, index=False)
+    for table, name in ((causal, "causal.csv"), (curves, "curves.csv"), (runs, "runs.csv")):   # runs.csv last
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
 
 
-def _load_done(out: Path, models: Path) -> dict:
-    """Runs an earlier, interrupted call finished (their rows and models are there): resumed, not redone."""
+def _load_done(out: Path, models: Path, s: ReachSettings) -> dict:
+    """Runs an earlier, interrupted call finished (their rows and models are there): resumed, not redone.
+
+    Refuses a folder made with other settings, and rows whose model is missing (a wrong ``--models``)."""
     empty = {"keys": set(), "results": [], "seconds": 0.0, "calls": []}
     if not (out / "runs.csv").exists() or not (out / "causal.csv").exists():
         return empty
+    elapsed = out / "elapsed.json"
+    before = json.loads(elapsed.read_text()) if elapsed.exists() else {}
+    if before.get("settings") not in (None, asdict(s)):
+        changed = sorted(k for k, v in asdict(s).items() if before["settings"].get(k) != v)
+        raise ValueError(f"{out} holds runs made with other settings ({', '.join(changed)} differ): use another "
+                         "--out, or the same settings to resume")
     runs, curves, causal = (pd.read_csv(out / n) for n in ("runs.csv", "curves.csv", "causal.csv"))
     drop = ["command", "commit"]
     runs, curves, causal = (t.drop(columns=drop, errors="ignore") for t in (runs, curves, causal))
+    wanted = set(s.jobs())
     results, keys = [], set()
     for row in runs.to_dict("records"):
         job = (int(row["distance"]), row["variant"], int(row["seed"]))
-        if not (models / job_name(job) / f"{job_name(job)}.pt").exists():
+        if job not in wanted:
             continue
+        path = models / job_name(job) / f"{job_name(job)}.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{out / 'runs.csv'} lists {job_name(job)} but its model {path} is missing: "
+                                    "pass the --models folder the runs were saved to")
         pick = lambda t: t[(t["distance"] == job[0]) & (t["variant"] == job[1]) & (t["seed"] == job[2])]  # noqa: E731
         results.append({"run": row, "curve": pick(curves).to_dict("records"), "causal": pick(causal).to_dict("records")})
         keys.add(job)
-    elapsed = out / "elapsed.json"
-    before = json.loads(elapsed.read_text()) if elapsed.exists() else {}
     calls = before.get("calls")
     if calls is None and (out / "reach_study.json").exists():         # a folder finished in one call
         finished = json.loads((out / "reach_study.json").read_text())

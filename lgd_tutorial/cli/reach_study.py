@@ -35,6 +35,7 @@ def run(args) -> int:
     import pandas as pd
 
     from ..reach_study import QUICK, ReachSettings, report, run_study, write_outputs
+    from . import fail
 
     if args.report:
         print(report(Path(args.report)))
@@ -50,8 +51,11 @@ def run(args) -> int:
     for name in ("distances", "seeds", "far_seeds", "epochs"):
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)
-    summary = run_study(ReachSettings(**given), Path(args.out), Path(args.models) if args.models else None,
-                        Path(args.pretrained_dir) if args.pretrained_dir else None, args.workers, args.argv[1:],
-                        remeasure=args.remeasure)
+    try:
+        summary = run_study(ReachSettings(**given), Path(args.out), Path(args.models) if args.models else None,
+                            Path(args.pretrained_dir) if args.pretrained_dir else None, args.workers,
+                            args.argv[1:], remeasure=args.remeasure)
+    except (ValueError, FileNotFoundError) as error:
+        return fail("reach-study", error)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

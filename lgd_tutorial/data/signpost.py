@@ -89,31 +89,43 @@ def _arrow_mask(arrow: str, height: int, sign_width: int) -> np.ndarray:
 
 
 def render(label: int, rng: np.random.Generator, layout: dict, frames: int = DEFAULTS["frames"],
-           with_info: bool = False):
+           with_info: bool = False, arrow: str | None = None):
     """Frames (T, H, W, 3) uint8 of one clip of class ``label`` (an index into CLASSES) in ``layout``.
 
-    ``with_info=True`` also returns what was drawn: the arrow, the object's
-    motion ("left" or "right"), the colours and the object's top-left (y, x)
-    per frame before camera jitter.
+    ``arrow`` ("left" or "right") is drawn from ``rng`` if not given; a dataset
+    should give it, so that every (arrow, label) cell holds exactly as many clips
+    (``clip_cues``): a random draw leaves the cells of a finite set unequal, and
+    the arrow alone then predicts the label a little. Every other random choice
+    (colours, the square's speed, start, height and the distractors, as shares of
+    the room they have) is drawn before the texture and the noise, whose amount
+    depends on the strip's size: the same ``rng`` state gives the same scene at
+    every distance, drawn at other places. ``with_info=True`` also returns what
+    was drawn: the arrow, the square's motion ("left" or "right"), the colours
+    and the square's top-left (y, x) per frame before camera jitter.
     """
     if label not in (0, 1):
         raise ValueError(f"label must be 0 ({CLASSES[0]}) or 1 ({CLASSES[1]}), got {label}")
+    if arrow is None:
+        arrow = ARROWS[rng.integers(2)]
+    elif arrow not in ARROWS:
+        raise ValueError(f"arrow must be one of {ARROWS}, got {arrow!r}")
     height, width, obj = layout["height"], layout["width"], layout["object_size"]
-    arrow = ARROWS[rng.integers(2)]
     motion = arrow if label == 0 else ARROWS[1 - ARROWS.index(arrow)]
     sign_colour, object_colour = (int(c) for c in rng.integers(len(PALETTE), size=2))
+    travel_share, start_share, y_share = rng.uniform(0.6, 1.0), rng.random(), rng.random()
+    distractor_draws = rng.random((2, 3))
     background = texture(rng, height, width)
 
-    travel = layout["room"] * rng.uniform(0.6, 1.0)
-    x0 = rng.uniform(layout["start"], layout["start"] + layout["room"] - travel)
-    y = int(rng.integers(2, height - obj - 1))
+    travel = layout["room"] * travel_share
+    x0 = layout["start"] + (layout["room"] - travel) * start_share
+    y = 2 + int(y_share * (height - obj - 3))
     steps = max(1, frames - 1)
     xs = [x0 + travel * t / steps for t in range(frames)]
     if motion == "left":
         xs = xs[::-1]
-    distractors = [(int(rng.integers(0, height - obj // 2 - 1)),
-                    int(rng.integers(layout["sign_width"] + 2, width - obj // 2 - 2)),
-                    int(rng.integers(len(PALETTE)))) for _ in range(2)]
+    low_x, high_x = layout["sign_width"] + 2, width - obj // 2 - 2
+    distractors = [(int(a * (height - obj // 2 - 1)), int(low_x + b * (high_x - low_x)), int(c * len(PALETTE)))
+                   for a, b, c in distractor_draws]
     arrow_mask = _arrow_mask(arrow, height, layout["sign_width"])
     out = np.empty((frames, height, width, 3), dtype=np.uint8)
     track = []
@@ -134,6 +146,12 @@ def render(label: int, rng: np.random.Generator, layout: dict, frames: int = DEF
         return out, {"arrow": arrow, "motion": motion, "sign_colour": sign_colour, "object_colour": object_colour,
                      "track": track, **layout}
     return out
+
+
+def clip_cues(number: int) -> tuple[int, str]:
+    """(label, arrow) of clip ``number`` of a dataset: cycling through the four (label, arrow) cells, so every
+    block of four clips holds each once and neither cue alone says anything about the label."""
+    return number % len(CLASSES), ARROWS[(number // len(CLASSES)) % len(ARROWS)]
 
 
 def flip_sign(frames: np.ndarray, layout: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -87,8 +87,9 @@ def diffusion_rows(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
     ``kind="ratio"``: the global-to-local term's relative size; ``normalize``
     "shared" divides every block by the largest ratio of any block (so blocks
     compare), "clip" / "frame" scale each block on its own. ``kind="cosine"``:
-    cosine to the global vector mapped from [-1, 1] to [0, 1] ("shared"), or
-    min-max scaled per block ("clip" / "frame"). Labels carry the block's mean value.
+    cosine to the global vector, which lies in [0, 1] because the local map and
+    the global vector both follow a ReLU ("shared": as it is), or min-max scaled
+    per block ("clip" / "frame"). Labels carry the block's mean value.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -109,8 +110,8 @@ def diffusion_rows(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
         if kind == "ratio":
             top = max((float(v.max()) for v in values.values()), default=0.0)
             scaled = {k: v / top if top > 0 else np.zeros_like(v) for k, v in values.items()}
-        else:
-            scaled = {k: (v + 1) / 2 for k, v in values.items()}
+        else:                     # both vectors follow a ReLU, so the cosine lies in [0, 1]: shown as it is
+            scaled = values
     else:
         scaled = {k: normalize_maps(v, normalize) for k, v in values.items()}
     return {label: np.clip(scaled[name], 0, 1) for label, name in rows.items()}
@@ -129,13 +130,13 @@ def diffusion_grid(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
     if title is None:
         what = "global-to-local term / local activation" if kind == "ratio" else "cosine(local, global)"
         title = f"{what} ({normalize} scale)"
-    cmap = "jet" if kind == "ratio" else "coolwarm"
+    cmap = "jet" if kind == "ratio" else "viridis"
     if kind == "cosine" and normalize == "shared":
-        label = "(cosine + 1) / 2: 0 is -1, 1 is +1"
+        label = "cosine (never negative:\nboth follow a ReLU)"
     else:
-        scale = {"shared": "one scale for all blocks", "clip": "min-max per block over the clip",
-                 "frame": "min-max per frame"}[normalize]
-        label = f"{kind}, scaled to [0, 1] ({scale})"
+        scale = {"shared": "one scale,\nall blocks", "clip": "min-max per\nblock and clip",
+                 "frame": "min-max\nper frame"}[normalize]
+        label = f"{kind} in [0, 1]\n({scale})"
     return figure_grid(frames, rows, alpha=alpha, cmap=cmap, frame_indices=frame_indices,
                        max_frames=max_frames, title=title, colorbar=label)
 
@@ -145,7 +146,7 @@ def gradcam_strip(frames: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap:
                   title: str | None = None):
     """Two rows: the frames and the CAM (T, H, W) in [0, 1] overlaid on them."""
     return figure_grid(frames, {label: np.asarray(cam)}, alpha=alpha, cmap=cmap, frame_indices=frame_indices,
-                       max_frames=max_frames, title=title)
+                       max_frames=max_frames, title=title, colorbar="Grad-CAM\n(scaled to [0, 1])")
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
