@@ -37,6 +37,8 @@
 # Grad-CAM are this project's, not the paper's.
 
 # %%
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -161,7 +163,12 @@ print(f"far end: ceiling of the plain network {ceiling:.3f}; the arrow alone {ar
 # `lgd reach-study --report figures/reach_study` prints the same tables).
 
 # %%
-study = (repository_root() / "figures" / "reach_study") if STUDY_DIR is None else STUDY_DIR
+root = repository_root()
+if STUDY_DIR is None and root is None:
+    raise FileNotFoundError("this notebook runs outside the lgd_tutorial repository: set STUDY_DIR to a folder "
+                            "holding the reach study's CSVs (figures/reach_study in the repository, or the --out "
+                            "folder of your own `lgd reach-study` run)")
+study = Path(STUDY_DIR) if STUDY_DIR is not None else root / "figures" / "reach_study"
 levels = pd.read_csv(study / "levels.csv")
 runs = pd.read_csv(study / "runs.csv")
 causal = pd.read_csv(study / "causal.csv")
@@ -656,7 +663,7 @@ ratios = [float(ratio_map(t).mean()) for t in record.blocks]
 print(f"mean ratio per block: {', '.join(f'{n} {v:.3f}' for n, v in zip(record.names, ratios))}; the bright "
       "places in each row are where F(x) + S(x) is small, not where the global path carries more.")
 cosine = diffusion_grid(lgd_far, clip, kind="cosine", normalize="shared", frame_indices=[0, 7],
-                        title="cosine(local position, global vector), mapped from -1..+1 to 0..1")
+                        title="cosine(local position, global vector), 0..1 (both follow a ReLU)")
 show_figure(cosine, figure_path("07_cosine_grid.png"))
 cosines = [float(torch.nn.functional.cosine_similarity(t.local, t.global_[..., None, None, None].expand_as(t.local),
                                                         dim=1).mean()) for t in record.blocks]
