@@ -39,15 +39,25 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
                   VARIANT_LABELS[variant] if first else None)
             first = False
     xs = levels["relative_distance"].to_numpy()
-    ax.step(np.r_[0, xs[:-1] + np.diff(xs) / 2, xs[-1] + 0.12], np.r_[levels["ceiling_plain"], levels[
-        "ceiling_plain"].iloc[-1]], where="post", color="black", lw=1.2, label="ceiling of the plain network")
-    ax.axhline(levels["lookup_object"].max(), color="grey", ls=":", lw=1,
-               label="object alone / arrow alone (lookup)")
-    ax.axvline(1.0, color="grey", ls="--", lw=0.8)
-    ax.text(1.0, 0.405, " reach of the\n plain network", fontsize=7, color="grey", va="bottom")
+    connected = levels["connecting_blocks"] != "none"
+    last_in, first_out = xs[connected].max(initial=0.0), xs[~connected].min(initial=xs.max() + 0.12)
+    edge = 1.0 if last_in < 1.0 <= first_out else (last_in + first_out) / 2      # where the ceiling drops
+    ceilings = levels["ceiling_plain"].to_numpy()
+    top = ceilings[connected].min() if connected.any() else 1.0
+    bottom = ceilings[~connected].max() if (~connected).any() else top
+    ax.plot([min(xs) - 0.1, edge, edge, max(xs) + 0.12], [top, top, bottom, bottom], color="black", lw=1.2,
+            label="ceiling of the plain network")
+    arrow, square = levels["lookup_arrow"].mean(), levels["lookup_object"].mean()
+    if abs(arrow - square) < 1e-9:
+        ax.axhline(arrow, color="grey", ls=":", lw=1, label=f"arrow alone = square alone (lookup, {arrow:.2f})")
+    else:
+        ax.axhline(arrow, color="grey", ls=":", lw=1, label=f"arrow alone (lookup, {arrow:.2f})")
+        ax.axhline(square, color="grey", ls="-.", lw=1, label=f"square alone (lookup, {square:.2f})")
+    ax.axvline(edge, color="grey", ls="--", lw=0.8)
+    ax.text(edge, 1.025, "reach of the plain network ", fontsize=7, color="grey", ha="right", va="top")
     ax.set_xticks(xs, [f"{d} px\n{r:.2f}" for d, r in zip(levels["distance"], xs)], fontsize=8)
     ax.set(xlabel="distance between the cues (pixels; / reach)", ylabel="final accuracy, local head",
-           ylim=(0.4, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
+           ylim=(0.3, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
            title="(a) Accuracy against distance: a dot per seed, mean and 95% CI")
     ax.legend(fontsize=7, loc="lower left")
 
@@ -93,12 +103,15 @@ def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
     plot_dose_response(a, levels, runs)
     far = causal[causal["distance"] == levels["distance"].max()]
     variants = [v for v in OFFSETS if v in set(far["variant"])]
-    _per_block(b, far, "cf_mean_out", variants, "mean change out of the sign's reach\n(|x - x_cf| / mean |x|)",
-               "(b) Far end: mirror the arrow; change where no conv reaches")
+    _per_block(b, far, "cf_mean_out", variants, "mean change out of the sign's reach\n(|x - x_cf| / mean |x|, "
+               "symlog)", "(b) Far end: mirror the arrow; change where no conv reaches")
+    b.set_yscale("symlog", linthresh=1e-5)
+    b.set_ylim(bottom=0)
     b.legend(fontsize=7, loc="upper left")
     _per_block(c, far, "probe_arrow", variants, "held-out accuracy of a linear probe",
-               "(c) Far end: the arrow read at the object's feature")
-    c.axhline(0.5, color="grey", ls=":", lw=1, label="chance = object alone")
+               "(c) Far end: the arrow read at the square's feature")
+    alone = far.loc[far["measure"] == "probe_object_only", "value"].mean()
+    c.axhline(alone, color="grey", ls=":", lw=1, label=f"the square alone (lookup, {alone:.2f})")
     c.set_ylim(0.3, 1.03)
     c.legend(fontsize=7, loc="upper left")
     lgd = far[far["variant"] == "both"]
@@ -112,11 +125,11 @@ def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
     if len(intact):
         d.axhline(intact.mean(), color=VARIANT_COLOURS["both"], lw=1, label="LGD intact (mean over seeds)")
     d.axhline(levels["ceiling_plain"].iloc[-1], color="black", lw=1.2, label="ceiling of the plain network")
-    d.axhline(0.5, color="grey", ls=":", lw=1)
+    d.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
     d.set_xticks(range(len(blocks)), [b_.replace("all", "all blocks") for b_ in blocks], fontsize=8)
     d.set(ylabel="accuracy, local head", ylim=(0.3, 1.03),
           title="(d) Far end, LGD: cut the global-to-local term per block")
-    d.legend(fontsize=7, loc="lower left")
+    d.legend(fontsize=7, loc="lower left", ncol=2)
     if meta:
         fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
         fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
@@ -140,19 +153,21 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
                       fontsize=9)
     axes[0].set_yticks([])
     for ax, name, s_r, o_r in zip(axes[1:], names, sign_reach, object_reach):
-        s_cols = np.asarray(s_r).any(axis=(0, 1))
-        o_cols = np.asarray(o_r).any(axis=(0, 1))
-        cells = len(s_cols)
-        colours = np.ones((1, cells, 3))
-        colours[0, s_cols & ~o_cols] = (0.95, 0.55, 0.5)
-        colours[0, o_cols & ~s_cols] = (0.55, 0.7, 0.95)
-        colours[0, s_cols & o_cols] = (0.55, 0.2, 0.6)
+        s_r, o_r = np.asarray(s_r), np.asarray(o_r)
+        s_cols, o_cols = s_r.any(axis=(0, 1)), o_r.any(axis=(0, 1))
+        both_cols = (s_r & o_r).any(axis=(0, 1))                      # one position reached from both
+        colours = np.ones((1, len(s_cols), 3))
+        colours[0, s_cols] = (0.95, 0.55, 0.5)
+        colours[0, o_cols] = (0.55, 0.7, 0.95)
+        colours[0, s_cols & o_cols & ~both_cols] = (0.75, 0.62, 0.72)
+        colours[0, both_cols] = (0.55, 0.2, 0.6)
         ax.imshow(colours, extent=(0, width, 1, 0), aspect="auto")
-        both = int((s_cols & o_cols).sum())
+        both = int(both_cols.sum())
         ax.set_yticks([0.5], [name], fontsize=8)
         ax.set_xticks([])
-        ax.text(width + 3, 0.5, f"{both} column(s) see both" if both else "none sees both", fontsize=8,
-                va="center", color="purple" if both else "black")
+        side = ax.twinx()
+        side.set_yticks([0.5], [f"{both} column(s) see both" if both else "none sees both"], fontsize=8)
+        side.set_ylim(1, 0)
     axes[-1].set_xticks(np.linspace(0, width, 5).round(), [f"{v:.0f}" for v in np.linspace(0, width, 5)],
                         fontsize=8)
     axes[-1].set_xlabel("column (pixels); red: reached from the sign, blue: from the object, purple: both")
