@@ -119,6 +119,10 @@ fig.suptitle(f"'{signpost.CLASSES[int(labels[EXAMPLE])]}': the arrow points {val
              f"distance {far_d} px)", fontsize=9)
 fig.tight_layout()
 plt.show()
+track = val["tracks"][EXAMPLE]
+print(f"The square moves from column {track[0][1]} to {track[-1][1]} over {settings.frames} frames; the sign's box "
+      f"ends at column {far_layout['sign_width'] - 1}, so {min(x for _, x in track) - far_layout['sign_width']} or "
+      "more columns of background and distractors lie between the two cues in every frame.")
 
 # %% [markdown]
 # Which positions of the plain network can see both cues? `receptive_field_reach` computes, exactly, which
@@ -266,8 +270,8 @@ fig = plot_strip_counterfactual(val["frames"][one, settings.frames // 2].numpy()
                                 flipped[one][0][settings.frames // 2], one_results, reach, block_names,
                                 object_box=(y, x, settings.object_size))
 show_figure(fig, figure_path("07_counterfactual.png"))
-outside_lgd = [float(c[0][:, ~r].mean()) for c, r in zip(one_results["LGD"].change, reach)]
-outside_plain = [float(c[0][:, ~r].max()) for c, r in zip(one_results["plain"].change, reach)]
+outside_lgd = [float(c[0][~r].mean()) for c, r in zip(one_results["LGD"].change, reach)]
+outside_plain = [float(c[0][~r].max()) for c, r in zip(one_results["plain"].change, reach)]
 print(f"In this clip the plain network's largest change outside the cyan border is "
       f"{max(outside_plain):.1f} in every block (white); LGD's mean change there is "
       f"{', '.join(f'{v:.2e}' for v in outside_lgd)} in {', '.join(block_names)}.")
@@ -752,8 +756,14 @@ print(f"layer2.0 Grad-CAM (clip-level): {on_track:.0%} of its mass on the square
 change_layer1 = upsample(one_results["LGD"].change[0], clip.shape[2:]).numpy()[0]
 gif = export_animation(frames, figure_path("07_diffusion.gif"), heat=normalize_maps(change_layer1, "clip"),
                        fps=3, title="LGD layer1.0: change when the arrow is mirrored")
-print(gif.name, f"{gif.stat().st_size:,} bytes")
 display(Image(filename=str(gif)))
+layer1 = one_results["LGD"].change[0][0]                                  # (T', H', W')
+moved_share = float((layer1[~reach[0]] > 0).float().mean())
+peak_column = int(layer1.mean((0, 1)).argmax())
+where = "within" if bool(reach[0].any(0).any(0)[peak_column]) else "out of"
+print(f"{gif.name} ({gif.stat().st_size:,} bytes): layer1.0's change peaks {where} the sign's reach (column "
+      f"{peak_column} of {layer1.shape[-1]}); out of reach {moved_share:.0%} of its positions move, by at most "
+      f"{float(layer1[~reach[0]].max()) / float(layer1.max()):.1e} of the peak, which this colour scale cannot show.")
 
 # %% [markdown]
 # ## 7.9 Explorers
