@@ -362,8 +362,9 @@ for name in far_models:
 # ### Exercise 3 (core, written): what the numbers say
 #
 # In three to five sentences: why is the plain network's value exactly zero, what path lets LGD's features
-# move there, and why this, not the ratio map of section 7.7, is evidence that global context reaches local
-# features. (Graded by hand.)
+# move there, and why an intervention with a control (this counterfactual) is stronger evidence that global
+# context reaches local features than a map of how large the global term looks beside the local activation.
+# (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: in the plain network a feature can only change if its receptive field covers a changed
@@ -372,11 +373,11 @@ for name in far_models:
 # vector (local-to-global) and comes back to every position through U(W_xg g) (global-to-local); cutting
 # that term (the "cut" rows) removes the change. The ratio map divides one constant-norm vector by the local
 # activation and moves whatever the input does; the counterfactual changes one cause and measures its
-# effect, against a control that cannot have it.
+# effect, against a control that cannot have it (section 7.7 shows the ratio map's flaw in numbers).
 #
 # Rubric (3 points): 1 for the receptive-field argument for the exact zero; 1 for naming the route through
 # the global vector (both diffusions, or the cut as evidence); 1 for saying why an intervention with a
-# control is evidence and the ratio map is not.
+# control is evidence and a map of magnitudes is not.
 # ### END SOLUTION
 
 # %% [markdown]
@@ -516,22 +517,24 @@ else:
 # ### Exercise 4 (stretch, written): explain the ablation
 #
 # From the tables above: in which block does the trained LGD network rely on the *clip-specific* content of
-# the global term, and what is the difference between zeroing a block's term and fixing it at its mean? Where
-# should LGD fall to if the global path carried the arrow, and what would you expect for the plain network?
-# (Graded by hand.)
+# the global term, and what is the difference between zeroing a block's term and fixing it at its mean? With
+# the term fixed in every block, LGD is a plain network plus a constant per channel: why is it then bounded by
+# the plain network's ceiling, and why can it fall *below* that ceiling although a plain network trained from
+# the start need not? (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
 # clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
 # bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
 # costs the most local-head accuracy (printed above) is where the network uses clip-specific global context.
-# If the arrow reaches the square only through the global path, fixing the term everywhere leaves LGD as
-# "local" as the plain network, so it should fall to the plain network's ceiling or below. The plain network
-# has no term to cut or fix: its accuracy is unchanged by construction.
+# With the term fixed everywhere, no feature of LGD learns anything about the clip from the global path, so
+# each feature again sees the arrow or the square but not both, and the same sum argument bounds it by the
+# plain network's ceiling. Its later layers were trained to expect the clip-specific term, though, so without
+# it they can do worse than a network trained without one: the ceiling is an upper bound, not a floor.
 #
 # Rubric (3 points): 1 for naming the block from the table; 1 for the bias-versus-content distinction
-# between zeroing and fixing at the mean; 1 for the ceiling as the expected floor (and the plain network
-# unchanged by construction).
+# between zeroing and fixing at the mean; 1 for the bound (no feature sees both cues, so the sum argument
+# applies) together with why it can fall below it (weights trained with the term).
 # ### END SOLUTION
 
 # %% [markdown]
@@ -655,11 +658,12 @@ for taps in record.blocks:
 # %% [markdown]
 # So the counterfactual of section 7.2, not the ratio map, is the measurement of where global context matters.
 #
-# ### Exercise 5 (core): the ratio map by hand
+# ### Exercise 5 (warm-up): the ratio map by hand, to see why it misleads
 #
 # Write `ratio_map(block_taps)`: for one entry of `record.blocks`, the Euclidean norm over the channels of the
 # global-to-local term divided by that of the residual `F(x) + S(x)`, at every position: shape (N, T, H, W).
-# (Add a small epsilon to the denominator.)
+# (Add a small epsilon to the denominator.) The numerator is the same at every position (printed above), so
+# your map is a constant over the local activation: the grid below is kept as a caution.
 
 # %% tags=["exercise:global_to_local_ratio", "points:2"]
 def ratio_map(block_taps):
