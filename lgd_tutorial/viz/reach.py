@@ -59,7 +59,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
     ax.set(xlabel="distance between the cues (pixels; / reach)", ylabel="final accuracy, local head",
            ylim=(0.3, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
            title="(a) Accuracy against distance: a dot per seed, mean and 95% CI")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.95))
 
 
 def _per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, title: str):
