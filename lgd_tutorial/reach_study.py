@@ -514,6 +514,13 @@ def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: p
     return summary
 
 
+def redraw(folder: Path) -> pd.DataFrame:
+    """Summarise a finished folder again from its CSVs and redraw its figure (``lgd reach-study --redraw``)."""
+    meta = json.loads((folder / "reach_study.json").read_text())
+    tables = [pd.read_csv(folder / f"{n}.csv") for n in ("levels", "runs", "curves", "causal")]
+    return write_outputs(folder, *tables, meta)
+
+
 def select_seed(runs: pd.DataFrame, distance: int, variant: str) -> tuple[int, int, int]:
     """(seed, its index, count) chosen by ``SELECTION_RULE``."""
     group = runs[(runs["distance"] == distance) & (runs["variant"] == variant)]

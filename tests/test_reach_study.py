@@ -147,6 +147,11 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
     assert {"probe_global_arrow", "probe_global_label"} <= set(remeasured["measure"])
     assert cli.main(["reach-study", "--report", str(out)]) == 0
     assert "| distance (px) | variant |" in capsys.readouterr().out
+    summary = pd.read_csv(out / "summary.csv")
+    (out / "reach_study.png").unlink()
+    assert cli.main(["reach-study", "--redraw", str(out)]) == 0             # from the CSVs alone: same tables
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summary)
+    assert (out / "reach_study.png").exists() and "| distance (px) |" in capsys.readouterr().out
     assert cli.main(argv + ["--epochs", "2"]) == 2                        # another recipe: refused, nothing mixed
     assert "epochs differ" in capsys.readouterr().err
     assert cli.main(argv + ["--models", str(tmp_path / "elsewhere")]) == 2  # rows without their models: refused

@@ -29,23 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import json
     from pathlib import Path
 
-    import pandas as pd
-
-    from ..reach_study import QUICK, ReachSettings, report, run_study, write_outputs
+    from ..reach_study import QUICK, ReachSettings, redraw, report, run_study
     from . import fail
 
-    if args.report:
-        print(report(Path(args.report)))
-        return 0
     if args.redraw:
-        folder = Path(args.redraw)
-        meta = json.loads((folder / "reach_study.json").read_text())
-        tables = [pd.read_csv(folder / f"{n}.csv") for n in ("levels", "runs", "curves", "causal")]
-        write_outputs(folder, *tables, meta)
-        print(report(folder))
+        redraw(Path(args.redraw))
+    if args.report or args.redraw:
+        print(report(Path(args.report or args.redraw)))
         return 0
     given = dict(QUICK) if args.quick else {}
     for name in ("distances", "seeds", "far_seeds", "epochs"):
