@@ -649,8 +649,8 @@ def findings(folder: Path) -> str:
         g_by_block = {b: t_interval(v["value"]) for b, v in g_probe.groupby("block")}
         g_block, (g_mean, g_low, g_high) = max(g_by_block.items(), key=lambda kv: kv[1][0])
         out.append(f"The same probe on LGD's global vector g reads the arrow with {g_mean:.3f} [{g_low:.3f}, "
-                   f"{g_high:.3f}] at best ({g_block}): the square's features can only learn the arrow from g, and "
-                   "g holds that much of it.")
+                   f"{g_high:.3f}] in its best block ({g_block}, the best of four): the square's features can only "
+                   "learn the arrow from g, and g holds that much of it.")
     others = {v: int(cell.loc[(far, v), "solved"]) for v in ("global_to_local", "local_to_global")
               if (far, v) in cell.index}
     if lgd_far["solved"] == 0:

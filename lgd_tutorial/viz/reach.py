@@ -19,12 +19,14 @@ def _mean_ci(values) -> tuple[float, float, float]:
     return (mean, mean, mean) if np.isnan(low) else (mean, low, high)
 
 
-def _dots(ax, x, values, colour, label=None):
-    """One dot per seed (spread a little sideways) and the mean with its 95% t-interval."""
+def _dots(ax, x, values, colour, label=None, bounds=(-np.inf, np.inf)):
+    """One dot per seed (spread a little sideways) and the mean with its 95% t-interval (black), clipped to
+    ``bounds`` (an accuracy's interval stops at 1)."""
     values = np.asarray(values, dtype=float)
     spread = np.linspace(-0.006, 0.006, len(values)) if len(values) > 1 else np.zeros(1)
     ax.scatter(x + spread, values, s=14, color=colour, alpha=0.75, zorder=3, label=label, edgecolor="none")
     mean, low, high = _mean_ci(values)
+    low, high = max(low, bounds[0]), min(high, bounds[1])
     ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt="_", color="black", ms=10, capsize=3, zorder=4)
 
 
@@ -36,7 +38,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
         first = True
         for distance, group in runs[runs["variant"] == variant].groupby("distance"):
             _dots(ax, relative[distance] + OFFSETS[variant], group["acc_local"], VARIANT_COLOURS[variant],
-                  VARIANT_LABELS[variant] if first else None)
+                  VARIANT_LABELS[variant] if first else None, bounds=(0, 1))
             first = False
     xs = levels["relative_distance"].to_numpy()
     connected = levels["connecting_blocks"] != "none"
@@ -58,7 +60,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
     ax.set_xticks(xs, [f"{d} px\n{r:.2f}" for d, r in zip(levels["distance"], xs)], fontsize=8)
     ax.set(xlabel="distance between the cues (pixels; / reach)", ylabel="final accuracy, local head",
            ylim=(0.3, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
-           title="(a) Accuracy against distance: a dot per seed, mean and 95% CI")
+           title="Accuracy against distance: a dot per seed; black: mean, 95% t-interval")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.95))
 
 
@@ -78,13 +80,16 @@ def _per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, tit
 
 
 def plot_far_end(causal: pd.DataFrame, measure: str, ylabel: str, title: str, lines: dict | None = None,
-                 ylim=None) -> Figure:
-    """One far-end measurement per block (a dot per seed, mean and 95% CI per variant) with reference
-    ``lines`` ({label: (value, style)})."""
+                 ylim=None, symlog: float | None = None) -> Figure:
+    """One far-end measurement per block (a dot per seed; black: mean and 95% t-interval per variant) with
+    reference ``lines`` ({label: (value, style)}); ``symlog`` sets a symmetric-log axis with that linear range."""
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax = fig.subplots()
     variants = [v for v in OFFSETS if v in set(causal.loc[causal["measure"] == measure, "variant"])]
     _per_block(ax, causal, measure, variants, ylabel, title)
+    if symlog:
+        ax.set_yscale("symlog", linthresh=symlog)
+        ax.set_ylim(bottom=0)
     for label, (value, style) in (lines or {}).items():
         ax.axhline(value, color="black" if style == "-" else "grey", ls=style, lw=1, label=label)
     if ylim:
@@ -149,8 +154,8 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
     x0 = layout["start"]
     axes[0].add_patch(Rectangle((x0, 0), layout["room"] + layout["object_size"], layout["height"], fill=False,
                                 ec="tab:blue", lw=1.5, ls="--"))
-    axes[0].set_title(f"distance {layout['distance']} px: the sign (red box) and the object's track (blue box)",
-                      fontsize=9)
+    axes[0].set_title(f"distance {layout['distance']} px: the sign's box (red) and the square's track (between the "
+                      "dashed blue lines)", fontsize=9)
     axes[0].set_yticks([])
     for ax, name, s_r, o_r in zip(axes[1:], names, sign_reach, object_reach):
         s_r, o_r = np.asarray(s_r), np.asarray(o_r)
@@ -166,11 +171,14 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
         ax.set_yticks([0.5], [name], fontsize=8)
         ax.set_xticks([])
         side = ax.twinx()
-        side.set_yticks([0.5], [f"{both} column(s) see both" if both else "none sees both"], fontsize=8)
-        side.set_ylim(1, 0)
-    axes[-1].set_xticks(np.linspace(0, width, 5).round(), [f"{v:.0f}" for v in np.linspace(0, width, 5)],
+        side.set_yticks([0.5], [f"{both} feature column(s) see both" if both else "no position sees both"],
                         fontsize=8)
-    axes[-1].set_xlabel("column (pixels); red: reached from the sign, blue: from the object, purple: both")
+        side.set_ylim(1, 0)
+    ticks = np.linspace(0, width, 5).round()
+    axes[0].set_xticks(ticks, [f"{v:.0f}" for v in ticks], fontsize=8)
+    axes[-1].set_xticks(ticks, [f"{v:.0f}" for v in ticks], fontsize=8)
+    axes[-1].set_xlabel("column (pixels). Red: reached from the sign; blue: from the square's track; grey-violet: "
+                        "from both, at different positions; purple: one position reached from both; white: neither")
     return fig
 
 
@@ -195,7 +203,7 @@ def plot_strip_counterfactual(frame: np.ndarray, frame_cf: np.ndarray, results: 
         ax.set_xticks([])
         ax.set_yticks([])
     vmax = max(float(r.change[b].max()) for r in results.values() for b in range(len(names))) or 1.0
-    norm = LogNorm(vmin=min(1e-4, vmax / 10), vmax=vmax)
+    norm = LogNorm(vmin=min(1e-5, vmax / 10), vmax=vmax)
     cmap = colormaps["magma"].with_extremes(bad="white", under=colormaps["magma"](0.0))
     image = None
     for ax, (model, b) in zip(axes[2:], heat_rows):

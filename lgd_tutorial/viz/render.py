@@ -136,7 +136,8 @@ def diffusion_grid(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
     else:
         scale = {"shared": "one scale,\nall blocks", "clip": "min-max per\nblock and clip",
                  "frame": "min-max\nper frame"}[normalize]
-        label = f"{kind} in [0, 1]\n({scale})"
+        label = (f"{kind} / its maximum\nover all blocks" if kind == "ratio" and normalize == "shared" else
+                 f"{kind} in [0, 1]\n({scale})")
     return figure_grid(frames, rows, alpha=alpha, cmap=cmap, frame_indices=frame_indices,
                        max_frames=max_frames, title=title, colorbar=label)
 

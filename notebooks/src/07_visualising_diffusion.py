@@ -91,6 +91,10 @@ pd.DataFrame([{"end": end, "network": kind, "checkpoint": (FAR if end == "far" e
 # %%
 print("selection rule:", infos["far", "LGD"]["selection_rule"])
 print("made by:", infos["far", "LGD"]["command"], "@", infos["far", "LGD"]["commit"])
+for (end, kind), info in infos.items():
+    if info["val_acc"] < 0.6:
+        print(f"Note: the shipped {end}-end {kind} model scores {info['val_acc']:.3f}, near chance: it is its variant's "
+              "median seed, and what later sections measure on it is a network that has not learned the task.")
 
 # %% [markdown]
 # The data are rendered again from the study's data seed (they are deterministic): the far end's validation
@@ -143,9 +147,15 @@ connect_far = connecting_blocks(settings.arch, far_layout, settings.frames)
 assert connect_far == [], "a block of the plain network connects the cues at the far end"
 print(f"At {near_d} px the blocks with positions that see both cues are: {', '.join(connect_near)}. "
       f"At {far_d} px: none (asserted). At the far end, every feature of the plain network depends on the arrow "
-      "or on the square, never on both.")
+      "or on the square, never on both (at most one of the two cues).")
 
 # %% [markdown]
+# The plain network's **reach** is the least distance at which no block has such a position (the study
+# computes it once; the dose-response below is drawn against distance / reach). The plain network here keeps a
+# second, *pooled* global head (the average of its final map, then a linear map), so that it has the same two
+# heads and the same loss, CE(local) + CE(global), as LGD; the study's other two variants have only one of
+# LGD's diffusions (`global_to_local`, `local_to_global`).
+#
 # What does that mean for the plain network's accuracy? Its heads average the final map over positions and
 # apply a linear map. With no feature that sees both cues, its logits are a **sum** of a term that depends on
 # the arrow and a term that depends on the square. A sum can get three of the four (arrow, motion)
@@ -209,6 +219,14 @@ for d in levels["distance"][:-1]:
 n_val = len(labels)
 slack = 2.33 * np.sqrt(far_ceiling * (1 - far_ceiling) / n_val)      # one-sided 99% for a finite validation set
 assert infos["far", "plain"]["build_args"]["kernel"] == "linear"     # the sum argument needs linear heads
+unsolved = sorted(int(d) for d, g in summary.groupby("distance") if g["solved"].sum() == 0)
+connected = levels.set_index("distance")["connecting_blocks"] != "none"
+reachable_unsolved = [d for d in unsolved if connected[d]]
+if reachable_unsolved:
+    print(f"No run of any variant solved the task at {', '.join(map(str, unsolved))} px, although at "
+          f"{', '.join(map(str, reachable_unsolved))} px blocks of the plain network still see both cues: the "
+          "theoretical receptive field overstates what the trained network uses. With this recipe and budget the "
+          "far end therefore cannot tell 'diffusion is not needed' from 'the task is not learnt at this distance'.")
 plain_over = runs[(runs["distance"] == far_d) & (runs["variant"] == "none")]["acc_local"] > far_ceiling + slack
 assert not plain_over.any(), "a plain network beat its ceiling at the far end by more than chance allows"
 print(f"No plain seed beats the ceiling at the far end by more than a finite validation set of {n_val} clips "
@@ -225,9 +243,11 @@ print(f"No plain seed beats the ceiling at the far end by more than a finite val
 #
 # `signpost.flip_sign` mirrors the sign's box left-right: the arrow points the other way, every other pixel
 # stays exactly as it was, and the label flips. We measure the change of every local feature, ||x - x_cf||
-# over the channels divided by the block's mean feature norm on the clip, on the far-end pair. Outside the
-# sign's reach the plain network's features **must not move at all**; LGD's may, but only through
-# `U(W_xg g)`. We check that too, by cutting that term in every block.
+# over the channels divided by the block's mean feature norm on the clip (a relative change), on the far-end
+# pair. Outside the sign's reach the plain network's features **must not move at all**; LGD's may, but only
+# through `U(W_xg g)`. We check that too, by cutting that term in every block. (The arrow can enter g in two
+# places: g starts as the pooled output of the stem, which sees the sign, and every block's local-to-global
+# term adds more.)
 
 # %%
 far_models = {"LGD": models["far", "LGD"], "plain": models["far", "plain"]}
@@ -285,8 +305,8 @@ far_causal = causal[causal["distance"] == far_d]
 out_of_reach = far_causal[far_causal["measure"] == "cf_mean_out"].pivot_table(
     index="block", columns="variant", values="value", aggfunc=["mean", "min", "max"])
 print(out_of_reach.round(5).to_string())
-fig = plot_far_end(far_causal, "cf_mean_out", "mean change out of the sign's reach",
-                   "Far end, every seed: the change no convolution can explain")
+fig = plot_far_end(far_causal, "cf_mean_out", "mean relative change out of\nthe sign's reach (symlog)",
+                   "Far end, every seed: the change no convolution can explain", symlog=1e-6)
 show_figure(fig, figure_path("07_counterfactual_seeds.png"))
 plain_max = far_causal[(far_causal["variant"] == "none") & (far_causal["measure"] == "cf_max_out")]["value"]
 assert (plain_max == 0).all()
@@ -305,7 +325,9 @@ for name in far_models:
     result = results[name]
     before = (result.logits["local_logits"].argmax(1) == labels[subset]).float().mean()
     after = (result.logits_cf["local_logits"].argmax(1) == labels_cf).float().mean()
-    print(f"{name:<6} accuracy on the clips {before:.3f}, on their counterfactuals (labels flipped) {after:.3f}")
+    changed = (result.logits["local_logits"].argmax(1) != result.logits_cf["local_logits"].argmax(1)).float().mean()
+    print(f"{name:<6} accuracy on the clips {before:.3f}, on their counterfactuals (labels flipped) {after:.3f}; "
+          f"mirroring the arrow changed the prediction in {changed:.0%} of the clips")
 
 # %% [markdown]
 # ### Exercise 1 (warm-up): cut the global path yourself
@@ -369,9 +391,10 @@ for name in far_models:
 # ### BEGIN SOLUTION
 # A model answer: in the plain network a feature can only change if its receptive field covers a changed
 # pixel; outside the exact reach no convolution connects it to the sign, so the change is exactly 0 (a
-# measured 0, not a small number). LGD's features there move because the arrow enters the pooled global
-# vector (local-to-global) and comes back to every position through U(W_xg g) (global-to-local); cutting
-# that term (the "cut" rows) removes the change. The ratio map divides one constant-norm vector by the local
+# measured 0, not a small number). LGD's features there move because the arrow enters the global vector (its
+# first value is the pooled stem output, and each block's local-to-global term adds the pooled local map) and
+# comes back to every position through U(W_xg g) (global-to-local); cutting that term (the "cut" rows)
+# removes the change. The ratio map divides one constant-norm vector by the local
 # activation and moves whatever the input does; the counterfactual changes one cause and measures its
 # effect, against a control that cannot have it (section 7.7 shows the ratio map's flaw in numbers).
 #
@@ -386,8 +409,9 @@ for name in far_models:
 # A linear probe asks whether a property can be read, linearly, from a representation. We take the local
 # feature at the square's position (per temporal position, concatenated) in every block, fit a logistic
 # regression for the arrow's direction on training clips and test it on validation clips. The square's own
-# motion says nothing about the arrow (the lookup below), so chance, 50%, is the baseline; in the plain network
-# no convolution connects the square's feature to the sign, so its probe **must** sit at chance.
+# motion says nothing about the arrow (the lookup below), so chance is the baseline; in the plain network no
+# convolution connects the square's feature to the sign, so its probe can differ from chance only by the noise
+# of a finite test set: it is the control.
 
 # %%
 arrow_index = {a: i for i, a in enumerate(signpost.ARROWS)}
@@ -404,7 +428,10 @@ for name, model in far_models.items():
 probes = pd.DataFrame(probe_rows).pivot(index="block", columns="model", values="arrow probe")
 square_alone = lookup_baseline(train_small["motions"], y_train.tolist(), val["motions"][probe_val], y_val.tolist())
 print(probes.round(3).to_string())
-print(f"the square's motion alone (lookup): {square_alone:.3f}; chance 0.5")
+band = 2 * np.sqrt(0.25 / len(y_val))
+print(f"the square's motion alone (lookup): {square_alone:.3f}; two standard errors of a proportion on "
+      f"{len(y_val)} test clips: +-{band:.3f}, so the plain network's probes (the control) may stray that far "
+      "from chance")
 
 # %% [markdown]
 # The same probe for every seed of the study, per block and variant (`causal.csv`):
@@ -441,15 +468,20 @@ global_probe = far_causal[far_causal["measure"].isin(["probe_global_arrow", "pro
 print(global_probe.round(3).to_string())
 g_arrow = global_probe["probe_global_arrow"]["both"]
 g_label = global_probe["probe_global_label"]["both"]
-print(f"A probe on LGD's g reads the arrow with up to {g_arrow.max():.3f} ({g_arrow.idxmax()}) and the label with "
-      f"up to {g_label.max():.3f} (means over seeds; chance 0.5). The square's feature reads the arrow with up to "
-      f"{probe_seeds['both'].max():.3f}; at the far end it can learn the arrow only through g.")
+g_seeds = far_causal[(far_causal["measure"] == "probe_global_arrow") & (far_causal["variant"] == "both") &
+                     (far_causal["block"] == g_arrow.idxmax())]["value"]
+g_half = stats.t.ppf(0.975, len(g_seeds) - 1) * g_seeds.std(ddof=1) / np.sqrt(len(g_seeds))
+print(f"A probe on LGD's g reads the arrow with {g_seeds.mean():.3f} [{g_seeds.mean() - g_half:.3f}, "
+      f"{g_seeds.mean() + g_half:.3f}] in its best block, {g_arrow.idxmax()} (the best of four), and the label with "
+      f"at most {g_label.max():.3f} (means over seeds; chance 0.5). The square's feature can learn the arrow only "
+      "through g, and g holds " + ("little of it" if g_seeds.mean() - g_half < 0.75 else "much of it") +
+      ("; g does not combine the two cues either." if g_label.max() < 0.6 else "."))
 
 # %% [markdown]
 # ## 7.4 The ablation: which block's global term does LGD need?
 #
 # Cutting a path at test time asks what a *trained* network still does without it. Zeroing U(W_xg g) has a
-# catch: the term is large even on average, and removing it shifts every activation after it, whatever
+# catch: the term is not zero on average, and removing it shifts every activation after it, whatever
 # information it carries. A sceptic's control keeps its *average* and removes only what is specific to the
 # clip: `fix_global_to_local` replaces it by its mean over training clips (`mean_global_to_local`). If accuracy
 # survives that, the network used the term as a bias; if it falls to the ceiling, it needed what the global
@@ -485,23 +517,24 @@ intact_seeds = lgd_causal[lgd_causal["measure"] == "acc_intact"].set_index("seed
 table = pd.concat({"intact": intact_seeds, "fixed at mean, all blocks": fixed_seeds["all"],
                    "zeroed, all blocks": zeroed_seeds["all"]}, axis=1)
 print(table.round(3).to_string())
-fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+fig, ax = plt.subplots(figsize=(9, 3.8), layout="constrained")
 order = block_names + ["all"]
 for j, (kind, frame_, colour) in enumerate((("fixed at its mean", fixed_seeds, "tab:green"),
                                              ("zeroed", zeroed_seeds, "tab:brown"))):
     for i, block in enumerate(order):
-        values = frame_[block].to_numpy()
+        values = (frame_[block] - intact_seeds).to_numpy()
         ax.scatter(np.full(len(values), i + (j - 0.5) * 0.3), values, s=14, color=colour,
                    label=f"U(W_xg g) {kind}" if i == 0 else None)
         ax.plot([i + (j - 0.5) * 0.3 - 0.1, i + (j - 0.5) * 0.3 + 0.1], [values.mean()] * 2, color="black")
-ax.axhline(intact_seeds.mean(), color="tab:red", lw=1, label="LGD intact (mean over seeds)")
-ax.axhline(far_ceiling, color="black", lw=1.2, label="ceiling of the plain network")
-ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+ax.axhline(0, color="grey", lw=1)
+ax.axhline(far_ceiling - intact_seeds.mean(), color="black", lw=1.2, ls="--",
+           label="the plain network's ceiling, relative to LGD intact")
 ax.set_xticks(range(len(order)), order)
-ax.set(ylabel="accuracy, local head", ylim=(0.3, 1.03),
+ax.set(ylabel="change of local-head accuracy\n(cut - intact, per seed)",
        title="Far end, LGD, every seed: the global-to-local term cut per block (black: mean)")
-ax.legend(fontsize=7, loc="lower left")
+ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
 show_figure(fig, figure_path("07_ablation.png"))
+print(f"Largest change of any seed under any cut: {max((fixed_seeds.sub(intact_seeds, axis=0)).abs().max().max(), (zeroed_seeds.sub(intact_seeds, axis=0)).abs().max().max()):.3f}.")
 solved_seeds = intact_seeds[intact_seeds >= 0.9].index
 if len(solved_seeds):
     worst = fixed_seeds.loc[solved_seeds].drop(columns="all").mean().idxmin()
@@ -516,23 +549,26 @@ else:
 # %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
 # ### Exercise 4 (stretch, written): explain the ablation
 #
-# From the tables above: in which block does the trained LGD network rely on the *clip-specific* content of
-# the global term, and what is the difference between zeroing a block's term and fixing it at its mean? With
-# the term fixed in every block, LGD is a plain network plus a constant per channel: why is it then bounded by
-# the plain network's ceiling, and why can it fall *below* that ceiling although a plain network trained from
-# the start need not? (Graded by hand.)
+# Read the far-end tables above and, after you run section 7.5, its two tables (the signpost near end and the
+# 96 x 96 beacon model). In which of the three does a trained LGD network rely on the *clip-specific* content of
+# the global term, and in which block? What is the difference between zeroing a block's term and fixing it at
+# its mean? With the term fixed in every block, LGD is a plain network plus a constant per channel: why is it
+# then bounded by the plain network's ceiling at the far end, and why could a network that had solved the task
+# fall *below* that ceiling when its term is fixed? (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
 # clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
 # bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
-# costs the most local-head accuracy (printed above) is where the network uses clip-specific global context.
+# costs the most local-head accuracy is where the network uses clip-specific global context: in the printed
+# tables that is the beacon model's layer4.0; the far-end models are at chance and the near-end ones lose
+# nothing, so neither relies on it.
 # With the term fixed everywhere, no feature of LGD learns anything about the clip from the global path, so
 # each feature again sees the arrow or the square but not both, and the same sum argument bounds it by the
 # plain network's ceiling. Its later layers were trained to expect the clip-specific term, though, so without
 # it they can do worse than a network trained without one: the ceiling is an upper bound, not a floor.
 #
-# Rubric (3 points): 1 for naming the block from the table; 1 for the bias-versus-content distinction
+# Rubric (3 points): 1 for naming the model and block from the tables; 1 for the bias-versus-content distinction
 # between zeroing and fixing at the mean; 1 for the bound (no feature sees both cues, so the sum argument
 # applies) together with why it can fall below it (weights trained with the term).
 # ### END SOLUTION
@@ -555,7 +591,8 @@ near_plain, near_lgd = row(near_d, "none"), row(near_d, "both")
 drop_block = near_fixed.drop(columns="all").mean().idxmin()
 near_drop = near_fixed[drop_block].mean()
 print(f"\nAt {near_d} px the plain network solved {near_plain['solved']} of {near_plain['seeds']} seeds without any "
-      f"global path, and LGD {near_lgd['solved']} of {near_lgd['seeds']}.")
+      f"global path, and LGD {near_lgd['solved']} of {near_lgd['seeds']} (seeds that stalled: "
+      f"{', '.join(str(k) for k, v in near_intact.items() if v < 0.9) or 'none'}; their rows say nothing about g).")
 all_drop = near_intact.mean() - near_fixed["all"].mean()
 if near_drop < near_intact.mean() - 0.1:
     print(f"Fixing LGD's term at its mean in {drop_block} alone takes its local head from {near_intact.mean():.3f} "
@@ -593,9 +630,10 @@ print(f"96 x 96 beacon task: fixing U(W_xg g) at its mean in {beacon_block} take
       f"{beacon_intact - beacon_fixed[beacon_block]:.3f} ({beacon_block}).")
 
 # %% [markdown]
-# So the two ends teach different things. Where the convolutions reach both cues, a dependence on g shows
-# that diffusion *reroutes* what the convolutions could carry; only at the far end could a success be credited
-# to the global path alone.
+# So the measurements answer different questions. Where the convolutions reach both cues, a dependence on g
+# (the beacon model's, if printed above) shows that diffusion *reroutes* what the convolutions could carry; the
+# signpost near-end printout says whether its LGD models do the same. Only at the far end could a success be
+# credited to the global path alone, and section 7.1 printed whether any run succeeded there.
 
 # %% [markdown]
 # ## 7.6 Effective receptive fields
@@ -629,13 +667,17 @@ print(f"(the sign's box is {sign_box.float().mean():.3f} of the frame)")
 fig = plot_strip_fields(fields, record.names, val["frames"][one, middle].numpy(), (cy, cx))
 show_figure(fig, figure_path("07_effective_fields.png"))
 assert (sign_share["plain"] == 0).all()
-around = torch.zeros(far_layout["height"], far_layout["width"], dtype=torch.bool)
-around[:, max(0, int(cx) - 16): int(cx) + 16] = True                    # 16 columns either side of the square
-near_square = [float(field[around].sum() / field.sum()) for field in fields["LGD"]]
+control = torch.zeros_like(sign_box)                   # a box as large as the sign's, midway between the cues
+middle_column = (far_layout["sign_width"] + far_layout["start"]) // 2
+control[:, middle_column: middle_column + int(sign_box[0].sum())] = True
+control_share = [float(field[control].sum() / field.sum()) for field in fields["LGD"]]
 print(f"Plain network: no gradient reaches the sign from the square's feature in any block (exactly 0, "
-      f"asserted). LGD: {sign_share['LGD'].max():.2e} of the gradient mass at most ({sign_share['LGD'].idxmax()}), "
-      f"against {min(near_square):.0%} or more within 16 columns of the square: the global path makes the sign's "
-      "pixels matter to the square's feature, by that much.")
+      f"asserted). LGD: {sign_share['LGD'].max():.2e} of the gradient mass at most ({sign_share['LGD'].idxmax()}); "
+      f"an equal box of background midway between the cues gets {max(control_share):.2e} at most. Through the "
+      "global path every pixel reaches the square's feature a little; "
+      + ("the sign more than the background." if sign_share["LGD"].max() > 2 * max(control_share) else
+         "the sign no more than the background.")
+      + " Both are far below the colour scale of the maps.")
 
 # %% [markdown]
 # ## 7.7 Taps, and why the ratio map is not evidence (a caution)
@@ -656,7 +698,8 @@ for taps in record.blocks:
           f" (constant: {bool(torch.allclose(term, term.flatten()[0].expand_as(term)))})")
 
 # %% [markdown]
-# So the counterfactual of section 7.2, not the ratio map, is the measurement of where global context matters.
+# So the counterfactual of section 7.2, not the ratio map, measures where information from a region reaches;
+# whether it matters for the decision is what the ablations of 7.4 and 7.5 measure.
 #
 # ### Exercise 5 (warm-up): the ratio map by hand, to see why it misleads
 #
@@ -719,9 +762,10 @@ predicted = int(logits.argmax(-1)[0])
 columns = evidence[0, predicted].mean((0, 1))                                  # (W',) evidence per column
 print(f"Predicted '{signpost.CLASSES[predicted]}' (true: '{signpost.CLASSES[int(labels[one])]}'). The predicted "
       f"class's evidence peaks in column {int(columns.argmax())} of {len(columns)} of the final map; the square's "
-      f"track starts in column {int(far_layout['start'] * len(columns) / far_layout['width'])}. In LGD every "
-      "position receives the same global term, so evidence away from the square is not evidence of what is "
-      "seen there.")
+      f"track starts in column {int(far_layout['start'] * len(columns) / far_layout['width'])}. The global term "
+      "shifts every position alike before the ReLU, so differences across the map come from local content; and "
+      f"this model scores {infos['far', 'LGD']['val_acc']:.3f}, so its map shows what it responds to, not "
+      "learned evidence for the label.")
 
 # %% [markdown]
 # Grad-CAM weighs a layer's channels by the gradient of a class score and sums them. On video there are two
@@ -748,9 +792,11 @@ on_track = float(cam[:, signpost.object_region(far_layout)].sum() / (cam.sum() +
 strip = gradcam_strip(frames, cam, label="layer2.0\nGrad-CAM", frame_indices=[0, 7],
                       title="Grad-CAM (layer2.0, clip-level weights and normalisation)")
 show_figure(strip, figure_path("07_gradcam_strip.png"))
+track_area, sign_area = signpost.object_region(far_layout).mean(), signpost.sign_region(far_layout).mean()
 print(f"layer2.0 Grad-CAM (clip-level): {on_track:.0%} of its mass on the square's track, {on_sign:.0%} on the "
-      f"sign's box (the two boxes cover {signpost.object_region(far_layout).mean():.0%} and "
-      f"{signpost.sign_region(far_layout).mean():.0%} of the strip).")
+      f"sign's box, which cover {track_area:.0%} and {sign_area:.0%} of the strip: {on_track / track_area:.1f}x and "
+      f"{on_sign / sign_area:.1f}x their share of the area. For a model that scores "
+      f"{infos['far', 'LGD']['val_acc']:.3f}, that says where its features respond, not what decided the label.")
 
 # %% [markdown]
 # A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg).
@@ -825,9 +871,12 @@ print(f"- Near end: the plain network solved {near_plain['solved']} of {near_pla
 # %% [markdown]
 # ## Summary
 #
+# The outcome, in numbers, is section 7.10 just above; what each part measured:
+#
 # - **The task (7.1):** the signpost task varies one thing, the distance between two cues. At the far end no
 #   position of the plain network sees both (asserted), so its accuracy is bounded by the best *sum* of what it
-#   sees at each cue; the study's figure shows where each network falls against that bound, seed by seed.
+#   sees at each cue; the study's figure shows where each network falls against that bound, seed by seed, and
+#   at which distance the plain network stops solving the task.
 # - **Counterfactual (7.2):** mirroring the arrow leaves every plain-network feature outside the sign's
 #   receptive field exactly unchanged (asserted, every seed); on the shipped LGD model they move (asserted), and
 #   cutting U(W_xg g) makes them exactly unchanged again (asserted). How much they move, over seeds, is printed
@@ -841,8 +890,8 @@ print(f"- Near end: the plain network solved {near_plain['solved']} of {near_pla
 #
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. From `causal.csv`, compare the far-end `global_to_local` and `local_to_global` variants with `both`: which
-#    path is needed for the arrow to reach the square's feature, and which variant's local head beats the
-#    ceiling?
+#    path is needed for the arrow to reach the square's feature (`cf_mean_out`), and which variants' global
+#    vectors know the arrow (`probe_global_arrow`)?
 # 2. In 7.3, probe the feature at a position *far* from both the square and the sign. What can it read?
 # 3. In 7.4, cut only the local-to-global path (`cut_paths(lgd_far, global_to_local=False,
 #    local_to_global=True)`) and compare with the fix-at-mean result.
