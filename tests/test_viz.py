@@ -223,7 +223,7 @@ def test_grid_strip_and_animations_write_files(tmp_path):
     model, x = tiny(), clip(1)
     grid = diffusion_grid(model, x, max_frames=4)
     assert len(grid.axes) == 4 * 5 + 1                       # 4 frames x (frames row + 4 blocks), a colorbar
-    assert "one scale for all blocks" in grid.axes[-1].get_ylabel()     # the colorbar says how maps are scaled
+    assert "over all blocks" in grid.axes[-1].get_ylabel()     # the colorbar says how maps are scaled
     assert save_figure(grid, tmp_path / "grid.png").stat().st_size > 0
     cam = video_gradcam(model, x, normalize="frame")[0]
     assert save_figure(gradcam_strip(clip_to_frames(x), cam), tmp_path / "strip.png").stat().st_size > 0
