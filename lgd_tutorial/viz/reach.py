@@ -177,8 +177,9 @@ def plot_signpost_reach(frame: np.ndarray, layout: dict, sign_reach: list, objec
     ticks = np.linspace(0, width, 5).round()
     axes[0].set_xticks(ticks, [f"{v:.0f}" for v in ticks], fontsize=8)
     axes[-1].set_xticks(ticks, [f"{v:.0f}" for v in ticks], fontsize=8)
-    axes[-1].set_xlabel("column (pixels). Red: reached from the sign; blue: from the square's track; grey-violet: "
-                        "from both, at different positions; purple: one position reached from both; white: neither")
+    axes[-1].set_xlabel("column (pixels). Red: reached from the sign; blue: from the square's track; white: neither;\n"
+                        "grey-violet: from both, at different positions; purple: one position reached from both",
+                        fontsize=8)
     return fig
 
 
