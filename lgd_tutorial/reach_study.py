@@ -211,7 +211,7 @@ def local_accuracy(model, frames: torch.Tensor, labels: torch.Tensor, batch: int
 def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, val: dict) -> list[dict]:
     """The causal measurements of one trained model (rows: measure, block, value)."""
     from .viz.causal import (counterfactual_change, fix_global_to_local, linear_probe, lookup_baseline,
-                             mean_global_to_local, object_features, receptive_field_reach)
+                             mean_global_to_local, object_and_global_features, receptive_field_reach)
     from .viz.taps import lgd_blocks
 
     layout = s.layout(distance)
@@ -243,15 +243,16 @@ def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, v
     arrow = {a: i for i, a in enumerate(signpost.ARROWS)}
     y_train = torch.tensor([arrow[a] for a in train["arrows"][:m]])
     y_val = torch.tensor([arrow[a] for a in val["arrows"][:m]])
-    feats_train = object_features(model, to_clips(train["frames"][:m]), train["tracks"][:m], s.object_size)
-    feats_val = object_features(model, to_clips(val["frames"][:m]), val["tracks"][:m], s.object_size)
+    feats_train, g_train = object_and_global_features(model, to_clips(train["frames"][:m]), train["tracks"][:m],
+                                                      s.object_size)
+    feats_val, g_val = object_and_global_features(model, to_clips(val["frames"][:m]), val["tracks"][:m],
+                                                  s.object_size)
     for name, a, b in zip(names, feats_train, feats_val):
         add("probe_arrow", name, linear_probe(a, y_train, b, y_val))
     add("probe_object_only", "all", lookup_baseline(train["motions"][:m], y_train.tolist(), val["motions"][:m],
                                                     y_val.tolist()))
 
     # the global vector itself: does it know the arrow, and the label (both cues combined)?
-    g_train, g_val = global_vectors(model, train["frames"][:m]), global_vectors(model, val["frames"][:m])
     for name, a, b in zip(names, g_train, g_val):
         if a is not None:
             add("probe_global_arrow", name, linear_probe(a, y_train, b, y_val))
@@ -270,19 +271,6 @@ def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, v
             with fix_global_to_local(model, terms):
                 add(kind, "all", local_accuracy(model, val["frames"], val["labels"]))
     return rows
-
-
-@torch.no_grad()
-def global_vectors(model, frames: torch.Tensor, batch: int = 64) -> list[torch.Tensor | None]:
-    """Per block, the global vector g of every clip (N, C); None for a block without a global path."""
-    from .viz.taps import collect_taps
-
-    parts = None
-    for i in range(0, len(frames), batch):
-        record = collect_taps(model, to_clips(frames[i:i + batch]))
-        rows = [t.global_ for t in record.blocks]
-        parts = [[r] for r in rows] if parts is None else [p + [r] for p, r in zip(parts, rows)]
-    return [None if p[0] is None else torch.cat(p) for p in parts]
 
 
 # --------------------------------------------------------------------------- running

@@ -167,7 +167,7 @@ def flip_sign(frames: np.ndarray, layout: dict) -> tuple[np.ndarray, np.ndarray]
                          f"got {frames.shape}")
     box = layout["sign_width"]
     out = frames.copy()
-    out[:, :, :box] = frames[:, :, box - 1:: -1] if box else frames[:, :, :0]
+    out[:, :, :box] = frames[:, :, box - 1:: -1]
     region = np.zeros(frames.shape[1:3], dtype=bool)
     region[:, :box + CAMERA_JITTER] = True
     return out, region

@@ -27,7 +27,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "demo": ["render_models", "render_video"],
     "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "fix_global_to_local", "linear_probe", "lookup_baseline",
                "mean_global_to_local",
-               "object_features", "receptive_field_reach", "swap_beacon"],
+               "object_and_global_features", "object_features", "receptive_field_reach", "swap_beacon"],
     "reach": ["plot_dose_response", "plot_far_end", "plot_reach_study", "plot_signpost_reach",
               "plot_strip_counterfactual", "plot_strip_fields"],
     "study": ["plot_counterfactual", "plot_effective_fields", "plot_probes", "plot_study"],

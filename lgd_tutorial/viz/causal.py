@@ -150,6 +150,36 @@ def effective_receptive_field(model: nn.Module, clip: Tensor, block: int | str, 
     return grad / grad.max().clamp_min(1e-12)
 
 
+def _per_block(model: nn.Module, clips: Tensor, readers, batch: int) -> list[list]:
+    """Run ``model`` on ``clips`` once, in batches; for every ``read(taps, start)`` in ``readers`` concatenate,
+    per block, what it takes from that block's taps (a tensor whose first axis is the batch, or None)."""
+    parts = [None] * len(readers)
+    for start in range(0, len(clips), batch):
+        blocks = collect_taps(model, clips[start:start + batch]).blocks
+        for k, read in enumerate(readers):
+            rows = [read(taps, start) for taps in blocks]
+            parts[k] = [[r] for r in rows] if parts[k] is None else [p + [r] for p, r in zip(parts[k], rows)]
+    return [[None if p[0] is None else torch.cat(p) for p in part] for part in parts]
+
+
+def _object_reader(clips: Tensor, tracks, object_size: int):
+    """``read(taps, start)`` for ``_per_block``: the local feature at the object (see ``object_features``)."""
+    frames, height, width = clips.shape[2], clips.shape[-2], clips.shape[-1]
+    centres = torch.tensor(np.asarray(tracks, dtype=np.float32) + object_size / 2)      # (N, T, 2)
+
+    def read(taps, start):
+        local = taps.local                                                            # (n, C, T', H', W')
+        steps, cells_h, cells_w = local.shape[2], local.shape[-2], local.shape[-1]
+        middle = ((torch.arange(steps) + 0.5) * frames / steps).long().clamp_max(frames - 1)
+        c = centres[start:start + len(local)][:, middle]                                 # (n, T', 2)
+        hw = torch.stack([(c[..., 0] * cells_h / height).long().clamp(0, cells_h - 1),
+                          (c[..., 1] * cells_w / width).long().clamp(0, cells_w - 1)], -1)
+        n = torch.arange(local.shape[0])[:, None]
+        return local[n, :, torch.arange(steps)[None], hw[..., 0], hw[..., 1]].flatten(1)  # (n, T' x C)
+
+    return read
+
+
 @torch.no_grad()
 def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, batch: int = 64) -> list[Tensor]:
     """Per block, the local feature at the object's position: (N, C x T') (the T' temporal positions concatenated).
@@ -158,24 +188,17 @@ def object_features(model: nn.Module, clips: Tensor, tracks, object_size: int, b
     temporal position t' the feature is read in the cell that holds the
     object's centre in the middle frame that t' covers.
     """
-    frames, height, width = clips.shape[2], clips.shape[-2], clips.shape[-1]
-    centres = torch.tensor(np.asarray(tracks, dtype=np.float32) + object_size / 2)      # (N, T, 2)
-    per_block = None
-    for i in range(0, len(clips), batch):
-        record = collect_taps(model, clips[i:i + batch])
-        rows = []
-        for taps in record.blocks:
-            local = taps.local                                                        # (n, C, T', H', W')
-            steps, cells_h, cells_w = local.shape[2], local.shape[-2], local.shape[-1]
-            middle = ((torch.arange(steps) + 0.5) * frames / steps).long().clamp_max(frames - 1)
-            c = centres[i:i + batch][:, middle]                                          # (n, T', 2)
-            hw = torch.stack([(c[..., 0] * cells_h / height).long().clamp(0, cells_h - 1),
-                              (c[..., 1] * cells_w / width).long().clamp(0, cells_w - 1)], -1)
-            n = torch.arange(local.shape[0])[:, None]
-            picked = local[n, :, torch.arange(steps)[None], hw[..., 0], hw[..., 1]]       # (n, T', C)
-            rows.append(picked.flatten(1))
-        per_block = [[r] for r in rows] if per_block is None else [p + [r] for p, r in zip(per_block, rows)]
-    return [torch.cat(p) for p in per_block]
+    return _per_block(model, clips, [_object_reader(clips, tracks, object_size)], batch)[0]
+
+
+@torch.no_grad()
+def object_and_global_features(model: nn.Module, clips: Tensor, tracks, object_size: int, batch: int = 64
+                               ) -> tuple[list[Tensor], list[Tensor | None]]:
+    """``object_features`` and, per block, the global vector g (N, C) (None without a global path), from one
+    pass over ``clips``."""
+    features, globals_ = _per_block(model, clips, [_object_reader(clips, tracks, object_size),
+                                                   lambda taps, start: taps.global_], batch)
+    return features, globals_
 
 
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, weight_decay: float = 1e-3,

@@ -64,7 +64,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.95))
 
 
-def _per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, title: str):
+def _plot_per_block(ax, table: pd.DataFrame, measure: str, variants, ylabel: str, title: str):
     blocks = list(dict.fromkeys(table.loc[table["measure"] == measure, "block"]))
     width = 0.8 / max(1, len(variants))
     for j, variant in enumerate(variants):
@@ -86,7 +86,7 @@ def plot_far_end(causal: pd.DataFrame, measure: str, ylabel: str, title: str, li
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax = fig.subplots()
     variants = [v for v in OFFSETS if v in set(causal.loc[causal["measure"] == measure, "variant"])]
-    _per_block(ax, causal, measure, variants, ylabel, title)
+    _plot_per_block(ax, causal, measure, variants, ylabel, title)
     if symlog:
         ax.set_yscale("symlog", linthresh=symlog)
         ax.set_ylim(bottom=0)
@@ -108,12 +108,12 @@ def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
     plot_dose_response(a, levels, runs)
     far = causal[causal["distance"] == levels["distance"].max()]
     variants = [v for v in OFFSETS if v in set(far["variant"])]
-    _per_block(b, far, "cf_mean_out", variants, "mean change out of the sign's reach\n(|x - x_cf| / mean |x|, "
+    _plot_per_block(b, far, "cf_mean_out", variants, "mean change out of the sign's reach\n(|x - x_cf| / mean |x|, "
                "symlog)", "(b) Far end: mirror the arrow; change where no conv reaches")
     b.set_yscale("symlog", linthresh=1e-5)
     b.set_ylim(bottom=0)
     b.legend(fontsize=7, loc="upper left")
-    _per_block(c, far, "probe_arrow", variants, "held-out accuracy of a linear probe",
+    _plot_per_block(c, far, "probe_arrow", variants, "held-out accuracy of a linear probe",
                "(c) Far end: the arrow read at the square's feature")
     alone = far.loc[far["measure"] == "probe_object_only", "value"].mean()
     c.axhline(alone, color="grey", ls=":", lw=1, label=f"the square alone (lookup, {alone:.2f})")
