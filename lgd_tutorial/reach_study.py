@@ -13,7 +13,9 @@ far end where none has:
 At every distance it trains LGD (``both``) and the same network without
 diffusion (``none``, which keeps a pooled global head so both have two heads
 and the same loss); at the far end also ``global_to_local`` and
-``local_to_global`` alone. The same seeds serve every variant, and one recipe
+``local_to_global`` alone; at the near and the far end the three other ways to
+bring in global context (``se``, ``nonlocal``, ``gc``: ``models.context``, on
+the plain network with its two heads). The same seeds serve every variant, and one recipe
 (fixed on the near end before the study) serves every level.
 
 **The ceiling.** Where no position sees both cues, every feature of the plain
@@ -32,7 +34,13 @@ For every trained model it also measures (``causal.csv``):
 - ``probe_arrow``: a linear probe for the arrow at the object's local feature,
   per block, against the object-only lookup (50%);
 - ``acc_fixed_mean`` / ``acc_zeroed``: the local head with U(W_xg g) fixed at
-  its mean over training clips, or zeroed, per block and in all blocks.
+  its mean over training clips, or zeroed, per block and in all blocks;
+- for the competitors (``se``, ``nonlocal``, ``gc``, ``models.context``):
+  ``acc_fixed_mean`` with each context block's term (SE's gate, GC's vector,
+  the non-local map) fixed at its mean, ``acc_removed`` with each block made
+  the identity, and for non-local blocks ``nl_js_query`` / ``nl_js_clip``: the
+  mean Jensen-Shannon distance between two query positions' attention maps in
+  one clip, and between one query's maps in two clips (GCNet's observation).
 
 Outputs in ``--out``: ``levels.csv`` (layout, reach, ceiling and single-cue
 lookups per distance), ``runs.csv``, ``curves.csv``, ``causal.csv``,
@@ -60,11 +68,13 @@ import pandas as pd
 import torch
 
 from .data import signpost
-from .study import Recipe, count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
+from .study import CONTEXT_VARIANTS, Recipe, count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
 from .utils import atomic_path
 from .utils import provenance as utils_provenance
 
 FAR_VARIANTS = ("both", "none", "global_to_local", "local_to_global")
+COMPETITORS = tuple(CONTEXT_VARIANTS)           # se, nonlocal, gc: at the near and the far end
+ORDER = FAR_VARIANTS + COMPETITORS
 SOLVED = 0.9
 SELECTION_RULE = ("each shipped variant's median seed by final local-head accuracy: the seeds sorted by "
                   "(accuracy, seed), the one at index (n - 1) // 2 (the lower median; equal accuracies ordered by "
@@ -88,8 +98,12 @@ class ReachSettings(Recipe):
     far_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
     counterfactual_clips: int = 64
     probe_clips: int = 256
+    competitors: list[str] = field(default_factory=lambda: list(COMPETITORS))
 
     def __post_init__(self):
+        unknown = [c for c in self.competitors if c not in COMPETITORS]
+        if unknown:
+            raise ValueError(f"competitors: unknown {unknown}; choose from {list(COMPETITORS)}")
         if len(self.distances) < 1 or sorted(self.distances) != list(self.distances):
             raise ValueError(f"distances: give increasing pixel distances, got {self.distances}")
         for d in self.distances:
@@ -104,8 +118,10 @@ class ReachSettings(Recipe):
 
     def jobs(self) -> list[tuple[int, str, int]]:
         """(distance, variant, seed) for every run, far end first, seeds interleaved across variants."""
-        far = [(self.far, v, s) for s, v in product(self.far_seeds, FAR_VARIANTS)]
-        rest = [(d, v, s) for d in reversed(self.distances[:-1]) for s, v in product(self.seeds, ("both", "none"))]
+        far = [(self.far, v, s) for s, v in product(self.far_seeds, FAR_VARIANTS + tuple(self.competitors))]
+        rest = [(d, v, s) for d in reversed(self.distances[:-1])
+                for s, v in product(self.seeds, ("both", "none") + (tuple(self.competitors) if d == self.distances[0]
+                                                                    else ()))]
         return far + rest
 
 
@@ -210,8 +226,9 @@ def local_accuracy(model, frames: torch.Tensor, labels: torch.Tensor, batch: int
 
 def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, val: dict) -> list[dict]:
     """The causal measurements of one trained model (rows: measure, block, value)."""
-    from .viz.causal import (counterfactual_change, fix_global_to_local, linear_probe, lookup_baseline,
-                             mean_global_to_local, object_and_global_features, receptive_field_reach)
+    from .viz.causal import (attention_distances, counterfactual_change, fix_context, fix_global_to_local,
+                             linear_probe, lookup_baseline, mean_context_term, mean_global_to_local,
+                             object_and_global_features, receptive_field_reach)
     from .viz.taps import lgd_blocks
 
     layout = s.layout(distance)
@@ -270,6 +287,23 @@ def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, v
                     add(kind, name, local_accuracy(model, val["frames"], val["labels"]))
             with fix_global_to_local(model, terms):
                 add(kind, "all", local_accuracy(model, val["frames"], val["labels"]))
+    if variant in COMPETITORS:
+        # the same question for the other blocks: does their context say something about *this* clip?
+        means = mean_context_term(model, to_clips(train["frames"][:m]))
+        identity = [None if t is None else (torch.ones_like(t) if variant == "se" else torch.zeros_like(t))
+                    for t in means]
+        for kind, terms in (("acc_fixed_mean", means), ("acc_removed", identity)):
+            for i, name in enumerate(names):
+                if terms[i] is None:
+                    continue
+                with fix_context(model, [t if j == i else None for j, t in enumerate(terms)]):
+                    add(kind, name, local_accuracy(model, val["frames"], val["labels"]))
+            with fix_context(model, terms):
+                add(kind, "all", local_accuracy(model, val["frames"], val["labels"]))
+    if variant == "nonlocal":
+        for name, (within, across) in attention_distances(model, to_clips(val["frames"][:n])).items():
+            add("nl_js_query", name, within)
+            add("nl_js_clip", name, across)
     return rows
 
 
@@ -405,14 +439,18 @@ def _write_partial(out: Path, results: list[dict]) -> None:
 def _load_done(out: Path, models: Path, s: ReachSettings) -> dict:
     """Runs an earlier, interrupted call finished (their rows and models are there): resumed, not redone.
 
-    Refuses a folder made with other settings, and rows whose model is missing (a wrong ``--models``)."""
+    Refuses a folder made with other settings, and rows whose model is missing (a wrong ``--models``). Settings
+    that differ only in ``competitors`` resume: the runs of the competitors not yet in the folder are trained."""
     empty = {"keys": set(), "results": [], "seconds": 0.0, "calls": []}
     if not (out / "runs.csv").exists() or not (out / "causal.csv").exists():
         return empty
     elapsed = out / "elapsed.json"
     before = json.loads(elapsed.read_text()) if elapsed.exists() else {}
-    if before.get("settings") not in (None, asdict(s)):
-        changed = sorted(k for k, v in asdict(s).items() if before["settings"].get(k) != v)
+    # the recipe and the task must match; the list of competitors may differ (a folder grows by new variants)
+    comparable = {k: v for k, v in asdict(s).items() if k != "competitors"}
+    if before.get("settings") is not None and {k: v for k, v in before["settings"].items()
+                                               if k != "competitors"} != comparable:
+        changed = sorted(k for k, v in comparable.items() if before["settings"].get(k) != v)
         raise ValueError(f"{out} holds runs made with other settings ({', '.join(changed)} differ): use another "
                          "--out, or the same settings to resume")
     runs, curves, causal = (pd.read_csv(out / n) for n in ("runs.csv", "curves.csv", "causal.csv"))
@@ -466,7 +504,7 @@ def summarize(runs: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
                      "solved": solved, "solved_low": s_low, "solved_high": s_high,
                      "steps_to_target": steps.mean() if len(steps) else float("nan"),
                      "ceiling_plain": level["ceiling_plain"]})
-    order = {v: i for i, v in enumerate(FAR_VARIANTS)}
+    order = {v: i for i, v in enumerate(ORDER)}
     return pd.DataFrame(rows).sort_values(["distance", "variant"], key=lambda c: c.map(order) if c.name ==
                                           "variant" else c).reset_index(drop=True)
 

@@ -51,6 +51,13 @@ VARIANTS = {
     "global_to_local": {"diffusion": "global_to_local"},
     "none": {"diffusion": "none", "pooled_global_head": True},
 }
+# The other ways to bring in global context (``models.context``), on the same plain backbone with the same two
+# heads as ``none`` (``lgd reach-study`` trains them beside LGD).
+CONTEXT_VARIANTS = {
+    "se": {"diffusion": "none", "pooled_global_head": True, "context": "se"},
+    "nonlocal": {"diffusion": "none", "pooled_global_head": True, "context": "nonlocal"},
+    "gc": {"diffusion": "none", "pooled_global_head": True, "context": "gc"},
+}
 HEADS = ("local", "global", "combined")
 
 
@@ -157,7 +164,7 @@ def flip_randomly(clips: torch.Tensor, generator: torch.Generator, dims=(-1, -2)
 # --------------------------------------------------------------------------- training
 
 def build_variant(s: Recipe, variant: str, num_classes: int = len(synthetic.CLASSES)) -> nn.Module:
-    return build_model(s.arch, num_classes, dropout=s.dropout, **VARIANTS[variant])
+    return build_model(s.arch, num_classes, dropout=s.dropout, **{**VARIANTS, **CONTEXT_VARIANTS}[variant])
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .classifier import KernelizedClassifier
+from .context import CONTEXTS, build_context, nonlocal_after
 from .p3d import Bottleneck, BasicBlock, Shortcut, Spatial2D, Stem, p3d_unit
 
 DIFFUSIONS = ("both", "local_to_global", "global_to_local", "none")
@@ -94,6 +95,7 @@ class BlockTaps:
     global_: Tensor | None = None
     global_to_local: Tensor | None = None
     local_to_global: Tensor | None = None
+    context: Tensor | None = None
 
 
 class LGDBlock(nn.Module):
@@ -108,16 +110,21 @@ class LGDBlock(nn.Module):
     module that returns exactly one tensor: ``tap_local`` the block's local
     output (5D), ``tap_global`` its global output (N, C), ``tap_global_to_local``
     the broadcast term U(W_xg g_new) (5D); None where the path is off.
+
+    ``context`` is None or a block of ``models.context`` (SE, GC, non-local): SE
+    and GC act on the residual branch F(x) before the shortcut is added, a
+    non-local block on the block's output.
     """
 
     def __init__(self, residual: nn.Module, shortcut: nn.Module, in_channels: int, out_channels: int,
-                 diffusion: str = "both"):
+                 diffusion: str = "both", context: nn.Module | None = None):
         super().__init__()
         if diffusion not in DIFFUSIONS:
             raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
         self.diffusion = diffusion
         self.residual = residual
         self.shortcut = shortcut
+        self.context = context
         self.tap_local = nn.Identity()
         has_global = diffusion != "none"
         reads_local = diffusion in ("both", "local_to_global")
@@ -145,7 +152,12 @@ class LGDBlock(nn.Module):
     def forward(self, x: Tensor, g: Tensor | None, name: str | None = None):
         """(x_new, g_new); with a ``name``, (x_new, g_new, BlockTaps) for that block."""
         keep = name is not None                                    # keep the intermediate tensors for the taps
-        residual = self.residual(x) + self.shortcut(x)             # F(x) + S(x)
+        branch = self.residual(x)
+        on_branch = self.context is not None and self.context.position == "branch"
+        context_term = None
+        if on_branch:
+            branch, context_term = self.context.contribute(branch)  # SE or GC on F(x)
+        residual = branch + self.shortcut(x)                       # F(x) + S(x)
         g_new, from_local, term = None, None, None
         out = residual
         if self.diffusion != "none":
@@ -155,10 +167,13 @@ class LGDBlock(nn.Module):
             term = self.tap_global_to_local(broadcast(self.global_to_local(g_new)).expand_as(residual))
             # A broadcast add (term is a view, never materialised); in place unless the taps keep the residual.
             out = residual.add(term) if keep else residual.add_(term)
-        out = self.tap_local(torch.relu(out) if keep else out.relu_())
+        out = torch.relu(out) if keep else out.relu_()
+        if self.context is not None and not on_branch:
+            out, context_term = self.context.contribute(out)       # a non-local block after the residual block
+        out = self.tap_local(out)
         if not keep:
             return out, g_new
-        return out, g_new, BlockTaps(name, out, residual, g_new, term, from_local)
+        return out, g_new, BlockTaps(name, out, residual, g_new, term, from_local, context_term)
 
 
 class LGDNet(nn.Module):
@@ -181,6 +196,9 @@ class LGDNet(nn.Module):
 
         modality: "rgb" (3 input channels) or "flow" (2: the x and y components of optical flow);
             only the stem's input differs.
+        context: None, or "se" | "gc" | "nonlocal": another way to bring in global context
+            (``models.context``), placed where its paper places it. The registered ``*_p3d_*`` models use it
+            with diffusion="none".
 
     Input clips are (N, 3, T, H, W) (flow: (N, 2, T, H, W)), T a positive multiple of ``temporal_stride``.
     """
@@ -189,8 +207,10 @@ class LGDNet(nn.Module):
                  widths=(64, 128, 256, 512), stem_channels: int = 64, temporal_stride: int = 4,
                  diffusion: str = "both", kernel: str = "linear", dropout: float = 0.5,
                  global_weight: float = 1.0, pooled_global_head: bool = False, arch: str = "",
-                 modality: str = "rgb"):
+                 modality: str = "rgb", context: str | None = None):
         super().__init__()
+        if context is not None and context not in CONTEXTS:
+            raise ValueError(f"context must be None or one of {CONTEXTS}, got {context!r}")
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {tuple(MODALITIES)}, got {modality!r}")
         if pooled_global_head and diffusion != "none":
@@ -203,7 +223,7 @@ class LGDNet(nn.Module):
             raise ValueError(f"unit must be 'p3d' or '2d', got {unit!r}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.arch, self.diffusion, self.num_classes = arch, diffusion, num_classes
+        self.arch, self.diffusion, self.num_classes, self.context = arch, diffusion, num_classes, context
         self.temporal_stride, self.modality, self.in_channels = temporal_stride, modality, MODALITIES[modality]
         self.stem = Stem(stem_channels, temporal_stride, self.in_channels)
         branch = Bottleneck if block == "bottleneck" else BasicBlock
@@ -217,8 +237,11 @@ class LGDNet(nn.Module):
                 unit_builder = p3d_unit(index) if unit == "p3d" else Spatial2D
                 shortcut = (Shortcut(channels, out_channels, stride)
                             if stride != 1 or channels != out_channels else nn.Identity())
+                extra = None
+                if context in ("se", "gc") or (context == "nonlocal" and nonlocal_after(stage, j, depth)):
+                    extra = build_context(context, out_channels)
                 blocks.append(LGDBlock(branch(channels, planes, stride, unit_builder), shortcut,
-                                       channels, out_channels, diffusion))
+                                       channels, out_channels, diffusion, extra))
                 channels, index = out_channels, index + 1
             setattr(self, f"layer{stage}", blocks)
             self.stage_names.append(f"layer{stage}")
@@ -236,6 +259,9 @@ class LGDNet(nn.Module):
             elif isinstance(module, nn.BatchNorm3d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        for block in self.blocks():
+            if block.context is not None and hasattr(block.context, "reset_parameters"):
+                block.context.reset_parameters()             # a non-local block starts as the identity
 
     def parameter_groups(self) -> dict[tuple[bool, bool], list[nn.Parameter]]:
         """Trainable parameters by role: ``(head, decay) -> [parameters]``.

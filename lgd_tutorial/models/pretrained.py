@@ -72,6 +72,8 @@ def save_pretrained(model: nn.Module, folder: Path, name: str, info: dict) -> Pa
                   "pooled_global_head": model.diffusion == "none" and model.classifier.global_head is not None}
     if model.modality != "rgb":
         build_args["modality"] = model.modality
+    if getattr(model, "context", None) is not None:
+        build_args["context"] = model.context
     entry = {**info, "arch": model.arch, "diffusion": model.diffusion, "build_args": build_args,
              "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest = read_manifest(folder)

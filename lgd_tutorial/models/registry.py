@@ -128,3 +128,51 @@ def p3d_tiny(num_classes: int, **kw) -> LGD3D:
 def lgd2d_tiny(num_classes: int, **kw) -> LGD2D:
     """Teaching LGD-2D (reconstruction)."""
     return LGD2D(num_classes=num_classes, **{**TINY, "temporal_stride": 1, **kw})
+
+
+# ---------------------------------------------------------------- other ways to bring in global context
+# The same plain P3D backbones with one of the blocks of ``models.context`` placed where its paper places it
+# (SE and GC in every residual branch, non-local blocks after every other block of res3 and res4).
+
+def _context_model(context: str, shape: str, num_classes: int, **kw) -> LGD3D:
+    kw.setdefault("diffusion", "none")
+    kw.setdefault("context", context)
+    if shape == "tiny":
+        return LGD3D(num_classes=num_classes, **{**TINY, **kw})
+    return LGD3D("bottleneck", R50, num_classes, **kw)
+
+
+@register("se_p3d_r50")
+def se_p3d_r50(num_classes: int, **kw) -> LGD3D:
+    """P3D ResNet-50 with squeeze-and-excitation in every residual branch (Hu et al., CVPR 2018)."""
+    return _context_model("se", "r50", num_classes, **kw)
+
+
+@register("gc_p3d_r50")
+def gc_p3d_r50(num_classes: int, **kw) -> LGD3D:
+    """P3D ResNet-50 with a global-context block in every residual branch (GCNet, Cao et al., ICCVW 2019)."""
+    return _context_model("gc", "r50", num_classes, **kw)
+
+
+@register("nonlocal_p3d_r50")
+def nonlocal_p3d_r50(num_classes: int, **kw) -> LGD3D:
+    """P3D ResNet-50 with 5 non-local blocks in res3 and res4 (Wang et al., CVPR 2018)."""
+    return _context_model("nonlocal", "r50", num_classes, **kw)
+
+
+@register("se_p3d_tiny", frames=8, size=112)
+def se_p3d_tiny(num_classes: int, **kw) -> LGD3D:
+    """The teaching P3D with squeeze-and-excitation in every residual branch."""
+    return _context_model("se", "tiny", num_classes, **kw)
+
+
+@register("gc_p3d_tiny", frames=8, size=112)
+def gc_p3d_tiny(num_classes: int, **kw) -> LGD3D:
+    """The teaching P3D with a global-context block in every residual branch."""
+    return _context_model("gc", "tiny", num_classes, **kw)
+
+
+@register("nonlocal_p3d_tiny", frames=8, size=112)
+def nonlocal_p3d_tiny(num_classes: int, **kw) -> LGD3D:
+    """The teaching P3D with a non-local block after its layer2 and layer3 blocks."""
+    return _context_model("nonlocal", "tiny", num_classes, **kw)

@@ -79,12 +79,12 @@ def swap_beacon(frames: np.ndarray, side: str, band: int) -> tuple[np.ndarray, n
 def receptive_field_reach(model: nn.Module, region: Tensor | np.ndarray, frames: int) -> list[Tensor]:
     """Per block, bool (T', H', W'): positions whose theoretical receptive field touches ``region`` (H, W).
 
-    Built on ``model``'s plain twin (same registry entry, ``diffusion="none"``)
+    Built on ``model``'s plain twin (same registry entry, ``diffusion="none"``, no context blocks)
     with every conv weight positive, BatchNorm the identity and the input 1
     inside the region and 0 elsewhere: every activation is then a sum of
     non-negative terms, positive exactly where a path from the region arrives.
     """
-    twin = build_model(model.arch, model.num_classes, diffusion="none").double().eval()
+    twin = build_model(model.arch, model.num_classes, diffusion="none", context=None).double().eval()
     for module in twin.modules():
         if isinstance(module, nn.Conv3d):
             module.weight.fill_(1.0 / module.weight[0].numel())
@@ -271,6 +271,38 @@ def fix_global_to_local(model: nn.Module, terms: list[Tensor | None]):
             handle.remove()
 
 
+def mean_context_term(model: nn.Module, clips: Tensor, batch: int = 64) -> list[Tensor | None]:
+    """Per block, what its context block (SE's gate, GC's added vector, a non-local block's added map)
+    contributed, averaged over ``clips``: shape (C, 1, 1, 1) or (C, T, H, W); None for a block without one."""
+    sums, count = None, 0
+    for i in range(0, len(clips), batch):
+        record = collect_taps(model, clips[i:i + batch])
+        terms = [t.context.sum(0) if t.context is not None else None for t in record.blocks]
+        sums = terms if sums is None else [None if s is None else s + t for s, t in zip(sums, terms)]
+        count += len(clips[i:i + batch])
+    return [None if s is None else s / count for s in sums]
+
+
+@contextlib.contextmanager
+def fix_context(model: nn.Module, terms: list[Tensor | None]):
+    """Replace the term of every block's context block by a fixed one (e.g. ``mean_context_term``, or ones for
+    SE's gate and zeros for an added term, which remove the block): as ``fix_global_to_local`` for the
+    other ways of bringing in global context (``models.context``)."""
+    handles = []
+
+    def fixed(term):
+        return lambda module, inputs, output: term.unsqueeze(0).to(output.dtype).expand_as(output)
+
+    try:
+        for (_, block), term in zip(lgd_blocks(model), terms):
+            if term is not None and getattr(block, "context", None) is not None:
+                handles.append(block.context.tap.register_forward_hook(fixed(term)))
+        yield len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @contextlib.contextmanager
 def cut_paths(model: nn.Module, global_to_local: bool = True, local_to_global: bool = False):
     """Cut diffusion paths in every block with forward hooks that return zeros.
@@ -326,3 +358,53 @@ def beacon_counterfactuals(models: dict, frames: Tensor, sides, band: int, to_cl
                          "mean change out of reach": float(far.mean()) if far.numel() else float("nan"),
                          "mean change in reach": float(near.mean()) if near.numel() else float("nan")})
     return rows, outputs
+
+
+def js_distance(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
+    """Jensen-Shannon distance (the square root of the divergence, base 2, in [0, 1]) between distributions
+    along the last dimension."""
+    m = (p + q) / 2
+
+    def kl(a):
+        return (a * (torch.log2(a.clamp_min(eps)) - torch.log2(m.clamp_min(eps)))).sum(-1)
+
+    return ((kl(p) + kl(q)) / 2).clamp_min(0).sqrt()
+
+
+@torch.no_grad()
+def attention_distances(model: nn.Module, clips: Tensor, pairs: int = 512, seed: int = 0,
+                        batch: int = 32) -> dict[str, tuple[float, float]]:
+    """Per non-local block: (mean JS distance between the attention maps of two query positions of one clip,
+    mean JS distance between the maps of one query position in two different clips).
+
+    GCNet's observation is that the first is small, the maps almost the same for every query, so one
+    query-independent context vector would do. ``pairs`` random query pairs per clip; each clip is paired with
+    the next for the second number."""
+    from ..models.context import NonLocal
+
+    blocks = [(name, block.context) for name, block in lgd_blocks(model) if isinstance(block.context, NonLocal)]
+    maps = {name: [] for name, _ in blocks}
+    try:
+        for _, module in blocks:
+            module.keep_attention = True
+        with evaluating(model):
+            for i in range(0, len(clips), batch):
+                model(clips[i:i + batch])
+                for name, module in blocks:
+                    maps[name].append(module.attention.float())
+    finally:
+        for _, module in blocks:
+            module.keep_attention, module.attention = False, None
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, parts in maps.items():
+        attention = torch.cat(parts)                                           # (N, L, L')
+        n, queries = attention.shape[:2]
+        i = torch.randint(queries, (n, pairs), generator=generator)
+        j = (i + torch.randint(1, queries, (n, pairs), generator=generator)) % queries     # another query
+        rows = torch.arange(n)[:, None]
+        within = js_distance(attention[rows, i], attention[rows, j])
+        other = (torch.arange(n) + 1) % n                                       # the next clip, same query
+        across = js_distance(attention[rows, i], attention[other[:, None], i])
+        out[name] = (float(within.mean()), float(across.mean()))
+    return out
