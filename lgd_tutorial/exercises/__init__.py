@@ -25,6 +25,7 @@ from .checks import (
     check_global_to_local_ratio,
     check_cut_global_to_local,
     check_outside_reach,
+    check_global_context,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "check_global_to_local_ratio",
     "check_cut_global_to_local",
     "check_outside_reach",
+    "check_global_context",
 ]

@@ -658,3 +658,74 @@ def check_outside_reach(outside_max) -> bool:
             raise ExerciseError(f"block {i}: every position reaches the region, so nothing is outside: return 0.0.")
         raise ExerciseError(f"block {i}: expected {want:.6f}, the largest change where ~reach, got {float(value):.6f}.")
     return _passed("the largest change outside the receptive-field reach")
+
+
+# --- other ways to bring in global context ------------------------------------------
+
+def _reference_global_context():
+    """A global-context block with every weight drawn (its zero-initialised last layer would hide the term), and
+    a map of a case-dependent shape."""
+    from ..models.context import GlobalContext
+
+    channels, frames, side = _draw(7, 2, 5, 3)
+    channels *= 8
+    torch.manual_seed(1000 * CASE_SEED + 7)
+    block = GlobalContext(channels).eval()
+    with torch.no_grad():
+        for module in block.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0, 0.5)
+                module.bias.normal_(0, 0.5)
+    x = torch.randn(2, channels, frames, side, side + 1, generator=_seeded(8))
+    return block, x
+
+
+def _diagnose_global_context(block, x: Tensor, got: Tensor) -> tuple[str, float]:
+    """Which slip the student's output matches, and the credit it is worth."""
+    flat = x.flatten(2)
+    logits = block.key(flat.transpose(1, 2)).squeeze(-1)                     # (N, L)
+    attention = torch.softmax(logits, -1)
+    pooled = torch.einsum("ncl,nl->nc", flat, attention)
+
+    def transform(c, norm=True, relu=True):
+        h = block.reduce(c)
+        h = block.norm(h) if norm else h
+        return block.expand(torch.relu(h) if relu else h)[:, :, None, None, None]
+
+    right = transform(pooled)
+    candidates = [
+        ("you returned only the context term: the block adds it to its input, x + U(transform(context))",
+         right.expand_as(x), 0.5),
+        ("the context is a plain average over positions; GC pools with attention weights "
+         "softmax over positions of w_k . x_j (block.key)", x + transform(flat.mean(-1)), 0.5),
+        ("the attention weights were not normalised: take a softmax over the positions (T*H*W), not the raw "
+         "w_k . x_j", x + transform(torch.einsum("ncl,nl->nc", flat, logits)), 0.5),
+        ("the LayerNorm of the transform is missing: W2 ReLU(LN(W1 c))", x + transform(pooled, norm=False), 0.5),
+        ("the ReLU of the transform is missing: W2 ReLU(LN(W1 c))", x + transform(pooled, relu=False), 0.5),
+        ("the context multiplies the map; GC *adds* it to every position (multiplying is squeeze-and-excitation's "
+         "gate)", x * right, 0.5),
+    ]
+    for message, candidate, credit in candidates:
+        if candidate.shape == got.shape and _close(got, candidate):
+            return message, credit
+    return "the output differs from x + U(W2 ReLU(LN(W1 sum_j a_j x_j))) with a = softmax_j(w_k . x_j)", 0.0
+
+
+def check_global_context(gc_forward) -> bool:
+    """``gc_forward(block, x)`` -> the global-context block's output for a map x (N, C, T, H, W), using the
+    block's layers: ``block.key`` (w_k, C -> 1), ``block.reduce`` (W1), ``block.norm`` (LN), ``block.expand``
+    (W2); all ``nn.Linear``/``nn.LayerNorm`` on the last dimension."""
+    block, x = _reference_global_context()
+    with torch.no_grad():
+        expected = block(x.clone())
+        got = gc_forward(block, x.clone())
+        _shape("the output", got, tuple(expected.shape),
+               "The block keeps the map's shape: it adds one C-vector to every position.")
+        if not _close(got, expected):
+            message, credit = _diagnose_global_context(block, x, got)
+            raise ExerciseError(message + ".", credit=credit)
+        other = torch.randn(x.shape, generator=_seeded(9))
+        if not _close(gc_forward(block, other.clone()), block(other)):
+            raise ExerciseError("right on one map, wrong on another: compute the context from the map you are "
+                                "given, not from a value you kept.", credit=0.5)
+    return _passed("global-context block (attention pooling, transform, addition)")

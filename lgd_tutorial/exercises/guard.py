@@ -28,6 +28,9 @@ REFERENCES: dict[str, list[str]] = {
     "global_to_local_ratio": ["lgd_tutorial.viz.diffusion:global_to_local_ratio"],
     "scaled_lr": ["lgd_tutorial.builders:lr_at"],
     "flip_flow": ["lgd_tutorial.data.transforms:FlowHorizontalFlip.__call__"],
+    "global_context": ["lgd_tutorial.models.context:GlobalContext.forward",
+                       "lgd_tutorial.models.context:GlobalContext.contribute",
+                       "lgd_tutorial.models.context:GlobalContext.context"],
     "cut_global_to_local": ["lgd_tutorial.viz.causal:cut_paths", "lgd_tutorial.viz.diffusion:cut_global_path"],
 }
 _CHECKS = str(Path(__file__).resolve().parent)

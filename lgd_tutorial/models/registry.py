@@ -134,9 +134,9 @@ def lgd2d_tiny(num_classes: int, **kw) -> LGD2D:
 # The same plain P3D backbones with one of the blocks of ``models.context`` placed where its paper places it
 # (SE and GC in every residual branch, non-local blocks after every other block of res3 and res4).
 
-def _context_model(context: str, shape: str, num_classes: int, **kw) -> LGD3D:
+def _context_model(kind: str, shape: str, num_classes: int, **kw) -> LGD3D:
     kw.setdefault("diffusion", "none")
-    kw.setdefault("context", context)
+    kw.setdefault("context", kind)
     if shape == "tiny":
         return LGD3D(num_classes=num_classes, **{**TINY, **kw})
     return LGD3D("bottleneck", R50, num_classes, **kw)

@@ -30,14 +30,21 @@ def _part_of(module: nn.Module, in_projection: bool) -> str | None:
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters per part (``PARTS``), plus ``total``."""
+    """Trainable parameters per part (``PARTS``), plus ``total``; a model with SE, GC or non-local blocks
+    (``models.context``) also gets ``context blocks``."""
     counts = dict.fromkeys(PARTS, 0)
     projections = {id(m) for name, m in model.named_modules()
                    if name.rsplit(".", 1)[-1] in ("local_to_global", "global_to_global", "global_to_local")
                    for m in m.modules()}
+    contexts = [m for name, m in model.named_modules() if name.endswith(".context")]
+    if contexts:                                  # SE, GC or non-local blocks (models.context): a part of their own
+        counts["context blocks"] = sum(p.numel() for m in contexts for p in m.parameters())
+    inside = {id(sub) for m in contexts for sub in m.modules()}
     for module in model.modules():
         if isinstance(module, KernelizedClassifier):
             counts["classifier"] += sum(p.numel() for p in module.parameters())
+            continue
+        if id(module) in inside:
             continue
         part = _part_of(module, id(module) in projections)
         if part is not None:
@@ -65,6 +72,7 @@ def summarize(model_or_name: nn.Module | str, frames: int = 16, size: int = 224,
     return {
         "model": getattr(model, "arch", type(model).__name__),
         "diffusion": getattr(model, "diffusion", None),
+        "context": getattr(model, "context", None),
         "clip": [3, frames, size, size],
         "num_classes": getattr(model, "num_classes", num_classes),
         "params": parameter_breakdown(model),
@@ -74,9 +82,10 @@ def summarize(model_or_name: nn.Module | str, frames: int = 16, size: int = 224,
 
 def format_summary(summary: dict) -> str:
     params = summary["params"]
-    lines = [f"{summary['model']}  (diffusion={summary['diffusion']}, clip {'x'.join(map(str, summary['clip'][1:]))}, "
+    context = f", context={summary['context']}" if summary.get("context") else ""
+    lines = [f"{summary['model']}  (diffusion={summary['diffusion']}{context}, clip {'x'.join(map(str, summary['clip'][1:]))}, "
              f"{summary['num_classes']} classes)"]
-    for part in PARTS:
+    for part in [p for p in params if p != "total"]:
         share = 100 * params[part] / max(params["total"], 1)
         lines.append(f"  {part:<16} {params[part] / 1e6:9.3f} M  ({share:4.1f}%)")
     lines.append(f"  {'total':<16} {params['total'] / 1e6:9.3f} M")
