@@ -70,6 +70,9 @@ def show_figure(fig, path: str | Path | None = None, dpi: int = 100) -> None:
 
     import matplotlib.pyplot as plt
 
+    from .viz.figcheck import check_figure      # inside: the plumbing module does not import the viz package
+
+    check_figure(fig, Path(path).name if path is not None else "figure")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     if path is not None:

@@ -44,7 +44,8 @@ For every trained model it also measures (``causal.csv``):
 
 Outputs in ``--out``: ``levels.csv`` (layout, reach, ceiling and single-cue
 lookups per distance), ``runs.csv``, ``curves.csv``, ``causal.csv``,
-``summary.csv``, ``paired.csv``, ``reach_study.png`` and ``reach_study.json``.
+``summary.csv``, ``paired.csv``, ``reach_study.png``, ``competitors.png`` (with
+the competitors) and ``reach_study.json``.
 Every CSV row names the command and commit that made it. Each trained model
 is kept in ``--models`` (not shipped); ``--pretrained-dir`` ships the
 ``both`` and ``none`` models of the near and the far end chosen by the rule
@@ -526,7 +527,8 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
 def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, causal: pd.DataFrame,
                   meta: dict) -> pd.DataFrame:
     """Summarise a finished study and write every CSV (stamped with command and commit), the JSON and the figure."""
-    from .viz.reach import plot_reach_study
+    from .viz.reach import plot_competitors, plot_reach_study
+    from .viz.render import save_figure
 
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     tables = {"levels.csv": levels, "runs.csv": runs, "curves.csv": curves, "causal.csv": causal}
@@ -535,8 +537,11 @@ def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: p
     for name, table in {**tables, "summary.csv": summary, "paired.csv": pairs}.items():
         table.assign(**stamp).to_csv(out / name, index=False)
     (out / "reach_study.json").write_text(json.dumps(meta, indent=2) + "\n")
-    fig = plot_reach_study(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta)
-    fig.savefig(out / "reach_study.png", dpi=120)
+    save_figure(plot_reach_study(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta),
+                out / "reach_study.png", dpi=120)
+    if set(COMPETITORS) & set(tables["runs.csv"]["variant"]):
+        save_figure(plot_competitors(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta),
+                    out / "competitors.png", dpi=110)
     return summary
 
 
@@ -695,3 +700,146 @@ def findings(folder: Path) -> str:
         out.append("LGD solved some far-end seeds, but not clearly more than the plain network (the exact intervals "
                    "overlap).")
     return " ".join(out)
+
+
+# --------------------------------------------------------------------------- the other ways to bring in context
+
+def _interval_text(values, digits: int = 3) -> str:
+    mean, low, high = t_interval(values)
+    if math.isnan(low):
+        return f"{mean:.{digits}f} (one seed)"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def competitor_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """The competitors beside LGD and the plain network, from a finished study folder.
+
+    - ``accuracy``: per end (near, far) and variant: seeds, mean local-head accuracy with its t-interval, seeds
+      that solved the task with the exact interval;
+    - ``attention``: per end and non-local block: the mean Jensen-Shannon distance between two query positions'
+      attention maps in one clip (``within``) and between one query's maps in two clips (``across``), mean and
+      t-interval over seeds;
+    - ``fixed``: per end and variant with a term to fix (``both``, ``global_to_local``, ``se``, ``gc``,
+      ``nonlocal``): the local head intact, with every block's term fixed at its mean, and the drop
+      (intact - fixed) per seed, mean and t-interval; and with every term removed (zeroed / identity);
+    - ``probe``: per end, variant and block: the arrow read at the square's feature (mean over seeds, interval);
+    - ``outside``: per end and variant: the median over (seed, block) of the counterfactual change out of the
+      sign's reach relative to the change within it.
+    """
+    folder = Path(folder)
+    levels, summary, causal = (pd.read_csv(folder / f"{n}.csv") for n in ("levels", "summary", "causal"))
+    ends = {"near": int(levels["distance"].min()), "far": int(levels["distance"].max())}
+    variants = [v for v in ("both", "none", *COMPETITORS) if v in set(summary["variant"])]
+    accuracy = []
+    for end, d in ends.items():
+        for v in variants:
+            row = summary[(summary["distance"] == d) & (summary["variant"] == v)]
+            if len(row):
+                r = row.iloc[0]
+                accuracy.append({"end": end, "distance": d, "variant": v, "seeds": int(r["seeds"]),
+                                 "acc_local": r["acc_local"], "acc_low": r["acc_local_low"],
+                                 "acc_high": r["acc_local_high"], "solved": int(r["solved"]),
+                                 "solved_low": r["solved_low"], "solved_high": r["solved_high"]})
+    wide = causal.pivot_table(index=["distance", "variant", "seed", "block"], columns="measure", values="value")
+    attention, fixed, probe, outside = [], [], [], []
+    for end, d in ends.items():
+        here = causal[causal["distance"] == d]
+        nl = here[here["measure"].isin(["nl_js_query", "nl_js_clip"])]
+        for block, group in nl.groupby("block", sort=False):
+            within = group.loc[group["measure"] == "nl_js_query", "value"]
+            across = group.loc[group["measure"] == "nl_js_clip", "value"]
+            attention.append({"end": end, "block": block, "seeds": len(within),
+                              **dict(zip(("within", "within_low", "within_high"), t_interval(within))),
+                              **dict(zip(("across", "across_low", "across_high"), t_interval(across)))})
+        for v in ("both", "global_to_local", *COMPETITORS):
+            rows = here[(here["variant"] == v) & (here["block"] == "all")]
+            table = rows.pivot_table(index="seed", columns="measure", values="value")
+            if "acc_fixed_mean" not in table:
+                continue
+            drop = table["acc_intact"] - table["acc_fixed_mean"]
+            removed = table["acc_removed"] if "acc_removed" in table else table.get("acc_zeroed")
+            fixed.append({"end": end, "variant": v, "seeds": len(table), "intact": table["acc_intact"].mean(),
+                          "fixed_mean": table["acc_fixed_mean"].mean(),
+                          **dict(zip(("drop", "drop_low", "drop_high"), t_interval(drop))),
+                          "removed": removed.mean() if removed is not None else float("nan")})
+        for v in variants:
+            part = here[(here["variant"] == v) & (here["measure"] == "probe_arrow")]
+            for block, group in part.groupby("block", sort=False):
+                probe.append({"end": end, "variant": v, "block": block,
+                              **dict(zip(("probe", "probe_low", "probe_high"), t_interval(group["value"])))})
+            if (d, v) in wide.index.droplevel([2, 3]):
+                w = wide.loc[(d, v)]
+                ratio = (w["cf_mean_out"] / w["cf_mean_in"]).dropna()
+                if len(ratio):
+                    outside.append({"end": end, "variant": v, "pairs": len(ratio), "median_ratio": ratio.median(),
+                                    "moved_pairs": int((ratio > 0).sum())})
+    return {"accuracy": pd.DataFrame(accuracy), "attention": pd.DataFrame(attention), "fixed": pd.DataFrame(fixed),
+            "probe": pd.DataFrame(probe), "outside": pd.DataFrame(outside)}
+
+
+def competitor_report(folder: Path) -> str:
+    """The README's table of LGD, the plain network and the competitors at the near and the far end."""
+    t = competitor_tables(folder)["accuracy"]
+    lines = ["| end (distance) | variant | local head, mean [95% CI] | solved (>= 0.9) [exact 95% CI] |",
+             "| --- | --- | --- | --- |"]
+    for _, r in t.iterrows():
+        lines.append(f"| {r['end']} ({r['distance']} px) | `{r['variant']}` | {r['acc_local']:.3f} "
+                     f"[{r['acc_low']:.3f}, {r['acc_high']:.3f}] | {r['solved']} of {r['seeds']} "
+                     f"[{r['solved_low']:.2f}, {r['solved_high']:.2f}] |")
+    return "\n".join(lines)
+
+
+def competitor_findings(folder: Path) -> str:
+    """What the study shows about the competitors, in sentences computed from its CSVs."""
+    from .viz.study import VARIANT_LABELS
+
+    t = competitor_tables(folder)
+    acc = t["accuracy"].set_index(["end", "variant"])
+    present = [v for v in COMPETITORS if ("far", v) in acc.index]
+    if not present:
+        return "The study folder holds no runs of the competitors (se, nonlocal, gc)."
+
+    def solved(end, v):
+        r = acc.loc[(end, v)]
+        return f"{int(r['solved'])} of {int(r['seeds'])}"
+
+    out = ["Near end: " + ", ".join(f"{VARIANT_LABELS[v]} solved {solved('near', v)}" for v in ("both", "none",
+                                                                                                  *present)
+                                    if ("near", v) in acc.index) + " seeds."]
+    far_solved = {v: int(acc.loc[("far", v), "solved"]) for v in ("both", "none", *present) if ("far", v) in acc.index}
+    out.append("Far end, beyond the reach of every convolution: " + ", ".join(
+        f"{VARIANT_LABELS[v]} {solved('far', v)} (mean {acc.loc[('far', v), 'acc_local']:.3f})" for v in far_solved)
+        + ".")
+    if sum(far_solved.values()) == 0:
+        out.append("No way of bringing in global context solved the far end within this recipe and budget, so the "
+                   "study cannot rank them where only global context could connect the cues.")
+    attention = t["attention"]
+    for end in ("far", "near"):
+        part = attention[attention["end"] == end]
+        if len(part):
+            pieces = [f"{r['block']}: {r['within']:.3f} between two query positions of one clip, {r['across']:.3f} "
+                      f"between one position in two clips ({r['within'] / r['across']:.0%})"
+                      for _, r in part.iterrows()]
+            apart = bool((part["within_high"] < part["across_low"]).all())
+            out.append(f"Non-local attention ({end} end, mean Jensen-Shannon distance over {int(part['seeds'].max())} "
+                       "seeds, 0 = the same map, 1 = disjoint): " + "; ".join(pieces) + ". "
+                       + ("In every block the query positions' maps are measurably closer to each other than to "
+                          "another clip's (non-overlapping intervals): the direction of GCNet's observation, in the "
+                          "degree given." if apart else
+                          "The intervals overlap in at least one block: these data do not show GCNet's observation "
+                          "(maps almost the same for every query) on this model."))
+            break
+    fixed = t["fixed"]
+    for end in ("near", "far"):
+        part = fixed[(fixed["end"] == end) & fixed["variant"].isin(["both", "gc", "se"])].set_index("variant")
+        if len(part):
+            out.append(f"Fixing each block's term at its mean over training clips ({end} end, all blocks at once) "
+                       "costs the local head " + ", ".join(
+                           f"{VARIANT_LABELS[v]} {_fmt_drop(part.loc[v])}" for v in part.index) + ".")
+    return " ".join(out)
+
+
+def _fmt_drop(r) -> str:
+    if math.isnan(r["drop_low"]):
+        return f"{r['drop']:+.3f}"
+    return f"{r['drop']:+.3f} [{r['drop_low']:+.3f}, {r['drop_high']:+.3f}]"

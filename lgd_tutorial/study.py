@@ -359,6 +359,7 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
 def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Summarise and write a finished study: the CSVs (each row naming the command and commit that made it),
     ``study.json`` and ``study.png``. ``lgd study --redraw FOLDER`` calls it again on a finished folder."""
+    from .viz.render import save_figure
     from .viz.study import plot_study
 
     stamp = {"command": meta["command"], "commit": meta["commit"]}
@@ -367,5 +368,5 @@ def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dic
     for table, name in ((runs, "runs.csv"), (curves, "curves.csv"), (summary, "summary.csv")):
         table.assign(**stamp).to_csv(out / name, index=False)
     (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
-    plot_study(curves, runs, meta).savefig(out / "study.png", dpi=120)
+    save_figure(plot_study(curves, runs, meta), out / "study.png", dpi=120)
     return summary

@@ -15,7 +15,14 @@ from lgd_tutorial.exercises import grading
 
 pytest.importorskip("nbgrader")
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = "02_building_blocks"
+# (notebook, grade ids, points, the answer cell written wrongly, its wrong source)
+CASES = {
+    "02_building_blocks": (6, 6, "pool_broadcast-answer-1", "def my_pool(x):\n    return x.sum(dim=(2, 3, 4))\n\n"
+                           "def my_broadcast(g):\n    return g[:, :, None, None, None]\n"),
+    "09_other_global_context": (2, 3, "global_context-answer-1",
+                                "def gc_forward(block, x):\n    c = x.flatten(2).mean(-1)\n    return x + block.expand("
+                                "torch.relu(block.norm(block.reduce(c))))[:, :, None, None, None]\n"),
+}
 
 
 def nbgrader(course: Path, *args: str, env: dict):
@@ -26,38 +33,39 @@ def nbgrader(course: Path, *args: str, env: dict):
 
 
 @pytest.mark.slow
-def test_nbgrader_generates_the_release_and_autogrades_two_submissions(tmp_path):
+@pytest.mark.parametrize("notebook", list(CASES))
+def test_nbgrader_generates_the_release_and_autogrades_two_submissions(notebook, tmp_path):
+    n_ids, points, wrong_cell, wrong_source = CASES[notebook]
     course = tmp_path / "course"
     source = course / "source" / "ps1"
     source.mkdir(parents=True)
     sources = tmp_path / "sources"
     sources.mkdir()
-    shutil.copy(ROOT / "notebooks" / f"{NOTEBOOK}.ipynb", sources)
+    shutil.copy(ROOT / "notebooks" / f"{notebook}.ipynb", sources)
     assert lgd(["exercises", "build", "--sources", str(sources), "--out", str(source), "--format", "nbgrader"]) == 0
-    meta = [c.metadata.get("nbgrader") for c in nbformat.read(source / f"{NOTEBOOK}.ipynb", as_version=4).cells]
+    meta = [c.metadata.get("nbgrader") for c in nbformat.read(source / f"{notebook}.ipynb", as_version=4).cells]
     ids = [m["grade_id"] for m in meta if m]
-    assert len(ids) == len(set(ids)) == 6                             # 3 exercises: an answer and a check each
-    assert sum(m["points"] for m in meta if m and m["grade"]) == 6                 # points:N tags: 1 + 3 + 2
+    assert len(ids) == len(set(ids)) == n_ids                         # an answer and a check per exercise
+    assert sum(m["points"] for m in meta if m and m["grade"]) == points            # points:N tags
 
     env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
                LGD_PROFILE="cpu", MPLBACKEND="Agg",
                # nbgrader runs its database migrations with the `alembic` script of this environment
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     nbgrader(course, "generate_assignment", "ps1", "--force", env=env)
-    release = nbformat.read(course / "release" / "ps1" / f"{NOTEBOOK}.ipynb", as_version=4)
+    release = nbformat.read(course / "release" / "ps1" / f"{notebook}.ipynb", as_version=4)
     assert not any(grading.BEGIN in c.source or "BEGIN HIDDEN TESTS" in c.source for c in release.cells)
     assert any("NotImplementedError" in c.source for c in release.cells)
 
-    good = nbformat.read(ROOT / "notebooks" / f"{NOTEBOOK}.ipynb", as_version=4)
+    good = nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4)
     broken = nbformat.from_dict(release)                              # the release as handed out, one answer
     for cell in broken.cells:                                         # written wrongly, the others not at all
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{NOTEBOOK}-pool_broadcast-answer-1":
-            cell.source = ("def my_pool(x):\n    return x.sum(dim=(2, 3, 4))\n\n"
-                           "def my_broadcast(g):\n    return g[:, :, None, None, None]\n")
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{notebook}-{wrong_cell}":
+            cell.source = wrong_source
     for student, nb in (("ada", _with_release_metadata(good, release)), ("bob", broken)):
         folder = course / "submitted" / student / "ps1"
         folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{NOTEBOOK}.ipynb")
+        nbformat.write(nb, folder / f"{notebook}.ipynb")
     nbgrader(course, "autograde", "ps1", "--force", env=env)
 
     from nbgrader.api import Gradebook
@@ -65,8 +73,8 @@ def test_nbgrader_generates_the_release_and_autogrades_two_submissions(tmp_path)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission("ps1", s).score for s in ("ada", "bob")}
         maxima = gradebook.find_assignment("ps1").max_score
-    assert maxima == 6
-    assert scores["ada"] == 6, scores
+    assert maxima == points
+    assert scores["ada"] == points, scores
     assert scores["bob"] == 0, scores
 
 

@@ -24,6 +24,7 @@ FIGURES = {
                                  "07_ablation.png", "07_diffusion_grid.png", "07_cosine_grid.png", "07_evidence.png",
                                  "07_gradcam_variants.png", "07_gradcam_strip.png", "07_diffusion.gif"],
     "08_two_stream": ["08_flow.png", "08_flow_curves.png", "08_two_stream.png"],
+    "09_other_global_context": ["09_competitors.png"],
 }
 
 
@@ -84,7 +85,7 @@ def text_of(notebook) -> str:
 # A few seconds each on an idle 2-core CPU; 01 and 04 train a teaching model briefly.
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(("01", "04")) else n
                                   for n in ("01_tour", "02_building_blocks", "03_networks",
-                                            "04_kernelized_classifier")])
+                                            "04_kernelized_classifier", "09_other_global_context")])
 def test_notebook_runs_top_to_bottom_and_saves_its_figures(name, tmp_path):
     execute(name, tmp_path)
 

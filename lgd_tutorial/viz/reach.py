@@ -10,7 +10,8 @@ from matplotlib.patches import Rectangle
 from ..study import t_interval
 from .study import VARIANT_COLOURS, VARIANT_LABELS
 
-OFFSETS = {"both": -0.045, "none": -0.015, "global_to_local": 0.015, "local_to_global": 0.045}
+OFFSETS = {"both": -0.09, "none": -0.06, "global_to_local": -0.03, "local_to_global": 0.0, "se": 0.03,
+           "nonlocal": 0.06, "gc": 0.09}
 
 
 def _mean_ci(values) -> tuple[float, float, float]:
@@ -246,4 +247,74 @@ def plot_strip_fields(fields: dict, names: list[str], frame: np.ndarray, centre)
                 ax.set_title(model, fontsize=9)
     fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, label="|d feature / d pixel|\n/ its maximum")
     fig.suptitle("Effective receptive field of the local feature at the object (+), per block", fontsize=9)
+    return fig
+
+
+def plot_competitors(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFrame, meta: dict | None = None
+                     ) -> Figure:
+    """LGD, the plain network and the other ways to bring in global context (``models.context``): (a) accuracy
+    at the near and the far end; (b) non-local attention: how far apart two query positions' maps are, against
+    one position's maps in two clips; (c) each block's term fixed at its mean: the drop of the local head;
+    (d) the arrow read at the square's feature, far end."""
+    from ..reach_study import COMPETITORS
+
+    fig = Figure(figsize=(13, 9), layout="constrained")
+    (a, b), (c, d) = fig.subplots(2, 2)
+    near, far = int(levels["distance"].min()), int(levels["distance"].max())
+    variants = [v for v in ("both", "none", *COMPETITORS) if v in set(runs["variant"])]
+    for j, (end, distance) in enumerate((("near", near), ("far", far))):
+        for i, v in enumerate(variants):
+            values = runs[(runs["distance"] == distance) & (runs["variant"] == v)]["acc_local"]
+            if len(values):
+                _dots(a, j * (len(variants) + 1) + i, values, VARIANT_COLOURS[v], VARIANT_LABELS[v] if j == 0 else None,
+                      bounds=(0, 1))
+    ceiling = float(levels.set_index("distance").loc[far, "ceiling_plain"])
+    span = len(variants)
+    a.plot([span + 0.5, 2 * span + 0.5], [ceiling, ceiling], color="black", lw=1.2,
+           label=f"ceiling of the plain network at the far end ({ceiling:.2f})")
+    a.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+    a.set_xticks([(span - 1) / 2, span + 1 + (span - 1) / 2], [f"near end ({near} px)", f"far end ({far} px)"])
+    a.set(ylabel="final accuracy, local head", ylim=(0.3, 1.08),
+          title="(a) Accuracy: a dot per seed; black: mean, 95% t-interval")
+    a.legend(fontsize=7, loc="upper right", ncol=2)
+
+    nl = causal[(causal["distance"] == far) & causal["measure"].isin(["nl_js_query", "nl_js_clip"])]
+    blocks = list(dict.fromkeys(nl["block"]))
+    kinds = {"nl_js_query": ("tab:pink", "two query positions, one clip"),
+             "nl_js_clip": ("grey", "one query position, two clips")}
+    for j, (measure, (colour, label)) in enumerate(kinds.items()):
+        for i, block in enumerate(blocks):
+            values = nl[(nl["measure"] == measure) & (nl["block"] == block)]["value"]
+            _dots(b, i + (j - 0.5) * 0.3, values, colour, label if i == 0 else None, bounds=(0, 1))
+    b.set_xticks(range(len(blocks)), blocks)
+    b.set(ylabel="Jensen-Shannon distance between attention maps\n(0: the same map, 1: disjoint)", ylim=(0, 1.05),
+          title="(b) Non-local blocks, far end: one attention map for every query?")
+    b.legend(fontsize=7, loc="lower right")
+
+    with_terms = [v for v in ("both", "gc", "se", "nonlocal") if v in variants]
+    for j, (end, distance) in enumerate((("near", near), ("far", far))):
+        here = causal[(causal["distance"] == distance) & (causal["block"] == "all")]
+        for i, v in enumerate(with_terms):
+            table = here[here["variant"] == v].pivot_table(index="seed", columns="measure", values="value")
+            if "acc_fixed_mean" in table:
+                _dots(c, j * (len(with_terms) + 1) + i, table["acc_intact"] - table["acc_fixed_mean"],
+                      VARIANT_COLOURS[v], VARIANT_LABELS[v] if j == 0 else None)
+    c.axhline(0, color="grey", lw=0.8)
+    c.set_xticks([(len(with_terms) - 1) / 2, len(with_terms) + 1 + (len(with_terms) - 1) / 2],
+                 [f"near end ({near} px)", f"far end ({far} px)"])
+    c.set(ylabel="accuracy intact - with every term fixed at its mean",
+          title="(c) Does the context say something about this clip? Fix it at its mean")
+    c.legend(fontsize=7, loc="best")
+
+    probe = causal[(causal["distance"] == far) & (causal["measure"] == "probe_arrow")]
+    _plot_per_block(d, probe, "probe_arrow", [v for v in variants if v in set(probe["variant"])],
+                    "held-out accuracy of a linear probe", "(d) Far end: the arrow read at the square's feature")
+    alone = causal.loc[(causal["distance"] == far) & (causal["measure"] == "probe_object_only"), "value"].mean()
+    d.axhline(alone, color="grey", ls=":", lw=1, label=f"the square alone (lookup, {alone:.2f})")
+    d.set_ylim(0.3, 1.03)
+    d.legend(fontsize=7, loc="upper left", ncol=2)
+    if meta:
+        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}",
+                 fontsize=7, color="grey")
     return fig

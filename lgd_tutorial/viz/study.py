@@ -11,9 +11,10 @@ from matplotlib.figure import Figure
 FLOOR = 1e-4          # the smallest change drawn in colour on the counterfactual's log scale
 
 VARIANT_COLOURS = {"both": "tab:red", "local_to_global": "tab:orange", "global_to_local": "tab:purple",
-                   "none": "tab:blue"}
+                   "none": "tab:blue", "se": "tab:olive", "nonlocal": "tab:pink", "gc": "tab:cyan"}
 VARIANT_LABELS = {"both": "LGD (both diffusions)", "local_to_global": "local-to-global only",
-                  "global_to_local": "global-to-local only", "none": "no diffusion (+ pooled global head)"}
+                  "global_to_local": "global-to-local only", "none": "no diffusion (+ pooled global head)",
+                  "se": "squeeze-excitation", "nonlocal": "non-local", "gc": "global context (GCNet)"}
 
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
