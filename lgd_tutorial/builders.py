@@ -24,8 +24,18 @@ log = logging.getLogger("lgd_tutorial.builders")
 
 
 def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
-    """The configured model; with ``load_weights``, ImageNet inflation and the starting checkpoint it names."""
-    model = build_model(m.arch, m.num_classes, diffusion=m.diffusion, kernel=m.kernel, dropout=m.dropout,
+    """The configured model; with ``load_weights``, ImageNet inflation and the starting checkpoint it names.
+
+    A network without diffusion (``p3d_*``, and the SE, GC and non-local ``*_p3d_*``) ignores the default
+    ``model.diffusion`` ("both") and refuses any other value but its own."""
+    diffusion = m.diffusion
+    fixed = model_info(m.arch).fixed_diffusion
+    if fixed is not None and diffusion != fixed:
+        if diffusion != "both":
+            raise ConfigError(f"model.diffusion={diffusion!r}: {m.arch} has no diffusion to set (it is "
+                              f"{fixed!r}); train an lgd* model to vary it")
+        diffusion = fixed
+    model = build_model(m.arch, m.num_classes, diffusion=diffusion, kernel=m.kernel, dropout=m.dropout,
                         **({"modality": m.modality} if m.modality != "rgb" else {}))
     if not load_weights:
         return model

@@ -390,3 +390,26 @@ def test_the_same_seed_trains_the_same_whether_or_not_a_run_came_before_it_in_th
         training.Trainer(cfg).fit()
         losses.append(list(pd.read_csv(tmp_path / run / "metrics.csv").query("split == 'train'")["loss"]))
     assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("arch", ["se_p3d_tiny", "gc_p3d_tiny", "nonlocal_p3d_tiny"])
+def test_context_models_train_evaluate_and_predict_by_name(arch, synth, tmp_path):
+    cfg = from_dict(small(synth, tmp_path / "run", model={"arch": arch}, optim={"epochs": 1}))
+    training.Trainer(cfg).fit()
+    model, loaded = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    assert loaded.model.arch == arch and model.diffusion == "none" and model.context == arch.split("_")[0]
+    assert lgd(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--clips", "1", "--crops", "1",
+                "--out", str(tmp_path / "eval")]) == 0
+    assert len(pd.read_csv(tmp_path / "eval" / "predictions.csv")) == 4
+    video = next(p for p in sorted(synth.rglob("*")) if p.suffix in (".mp4", ".avi", ".webm"))
+    assert lgd(["predict", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--format", "csv", str(video)]) == 0
+
+
+def test_a_network_without_diffusion_refuses_a_diffusion_setting_by_name(synth, tmp_path):
+    from lgd_tutorial.builders import model_from_config
+
+    cfg = from_dict(small(synth, tmp_path, model={"arch": "gc_p3d_tiny", "diffusion": "global_to_local"}))
+    with pytest.raises(ConfigError, match="model.diffusion='global_to_local': gc_p3d_tiny has no diffusion"):
+        model_from_config(cfg.model)
+    cfg = from_dict(small(synth, tmp_path, model={"arch": "p3d_tiny"}))       # the default, "both", is ignored
+    assert model_from_config(cfg.model).diffusion == "none"

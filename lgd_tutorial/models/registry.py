@@ -32,7 +32,9 @@ class ModelInfo:
     ``frames`` x ``size`` x ``size`` is the clip it is built for; ``mean`` /
     ``std`` normalise RGB in [0, 1]; ``plain`` names the same backbone without
     diffusion (None for a network that is already plain); ``classifier`` is the
-    attribute holding the classifier (the head a fine-tune replaces).
+    attribute holding the classifier (the head a fine-tune replaces);
+    ``fixed_diffusion`` is set for a network whose diffusion is not a choice
+    ("none" for the plain P3D and the SE, GC and non-local networks).
     """
 
     name: str
@@ -43,6 +45,7 @@ class ModelInfo:
     std: tuple[float, float, float] = IMAGENET_STD
     plain: str | None = None
     classifier: str = "classifier"
+    fixed_diffusion: str | None = None
 
     @property
     def description(self) -> str:
@@ -98,7 +101,7 @@ def lgd3d_r101(num_classes: int, **kw) -> LGD3D:
     return LGD3D("bottleneck", R101, num_classes, **kw)
 
 
-@register("p3d_r50")
+@register("p3d_r50", fixed_diffusion="none")
 def p3d_r50(num_classes: int, **kw) -> LGD3D:
     """The same P3D ResNet-50 without diffusion (no LGD parameters)."""
     kw.setdefault("diffusion", "none")
@@ -117,7 +120,7 @@ def lgd3d_tiny(num_classes: int, **kw) -> LGD3D:
     return LGD3D(num_classes=num_classes, **{**TINY, **kw})
 
 
-@register("p3d_tiny", frames=8, size=112)
+@register("p3d_tiny", frames=8, size=112, fixed_diffusion="none")
 def p3d_tiny(num_classes: int, **kw) -> LGD3D:
     """The teaching model without diffusion."""
     kw.setdefault("diffusion", "none")
@@ -142,37 +145,37 @@ def _context_model(kind: str, shape: str, num_classes: int, **kw) -> LGD3D:
     return LGD3D("bottleneck", R50, num_classes, **kw)
 
 
-@register("se_p3d_r50")
+@register("se_p3d_r50", fixed_diffusion="none")
 def se_p3d_r50(num_classes: int, **kw) -> LGD3D:
     """P3D ResNet-50 with squeeze-and-excitation in every residual branch (Hu et al., CVPR 2018)."""
     return _context_model("se", "r50", num_classes, **kw)
 
 
-@register("gc_p3d_r50")
+@register("gc_p3d_r50", fixed_diffusion="none")
 def gc_p3d_r50(num_classes: int, **kw) -> LGD3D:
     """P3D ResNet-50 with a global-context block in every residual branch (GCNet, Cao et al., ICCVW 2019)."""
     return _context_model("gc", "r50", num_classes, **kw)
 
 
-@register("nonlocal_p3d_r50")
+@register("nonlocal_p3d_r50", fixed_diffusion="none")
 def nonlocal_p3d_r50(num_classes: int, **kw) -> LGD3D:
     """P3D ResNet-50 with 5 non-local blocks in res3 and res4 (Wang et al., CVPR 2018)."""
     return _context_model("nonlocal", "r50", num_classes, **kw)
 
 
-@register("se_p3d_tiny", frames=8, size=112)
+@register("se_p3d_tiny", frames=8, size=112, fixed_diffusion="none")
 def se_p3d_tiny(num_classes: int, **kw) -> LGD3D:
     """The teaching P3D with squeeze-and-excitation in every residual branch."""
     return _context_model("se", "tiny", num_classes, **kw)
 
 
-@register("gc_p3d_tiny", frames=8, size=112)
+@register("gc_p3d_tiny", frames=8, size=112, fixed_diffusion="none")
 def gc_p3d_tiny(num_classes: int, **kw) -> LGD3D:
     """The teaching P3D with a global-context block in every residual branch."""
     return _context_model("gc", "tiny", num_classes, **kw)
 
 
-@register("nonlocal_p3d_tiny", frames=8, size=112)
+@register("nonlocal_p3d_tiny", frames=8, size=112, fixed_diffusion="none")
 def nonlocal_p3d_tiny(num_classes: int, **kw) -> LGD3D:
     """The teaching P3D with a non-local block after its layer2 and layer3 blocks."""
     return _context_model("nonlocal", "tiny", num_classes, **kw)
