@@ -416,3 +416,57 @@ def test_checks_with_several_parts_give_the_share_that_passed():
     with pytest.raises(ExerciseError, match="= 5, expected 4") as error:     # one too many on an exact multiple
         exercises.check_workers_needed(lambda target, rate: int(target // rate) + 1)
     assert error.value.credit == pytest.approx(1 / 8)                      # the 2nd of 8 cases: 100 clips/s at 25
+
+
+# --- the grader, tried as a new user would ---------------------------------------------------------------
+
+def test_exercises_a_timeout_stops_before_keep_their_points_as_maximum(tmp_path):
+    source = nbformat.read(NOTEBOOKS / "02_building_blocks.ipynb", as_version=4)
+    nb = nbformat.from_dict(source)
+    first = next(i for i, c in enumerate(nb.cells) if "exercise:pool_broadcast" in c.metadata.get("tags", []))
+    nb.cells.insert(first, nbformat.v4.new_code_cell("while True:\n    pass"))
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "subs" / "ada" / "02_building_blocks.ipynb")
+    grades = grading.grade_folder(tmp_path / "subs", timeout=25, out=tmp_path / "g", sources=NOTEBOOKS, echo=False)
+    assert {g.exercise: g.max for g in grades} == {"pool_broadcast": 1, "lgd_block": 3, "p3d_b": 2}
+    assert all(g.score == 0 and "time limit" in g.reason for g in grades), grades
+
+
+def test_grade_takes_one_notebook_and_refuses_an_empty_folder(tmp_path, capsys):
+    from lgd_tutorial.cli import main as lgd
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert lgd(["exercises", "grade", str(empty), "--out", str(tmp_path / "g0")]) == 2
+    assert "no notebooks (*.ipynb) found in" in capsys.readouterr().err
+    assert lgd(["exercises", "grade", str(tmp_path / "missing"), "--out", str(tmp_path / "g0")]) == 2
+    text = tmp_path / "notes.txt"
+    text.write_text("not a notebook")
+    assert lgd(["exercises", "grade", str(text), "--out", str(tmp_path / "g0")]) == 2
+    single = tmp_path / "ada.ipynb"
+    nbformat.write(exercise_notebook("return 2 * x"), single)
+    assert lgd(["exercises", "grade", str(single), "--timeout", "120", "--out", str(tmp_path / "g1"),
+                "--sources", str(tmp_path / "none")]) == 0
+    rows = list(csv.DictReader((tmp_path / "g1" / "grades_long.csv").open()))
+    assert {(r["exercise"], r["score"]) for r in rows} == {("double", "1"), ("pool", "1")}
+
+
+def test_a_block_that_broadcasts_g_instead_of_g_new_gets_half_and_plain_words():
+    def uses_incoming_g(block, x, g):
+        g_new = torch.relu(block.local_to_global(lgd.pool(x)) + block.global_to_global(g))
+        return torch.relu(block.residual(x) + block.shortcut(x) + lgd.broadcast(block.global_to_local(g))), g_new
+
+    with pytest.raises(exercises.ExerciseError, match="global-to-local reads the incoming global vector g") as error:
+        exercises.check_lgd_block(uses_incoming_g)
+    assert error.value.credit == 0.5
+
+
+def test_without_sources_a_timed_out_notebook_still_shows_each_exercise_s_points(tmp_path):
+    nb = grading.build_student_notebook(nbformat.read(NOTEBOOKS / "02_building_blocks.ipynb", as_version=4))
+    first = next(i for i, c in enumerate(nb.cells) if "exercise:pool_broadcast" in c.metadata.get("tags", []))
+    nb.cells.insert(first, nbformat.v4.new_code_cell("while True:\n    pass"))
+    (tmp_path / "subs").mkdir()
+    nbformat.write(nb, tmp_path / "subs" / "02_building_blocks.ipynb")
+    grades = grading.grade_folder(tmp_path / "subs", timeout=20, out=None, sources=None, echo=False)
+    assert {g.exercise: g.max for g in grades} == {"pool_broadcast": 1, "lgd_block": 3, "p3d_b": 2}
+    assert all(g.score == 0 for g in grades)

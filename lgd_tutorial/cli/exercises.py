@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "metadata, for an nbgrader course's source/ASSIGNMENT/ folder")
     b.set_defaults(run=build)
     g = sub.add_parser("grade", help="run every submitted notebook in isolation and write a CSV of scores")
-    g.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
+    g.add_argument("submissions", help="folder of submitted notebooks (searched recursively), or one notebook")
     g.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook (default 300)")
     g.add_argument("--out", default="grades",
                    help="folder for grades.csv (a row per student), grades_long.csv and a feedback file per student in feedback/")
@@ -39,9 +39,14 @@ def grade(args) -> int:
     from ..exercises.grading import grade_folder
     from . import fail
 
-    if not Path(args.submissions).is_dir():
-        return fail("exercises grade", f"no such folder: {args.submissions}")
-    grades = grade_folder(args.submissions, args.timeout, args.out, args.sources)
+    submissions = Path(args.submissions)
+    if not submissions.exists():
+        return fail("exercises grade", f"no such folder or notebook: {submissions}")
+    if submissions.is_file() and submissions.suffix != ".ipynb":
+        return fail("exercises grade", f"{submissions} is not a notebook (.ipynb)")
+    if submissions.is_dir() and not any(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
+        return fail("exercises grade", f"no notebooks (*.ipynb) found in {submissions} or its subfolders")
+    grades = grade_folder(submissions, args.timeout, args.out, args.sources)
     print(f"{sum(g.score or 0 for g in grades)}/{sum(g.max for g in grades if g.score is not None)} points "
           f"graded automatically; wrote {Path(args.out) / 'grades.csv'}",
           file=sys.stderr)

@@ -187,11 +187,14 @@ def check_p3d_unit(kind: str, student_cls) -> bool:
 
 # --- the LGD block --------------------------------------------------------------
 
-def _reference_block(diffusion: str = "both") -> lgd.LGDBlock:
+def _reference_block(diffusion: str = "both", square: bool = False) -> lgd.LGDBlock:
+    """A block from 16 to 32 channels with stride 2 (``square``: 32 to 32, stride 1, so g and g_new have one
+    shape), every projection weight drawn."""
     torch.manual_seed(CASE_SEED)
-    c_in, c_out = 16, 32
-    residual = p3d.Bottleneck(c_in, c_out // 4, 2, p3d.P3DA)
-    shortcut = p3d.Shortcut(c_in, c_out, 2)
+    c_in, c_out = (32, 32) if square else (16, 32)
+    stride = 1 if square else 2
+    residual = p3d.Bottleneck(c_in, c_out // 4, stride, p3d.P3DA)
+    shortcut = p3d.Shortcut(c_in, c_out, stride) if not square else nn.Identity()
     block = lgd.LGDBlock(residual, shortcut, c_in, c_out, diffusion).eval()
     with torch.no_grad():
         for module in block.modules():            # the zero-initialised W_xg would hide global-to-local
@@ -234,6 +237,31 @@ def _diagnose_local(block: lgd.LGDBlock, x: Tensor, g_new: Tensor, got: Tensor) 
     return "the local output differs from ReLU(F(x) + S(x) + U(W_xg g_new)) (global-to-local)"
 
 
+def _diagnose_crash(student, error: RuntimeError) -> None:
+    """The student's block raised on a block that changes the width (16 -> 32 channels). Run it on a block that
+    keeps the width, where g and g_new have one shape, and say in plain words what the crash meant."""
+    block = _reference_block(square=True)
+    x = torch.randn(2, 32, 4, 8, 8, generator=_seeded(2))
+    g = torch.randn(2, 32, generator=_seeded(3))
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    try:
+        got_x, got_g = student(block, x.clone(), g.clone())
+    except Exception:
+        raise ExerciseError(f"your block raised {type(error).__name__} ({first}) on a block from 16 to 32 channels: "
+                            "check which vector each projection reads (W_gg and W_gx read the block's inputs g and "
+                            "P(x), with C_in channels; W_xg reads g_new, with C_out)") from None
+    expected_x, expected_g = block(x.clone(), g.clone())
+    uses_old_g = torch.relu(block.residual(x) + block.shortcut(x) + lgd.broadcast(block.global_to_local(g)))
+    if _close(got_g, expected_g) and _close(got_x, uses_old_g):
+        raise ExerciseError("global-to-local reads the incoming global vector g; it should read the block's new "
+                            "one, g_new = ReLU(W_gx P(x) + W_gg g), which has the block's output width (that is "
+                            f"why a block that changes the width raised: {first})", credit=0.5) from None
+    raise ExerciseError(f"your block raised {type(error).__name__} ({first}) on a block from 16 to 32 channels, but "
+                        "runs when the width does not change: some projection reads a vector of the wrong width "
+                        "(W_gg and W_gx read C_in channels, W_xg reads g_new with C_out)",
+                        credit=0.5 if _close(got_g, expected_g) else 0.0) from None
+
+
 def check_lgd_block(student) -> bool:
     """Compare a student's LGD block with ``LGDBlock`` (diffusion="both"), with shared weights.
 
@@ -248,6 +276,11 @@ def check_lgd_block(student) -> bool:
     g = torch.randn(2, 16, generator=_seeded(1))
     with torch.no_grad():
         expected_x, expected_g = block(x.clone(), g.clone())
+        if not inspect.isclass(student):
+            try:
+                student(block, x.clone(), g.clone())
+            except RuntimeError as error:
+                _diagnose_crash(student, error)
         if inspect.isclass(student):
             mine = student(copy.deepcopy(block.residual), copy.deepcopy(block.shortcut), 16, 32).eval()
             try:

@@ -306,14 +306,17 @@ def grade_notebook(path: str | Path, timeout: float = 300, expected: list[str] |
         ok, stopped = execute_notebook(nb, workdir, timeout, env=env, allow_errors=True)
     reference = source if source is not None else nb
     cells_of = {name: [c for c in reference.cells if name in exercise_names(c)] for name in names}
-    points = {name: points_of(cells) if source is not None else 1 for name, cells in cells_of.items()}
+    # points from the source's points:N tags; without a source, from the submission's own (the student versions
+    # keep them), so an exercise a time-out never reached still shows what it was worth
+    points = {name: points_of(cells) for name, cells in cells_of.items()}
     manual = {name for name, cells in cells_of.items() if any(is_manual(c) for c in cells)}
     return [_score(nb, name, label, points[name], stopped, nonce, name in manual) for name in names]
 
 
 def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path | None = "grades",
                  sources: str | Path | None = "notebooks", echo: bool = True) -> list[Grade]:
-    """Grade every ``*.ipynb`` under ``submissions`` (subfolders too); write ``grades.csv`` into the folder ``out``.
+    """Grade every ``*.ipynb`` under ``submissions`` (subfolders too), or the one notebook ``submissions``
+    names; write ``grades.csv`` into the folder ``out``.
 
     A submission named like a source notebook is graded on the source's
     exercises, so deleted exercise cells still count as 0.
@@ -323,7 +326,10 @@ def grade_folder(submissions: str | Path, timeout: float = 300, out: str | Path 
     if sources and Path(sources).is_dir():
         source_notebooks = {p.name: nbformat.read(p, as_version=4) for p in list_notebooks(sources)}
     grades = []
-    paths = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    if submissions.is_file():
+        paths, submissions = [submissions], submissions.parent
+    else:
+        paths = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     for path in paths:
         label = str(path.relative_to(submissions))
         result = grade_notebook(path, timeout, label=label, source=source_notebooks.get(path.name))
