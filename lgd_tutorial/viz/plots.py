@@ -178,14 +178,21 @@ def plot_ablation(results, metric: str = "acc1", variant: str = "variant", seed:
     for column in (variant, metric):
         if column not in frame:
             raise ValueError(f"no {column!r} column in the ablation table (columns: {', '.join(frame.columns)})")
+    import textwrap
+
     frame = frame.dropna(subset=[metric])
     order = list(order) if order is not None else list(dict.fromkeys(frame[variant]))
-    fig = _figure(1.5 + 1.1 * len(order), 3.5)
+    counts = frame[variant].value_counts()
+    fig = _figure(2.0 + 1.6 * len(order), 3.9)
     ax = fig.add_subplot()
     sns.barplot(data=frame, x=variant, y=metric, order=order, errorbar="sd", capsize=0.2,
                 color="tab:blue", alpha=0.7, ax=ax)
     sns.stripplot(data=frame, x=variant, y=metric, order=order, color="k", size=4, jitter=0.1, ax=ax)
-    seeds = frame[seed].nunique() if seed in frame else 1
-    ax.set_title(f"{metric}\nmean and s.d. over {seeds} seed{'s' if seeds != 1 else ''}", fontsize=10)
+    labels = ["\n".join(textwrap.wrap(str(name), 16)) + f"\n(n={counts.get(name, 0)})" for name in order]
+    ax.set_xticks(range(len(order)), labels, fontsize=8)
+    ax.set_title(f"{metric}: mean over runs (bars), each run (dots);\nerror bars: s.d. over the runs of a bar "
+                 "(none for one run)", fontsize=9)
     ax.set_xlabel("")
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
     return _finish(fig, path)

@@ -31,19 +31,23 @@ def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = None, head: str = "local") -> Figure:
     """Left: validation accuracy of ``head`` during training, mean and 95% interval over seeds per variant.
     Right: final accuracy of every seed, per variant and head, with the mean and its 95% interval."""
-    fig = Figure(figsize=(12, 4.6))
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
-    for variant, group in curves.groupby("variant", sort=False):
+    groups = list(curves.groupby("variant", sort=False))
+    for k, (variant, group) in enumerate(groups):
         table = group.pivot(index="seed", columns="epoch", values=f"acc_{head}")
         mean, half = _interval(table.to_numpy())
         epochs = table.columns.to_numpy(dtype=float)
         colour = VARIANT_COLOURS.get(variant)
-        left.plot(epochs, mean, color=colour, label=f"{VARIANT_LABELS.get(variant, variant)} (n={len(table)})")
-        left.fill_between(epochs, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color=colour, alpha=0.2)
+        step = np.diff(epochs).min() if len(epochs) > 1 else 1.0
+        shift = (k - (len(groups) - 1) / 2) * step * 0.12              # side by side, so the intervals stay apart
+        low, high = np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
+        left.errorbar(epochs + shift, mean, yerr=[mean - low, high - mean], color=colour, marker=".", ms=4, lw=1.2,
+                      capsize=2, elinewidth=0.8, label=f"{VARIANT_LABELS.get(variant, variant)} (n={len(table)})")
     left.axhline(0.25, color="grey", ls=":", lw=1, label="chance (4 classes)")
     left.axhline(0.5, color="grey", ls="--", lw=1, label="best without the beacon (50%)")
     left.set(xlabel="epoch", ylabel=f"validation accuracy ({head} head)", ylim=(0, 1.02),
-             title=f"Validation accuracy, {head} head: mean and 95% t-interval over seeds (clipped to [0, 1])")
+             title=f"Validation accuracy, {head} head:\nmean and 95% t-interval over seeds (clipped to [0, 1])")
     left.legend(fontsize=7, loc="upper left")
 
     variants = list(dict.fromkeys(runs["variant"]))
@@ -59,15 +63,20 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
             low, high = np.clip([mean[0] - half[0], mean[0] + half[0]], 0, 1)
             right.errorbar(x, mean[0], yerr=[[mean[0] - low], [high - mean[0]]], fmt="_", color="black", capsize=3,
                            zorder=4)
-    right.set_xticks(range(len(variants)), [v.replace("_", " ") for v in variants], fontsize=8)
+    names = {"local": "loc.", "global": "glob.", "combined": "comb."}
+    right.set_xticks([i + (j - 1) * width for i in range(len(variants)) for j in range(len(heads))],
+                     [names[h] for _ in variants for h in heads], fontsize=7)
+    below = right.secondary_xaxis(-0.09)
+    below.set_xticks(range(len(variants)), [v.replace("_", " ") for v in variants], fontsize=8)
+    below.tick_params(length=0)
     right.axhline(0.25, color="grey", ls=":", lw=1)
     right.axhline(0.5, color="grey", ls="--", lw=1)
     right.set(ylabel="final validation accuracy", ylim=(0, 1.02),
-              title="Final accuracy per seed: local | global | combined head")
+              title="Final accuracy per seed and head\n(loc. = local, glob. = global, comb. = their sum)")
     if meta:
+        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
         fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
                               f"{meta.get('seconds', 0):.0f} s", fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 

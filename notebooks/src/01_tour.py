@@ -78,30 +78,39 @@ def input_saliency(value):
 local_only = build_model("p3d_tiny", num_classes=4).eval()
 _, _, taps = local_only.forward_features(clip, return_taps=True)
 object_y, object_x = info["track"][8]
-maps = {}
+maps, probed = {}, {}
 for tap in taps[:2]:
     x = tap.local                                                              # (1, C, T', H', W')
     scale = clip.shape[-1] / x.shape[-1]
     h, w = int(object_y / scale), int(object_x / scale)
-    maps[f"one position of {tap.name}\n(local map {tuple(x.shape[2:])})"] = input_saliency(x[0, :, 1, h, w].sum())
+    title = f"one position of {tap.name}\n(local map {tuple(x.shape[2:])})"
+    maps[title] = input_saliency(x[0, :, 1, h, w].sum())
+    probed[title] = ((w + 0.5) * scale - 0.5, (h + 0.5) * scale - 0.5)      # the position's centre, in pixels
 with_global = build_model("lgd3d_tiny", num_classes=4).eval()
 _, global_, _ = with_global.forward_features(clip, return_taps=True)
 maps[f"the global vector g\n(lgd3d_tiny, {global_.shape[1]} numbers)"] = input_saliency(global_.sum())
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
+fig, axes = plt.subplots(1, 4, figsize=(14, 4.2), layout="constrained")
+size = info["object_size"]
+for ax in axes:                                                 # the object, boxed in every panel
+    ax.add_patch(plt.Rectangle((object_x - 0.5, object_y - 0.5), size, size, fill=False, edgecolor="cyan", lw=1.5))
 axes[0].imshow(frames[8])
-axes[0].set_title(f"frame 8: beacon at the {info['side']}")
+axes[0].set_title(f"frame 8: beacon at the {info['side']}
+(cyan box: the object)")
 for ax, (title, saliency) in zip(axes[1:], maps.items()):
     ax.imshow(frames[8], alpha=0.5)
-    ax.imshow(saliency, cmap="magma", alpha=0.7, vmin=0, vmax=1)
+    image = ax.imshow(saliency, cmap="magma", alpha=0.7, vmin=0, vmax=1)
+    if title in probed:                                         # the probed position: the object's, in that map
+        ax.plot(*probed[title], marker="+", color="cyan", ms=12, mew=2)
     ax.set_title(title)
     covered = (saliency > 0.01).float().mean().item()
-    ax.set_xlabel(f"{covered:.0%} of pixels above 1% of the peak")
+    ax.set_xlabel(f"{covered:.0%} of pixels\nabove 1% of the peak")
 for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
-fig.suptitle("What one output depends on: local positions see a neighbourhood, the global vector sees all")
-fig.tight_layout(rect=(0, 0, 1, 0.95))
+fig.colorbar(image, ax=axes[1:].tolist(), fraction=0.03, label="|d output / d pixel|\n/ its maximum")
+fig.suptitle("What one output depends on: local positions see a neighbourhood (+: the position probed), "
+             "the global vector sees all")
 show_figure(fig, figure_path("01_receptive_fields.png"))
 
 # %% [markdown]
@@ -156,12 +165,15 @@ check_receptive_field(receptive_field)
 
 # %%
 shown = [0, 5, 10, 15]
-fig, axes = plt.subplots(len(synthetic.CLASSES), len(shown) + 1, figsize=(12, 10),
+fig, axes = plt.subplots(len(synthetic.CLASSES), len(shown) + 1, figsize=(12, 10), layout="constrained",
                          gridspec_kw={"width_ratios": [1] * len(shown) + [1.2]})
 for row, name in enumerate(synthetic.CLASSES):
     video, drawn = synthetic.render(row, np.random.default_rng(10 + row), size=80, frames=16, with_info=True)
     for column, t in enumerate(shown):
         axes[row, column].imshow(video[t])
+        y, x = drawn["track"][t]                           # the object, boxed: its colour may be the beacon's
+        axes[row, column].add_patch(plt.Rectangle((x - 1.5, y - 1.5), drawn["object_size"] + 2,
+                                                  drawn["object_size"] + 2, fill=False, edgecolor="white", lw=1.2))
         axes[row, column].set_xticks([])
         axes[row, column].set_yticks([])
         axes[row, column].set_title(f"frame {t}", fontsize=9)
@@ -175,8 +187,8 @@ for row, name in enumerate(synthetic.CLASSES):
     axes[row, -1].set_ylabel("distance to beacon (px)")
     axes[row, -1].set_title(f"beacon: {drawn['side']}", fontsize=9)
 axes[-1, -1].set_xlabel("frame")
-fig.suptitle("The four synthetic classes (one video each) and the object's distance to the beacon")
-fig.tight_layout()
+fig.suptitle("The four synthetic classes (one video each; white box: the object) and the object's distance to "
+             "the beacon")
 show_figure(fig, figure_path("01_synthetic_classes.png"), dpi=80)
 
 # %% [markdown]

@@ -120,22 +120,22 @@ for t in range(T):
     moving[0, 0, t, 4:9, 1 + 3 * t:6 + 3 * t] = 1.0
 pooled = lgd.pool(moving)                                   # (1, 1)
 spread = (torch.zeros_like(moving) + lgd.broadcast(pooled))[0, 0]
-fig, axes = plt.subplots(2, T + 1, figsize=(2.1 * (T + 1), 4.4))
+fig, axes = plt.subplots(2, T + 1, figsize=(2.3 * (T + 1), 4.6), layout="constrained")
 style = dict(vmin=0, vmax=1, cmap="magma")
 for t in range(T):
     axes[0, t].imshow(moving[0, 0, t], **style)
     axes[0, t].set_title(f"x, frame {t}")
     axes[1, t].imshow(spread[t], **style)
     axes[1, t].set_title(f"U(P(x)), frame {t}")
-axes[0, T].imshow(pooled.reshape(1, 1), **style)
+shown = axes[0, T].imshow(pooled.reshape(1, 1), **style)
 axes[0, T].set_title(f"P(x) = {pooled.item():.3f}")
 axes[1, T].axis("off")
 axes[1, T].text(0, 0.5, "the same value\nat every (t, h, w)", fontsize=11)
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
+fig.colorbar(shown, ax=axes[:, :T].ravel().tolist(), fraction=0.02, label="value of the channel")
 fig.suptitle("Pooling P (local -> global) and broadcasting U (global -> local), one channel")
-fig.tight_layout()
 show_figure(fig, figure_path("02_pool_broadcast.png"))
 
 # %% [markdown]

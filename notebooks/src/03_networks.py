@@ -125,17 +125,17 @@ assert max(static_error) < 1e-4
 # teaches them motion. A picture of the same check:
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
 ref_map = reference[0].mean(0)
 for ax, (title, data) in zip(axes, [("ResNet-50 on the image", ref_map),
                                     ("inflated P3D, static clip, t=0", ours_static[0, :, 0].mean(0)),
                                     ("inflated P3D, moving clip, t=1", ours_moving[0, :, 1].mean(0))]):
-    ax.imshow(data, cmap="viridis", vmin=ref_map.min().item(), vmax=ref_map.max().item())
+    shown = ax.imshow(data, cmap="viridis", vmin=ref_map.min().item(), vmax=ref_map.max().item())
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
+fig.colorbar(shown, ax=axes.tolist(), fraction=0.03, label="feature, mean over channels\n(ResNet-50's range)")
 fig.suptitle("Last-stage features averaged over channels: a static video gives the 2D network's features")
-fig.tight_layout()
 show_figure(fig, figure_path("03_static_video_check.png"))
 
 # %% [markdown]

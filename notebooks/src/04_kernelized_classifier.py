@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from lgd_tutorial.models import KernelizedClassifier, build_model
 from lgd_tutorial.notebooks import figure_path, profile, show_figure
+from lgd_tutorial.viz.figcheck import NO_COLORBAR
 
 torch.manual_seed(0)
 GPU = profile() == "gpu"
@@ -161,19 +162,19 @@ upsampled = F.interpolate(evidence[None, None], size=(FRAMES, SIZE, SIZE), mode=
 print("evidence map for the true class:", tuple(evidence.shape), "-> upsampled", tuple(upsampled.shape))
 
 shown = range(0, FRAMES, 2)
-fig, axes = plt.subplots(2, len(shown), figsize=(2.4 * len(shown), 5))
+fig, axes = plt.subplots(2, len(shown), figsize=(2.4 * len(shown) + 1, 5), layout="constrained")
 for column, t in enumerate(shown):
-    axes[0, column].imshow(clip[0, 0, t], cmap="gray")
+    axes[0, column].imshow(clip[0, 0, t], cmap="gray").set_gid(NO_COLORBAR)     # the frame itself (one channel)
     axes[0, column].set_title(f"frame {t}")
-    axes[1, column].imshow(clip[0, 0, t], cmap="gray")
-    axes[1, column].imshow(upsampled[t], cmap="inferno", alpha=0.6,
-                           vmin=upsampled.min().item(), vmax=upsampled.max().item())
+    axes[1, column].imshow(clip[0, 0, t], cmap="gray").set_gid(NO_COLORBAR)
+    heat = axes[1, column].imshow(upsampled[t], cmap="inferno", alpha=0.6,
+                                  vmin=upsampled.min().item(), vmax=upsampled.max().item())
     axes[1, column].set_title("evidence, " + ("right" if label == 0 else "left"))
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
+fig.colorbar(heat, ax=axes[1].tolist(), fraction=0.03, label="evidence of the true class\n(one scale for all frames)")
 fig.suptitle("Class evidence k_l(x_i, u_c) of the true class over space-time (linear kernel)")
-fig.tight_layout()
 show_figure(fig, figure_path("04_class_evidence.png"))
 
 # %% [markdown]
