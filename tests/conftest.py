@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# every figure a test saves (the notebooks, lgd viz, study, bench) is checked; a problem fails the test
+os.environ.setdefault("LGD_FIGURE_CHECK", "error")
 
 import torch  # noqa: E402
 

@@ -95,6 +95,7 @@ def render_video(out, predictor, path, class_name: str | None = None) -> list[Pa
     """
     from ..data.clips import load_views
     from ..data.transforms import test_transform
+    from ..data.video import open_video
     from ..utils import evaluating
     from .evidence import evidence_overlay
     from .gradcam import video_gradcam
@@ -115,16 +116,28 @@ def render_video(out, predictor, path, class_name: str | None = None) -> list[Pa
                          + (" ..." if len(names) > 20 else ""))
     label = f"{names[index] if index < len(names) else index} (p={float(probs[index]):.2f})"
     out, name = Path(out), Path(path).name
+    notes = []
+    with open_video(path, backend=v.backend) as video:
+        available = len(video)
+    if available < v.num_frames * v.stride:
+        notes.append(f"the video has {available} frames: the clip's {v.num_frames} repeat them")
+    if float(probs[index]) < 0.01:
+        notes.append(f"p={float(probs[index]):.2f}: the model gives this class almost nothing, so its maps say little")
+    note = ("\n(" + "; ".join(notes) + ")") if notes else ""
     paths = []
     if model.diffusion != "none":
+        what = {"ratio": "size of U(W_xg g) beside the local activation (not evidence of use: notebook 7)",
+                "cosine": "cosine(local position, global vector)"}
         for kind, file in (("ratio", VIDEO_FILES[0]), ("cosine", VIDEO_FILES[1])):
-            grid = diffusion_grid(model, clip, kind=kind, title=f"{name}: {kind} per block")
+            grid = diffusion_grid(model, clip, kind=kind, title=f"{name}: {what[kind]}{note}")
             paths.append(save_figure(grid, out / file))
     frames, heat, _ = evidence_overlay(model, clip, index)
-    fig = gradcam_strip(clip_to_frames(clip), heat, label=f"evidence: {label}", title=f"{name}: class evidence")
+    fig = gradcam_strip(clip_to_frames(clip), heat, label=f"evidence: {label}", title=f"{name}: class evidence{note}",
+                        colorbar="class evidence\n(scaled to [0, 1])")
     paths.append(save_figure(fig, out / VIDEO_FILES[2]))
     cam = video_gradcam(model, clip, index, normalize="clip")[0]
-    fig = gradcam_strip(clip_to_frames(clip), cam, label=f"Grad-CAM: {label}", title=f"{name}: Grad-CAM, last block")
+    fig = gradcam_strip(clip_to_frames(clip), cam, label=f"Grad-CAM: {label}",
+                        title=f"{name}: Grad-CAM, last block{note}")
     paths.append(save_figure(fig, out / VIDEO_FILES[3]))
     paths.append(export_animation(clip_to_frames(clip), out / VIDEO_FILES[4], heat=cam, title=label))
     return paths

@@ -106,7 +106,7 @@ def diffusion_rows(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
         if m is None:
             continue
         values[name] = upsample(m[:1].cpu(), size).numpy()[0]
-        rows[f"{name}\n{kind} {float(m[:1].mean()):.3f}"] = name
+        rows[f"{name}\n(raw mean {float(m[:1].mean()):.3g})"] = name
     if normalize == "shared":
         if kind == "ratio":
             top = max((float(v.max()) for v in values.values()), default=0.0)
@@ -145,10 +145,10 @@ def diffusion_grid(model: nn.Module, clip: Tensor, kind: str = "ratio", normaliz
 
 def gradcam_strip(frames: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet",
                   frame_indices=None, max_frames: int | None = 8, label: str = "Grad-CAM",
-                  title: str | None = None):
-    """Two rows: the frames and the CAM (T, H, W) in [0, 1] overlaid on them."""
+                  title: str | None = None, colorbar: str = "Grad-CAM\n(scaled to [0, 1])"):
+    """Two rows: the frames and the CAM (T, H, W) in [0, 1] overlaid on them (``colorbar`` names the map)."""
     return figure_grid(frames, {label: np.asarray(cam)}, alpha=alpha, cmap=cmap, frame_indices=frame_indices,
-                       max_frames=max_frames, title=title, colorbar="Grad-CAM\n(scaled to [0, 1])")
+                       max_frames=max_frames, title=title, colorbar=colorbar)
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:

@@ -98,7 +98,8 @@ def flow_colour(field, scale=None):
     return hsv_to_rgb(np.stack([angle, np.ones_like(angle), value], axis=-1))
 
 
-fig, axes = plt.subplots(4, 4, figsize=(10, 10))
+fig, axes = plt.subplots(4, 5, figsize=(12.5, 10), layout="constrained",
+                         gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
 examples = {}
 for row, label in enumerate(synthetic.CLASSES):
     frames, info = synthetic.render(row, np.random.default_rng([8, row]), size=80, frames=16, with_info=True)
@@ -108,11 +109,25 @@ for row, label in enumerate(synthetic.CLASSES):
     panels = [(frames[t], f"{label}: frame {t}"), (flow_colour(field[t], scale=3.0), "flow (colour: direction)"),
               (field[t, ..., 0], "x component"), (field[t, ..., 1], "y component")]
     for ax, (image, title) in zip(axes[row], panels):
-        ax.imshow(image, cmap="coolwarm", vmin=-3, vmax=3) if image.ndim == 2 else ax.imshow(image)
+        shown = ax.imshow(image, cmap="coolwarm", vmin=-3, vmax=3) if image.ndim == 2 else ax.imshow(image)
+        y, x = info["track"][t]                            # the object, boxed
+        ax.add_patch(plt.Rectangle((x - 1.5, y - 1.5), info["object_size"] + 2, info["object_size"] + 2, fill=False,
+                                   edgecolor="black" if image.ndim == 2 else "white", lw=1))
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-fig.suptitle("One clip per class: a frame and the flow to the next one")
-fig.tight_layout()
+    axes[row, 4].set_axis_off()
+fig.colorbar(shown, ax=axes[:, 2:4].ravel().tolist(), fraction=0.04, location="bottom",
+             label="flow component (pixels per frame; + is right / down)")
+# the key for the direction colours: a flow field that points away from the centre, at every speed up to 3 px
+grid = np.stack(np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-3, 3, 61)), axis=-1)
+key = axes[0, 4]
+key.imshow(flow_colour(grid, scale=3.0), extent=(-3, 3, 3, -3))
+key.set_axis_on()
+key.set_title("key: colour = direction,\nbrightness = speed", fontsize=9)
+key.set_xlabel("x (px / frame)", fontsize=8)
+key.set_ylabel("y (px / frame, down)", fontsize=8)
+key.tick_params(labelsize=7)
+fig.suptitle("One clip per class: a frame and the flow to the next one (boxed: the object)")
 show_figure(fig, figure_path("08_flow.png"))
 
 # %% [markdown]
@@ -243,7 +258,7 @@ print(f"made by: {meta['command']} @ {meta['commit']} ({meta['seconds'] / 60:.0f
 summary.round(3)
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.4))
+fig, ax = plt.subplots(figsize=(7.5, 3.6), layout="constrained")
 positions = np.arange(len(summary))
 ax.bar(positions, summary["acc1"], color=["tab:blue", "tab:cyan", "tab:orange", "tab:green"][: len(summary)],
        alpha=0.7)
@@ -256,8 +271,7 @@ ax.axhline(0.25, color="grey", ls=":", label="chance")
 ax.axhline(0.5, color="grey", ls="--", label="the best without the beacon")
 ax.set_xticks(positions, summary["stream"], fontsize=8)
 ax.set(ylabel="video top-1 (validation)", ylim=(0, 1.02), title="Mean and 95% interval over seeds; dots: seeds")
-ax.legend(fontsize=8)
-fig.tight_layout()
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))          # beside the bars, never over one
 show_figure(fig, figure_path("08_two_stream.png"))
 
 # %% [markdown]
