@@ -171,8 +171,13 @@ for name in ("lgd3d_r50", "p3d_r50"):
 print(f"{'part':<18}" + "".join(f"{name:>14}" for name in rows))
 for part in (*PARTS, "total"):
     print(f"{part:<18}" + "".join(f"{counts[part] / 1e6:12.2f} M" for counts in rows.values()))
-added = rows["lgd3d_r50"]["total"] / rows["p3d_r50"]["total"] - 1
-print(f"the LGD projections add {added:.1%} to P3D ResNet-50's parameters")
+base = rows["p3d_r50"]["total"]
+added = rows["lgd3d_r50"]["total"] / base - 1
+projections = rows["lgd3d_r50"]["LGD projections"] / base
+head = (rows["lgd3d_r50"]["classifier"] - rows["p3d_r50"]["classifier"]) / base
+print(f"LGD-3D has {added:.1%} more parameters than P3D ResNet-50: the LGD projections {projections:.1%}, the "
+      f"classifier's second (global) head {head:.1%}")
+assert abs(added - projections - head) < 1e-9          # nothing else differs
 
 # %%
 frames, size = (16, 224) if GPU else (8, 112)

@@ -178,9 +178,10 @@ fig.suptitle("Class evidence k_l(x_i, u_c) of the true class over space-time (li
 show_figure(fig, figure_path("04_class_evidence.png"))
 
 # %% [markdown]
-# The final map is coarse (the network divides H and W by 32), so the evidence is blocky; a model trained for
-# longer, at a larger resolution, concentrates it on the moving square. `lgd_tutorial.viz` (notebook 7) draws
-# the same map with proper overlays for trained models.
+# The final map is coarse (the network divides H and W by 32), so the evidence is blocky. Whether training
+# puts the evidence on the moving square is a question to measure on a trained model, not to read off a
+# picture: notebook 7 does that on the study's models (evidence spreading and section 7.8), and finds that
+# LGD's evidence does not stay on the square.
 #
 # ## Summary
 #

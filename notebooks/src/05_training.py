@@ -288,9 +288,10 @@ check_video_accuracy(video_accuracy)
 # ## 5.6 Confusion matrix and per-class accuracy
 #
 # The confusion matrix shows *which* classes are taken for which (rows: the true class, columns: the
-# prediction, each row sums to 1); per-class accuracy shows which classes are hard. On the synthetic data a
-# model that sees only motion confuses approach, leave and pass (which differ by where the beacon is) but
-# not wait; on Kinetics the confusions are between classes that share a scene or an object.
+# prediction, each row sums to 1); per-class accuracy shows which classes are hard. On the synthetic data, a
+# model that reads the motion but not where the beacon is would confuse approach, leave and pass (they differ
+# only by the beacon's side) but not wait; on Kinetics the confusions are between classes that share a scene or
+# an object. The cell after the figures prints what this run's matrix holds.
 
 # %%
 predictions = result.predictions
@@ -300,6 +301,21 @@ show_figure(fig, figure_path("05_confusion.png"), dpi=120)
 # %%
 fig = plot_per_class_accuracy(predictions["label"], predictions["pred"], class_names)
 show_figure(fig, figure_path("05_per_class.png"), dpi=120)
+
+# %%
+confusion = pd.crosstab(predictions["label"], predictions["pred"])
+wrong = predictions[predictions["label"] != predictions["pred"]]
+if wrong.empty:
+    print(f"every one of the {len(predictions)} validation videos is classified correctly: the matrix is diagonal, "
+          "and there are no confusions to read on this run")
+else:
+    pairs = wrong.groupby(["label", "pred"]).size().sort_values(ascending=False)
+    print(f"{len(wrong)} of {len(predictions)} videos are misclassified; the most frequent confusions (true -> "
+          "predicted): " + ", ".join(f"{class_names[t]} -> {class_names[p]} ({n})" for (t, p), n in pairs.head(3).items()))
+    motion_only = {"approach", "leave", "pass"}
+    among = sum(n for (t, p), n in pairs.items() if {class_names[t].split()[0], class_names[p].split()[0]}
+                <= motion_only)
+    print(f"{among} of them are between approach, leave and pass (the classes that differ only by the beacon's side)")
 
 # %% [markdown]
 # ## 5.7 LGD against the same network without diffusion
@@ -422,7 +438,9 @@ for head in study.HEADS:
     table[f"{head} head"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
                              summary[[f"acc_{head}", f"acc_{head}_low", f"acc_{head}_high"]].to_numpy()]
 table[f"steps to {meta['settings']['target']:.0%}"] = [
-    f"{m:.0f} [{lo:.0f}, {hi:.0f}] ({n}/{k} reached)" if n else f"never (0/{k})"
+    (f"{m:.0f} [{lo:.0f}, {hi:.0f}] ({n:.0f} of {k:.0f} seeds reached it"
+     + ("; an interval from two seeds is very wide)" if n == 2 else ")") if n > 1 else
+     f"{m:.0f} (1 of {k:.0f} seeds reached it; no interval)" if n == 1 else f"never (0 of {k:.0f} seeds)")
     for m, lo, hi, n, k in summary[["steps_to_target", "steps_to_target_low", "steps_to_target_high",
                                     "reached_target", "seeds"]].to_numpy()]
 table
@@ -446,6 +464,12 @@ lgd_low, none_high = by_variant.loc["both", "acc_local_low"], by_variant.loc["no
 print("the intervals of LGD and of no diffusion",
       "do not overlap" if lgd_low > none_high or by_variant.loc["both", "acc_local_high"] <
       by_variant.loc["none", "acc_local_low"] else "overlap: the study does not separate them")
+top = by_variant["acc_local"].idxmax()
+beaten = [v for v in by_variant.index if v != top and by_variant.loc[v, "acc_local_high"] < by_variant.loc[top,
+                                                                                                        "acc_local_low"]]
+print(f"the highest mean is {top}'s; its interval lies above "
+      + (", ".join(beaten) + "'s" if beaten else "no other variant's: the study does not rank it first, and there is "
+         "no difference here to explain"))
 
 # %% [markdown]
 # Why might they tie? In this layout the plain network's last two blocks already see the object and the beacon

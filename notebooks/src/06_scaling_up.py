@@ -403,9 +403,20 @@ if GPU:
     speed = model_bench.run(models=("lgd3d_r50", "p3d_r50"), sizes=("16x224",), repeats=5, batch=16,
                             device="cuda", data=False, out=WORK / "bench_models", figure=None, log=None)
 else:
-    speed = model_bench.run(models=("lgd3d_tiny", "p3d_tiny"), sizes=("8x112",), repeats=5, batch=4,
+    speed = model_bench.run(models=("lgd3d_tiny", "p3d_tiny"), sizes=("8x112",), repeats=7, batch=4,
                             dtypes=("fp32",), data=False, out=WORK / "bench_models", figure=None, log=None)
 print(model_bench.report(speed))
+
+# %%
+for row in speed["overhead"].itertuples():
+    print(f"live, {row.mode}: LGD's step takes {row.time_ratio:.2f} x the plain one's, 95% interval "
+          f"[{row.ratio_low:.2f}, {row.ratio_high:.2f}] over {row.repeats} interleaved repeats")
+    if row.ratio_low <= 1 <= row.ratio_high:
+        print("   the interval holds 1: this short live run cannot tell the two apart on this machine (a busy or "
+              "small machine spreads the repeats); read the shipped full run above for the overhead")
+    else:
+        print(f"   the interval excludes 1: LGD's {row.mode} step is measurably "
+              + ("slower" if row.ratio_low > 1 else "faster") + " here")
 
 # %% [markdown]
 # ### Exercise 1 (warm-up): workers for a target rate
