@@ -205,25 +205,6 @@ print("U(W_xg g_new):", tuple(term.shape))
 print("x_new:        ", tuple(x_new.shape))
 assert x_new.shape == f_x.shape
 
-# %% [markdown]
-# ## 2.9 The package's LGDBlock does the same
-#
-# `lgd.LGDBlock` holds F, S and the three projections, and computes both diffusions in `forward(x, g)`.
-# Copy our projections into it and compare. (In a fresh block the last layer of `W_xg` starts at zero, so at
-# the start of training the global path adds the same constant everywhere; copying our random weights
-# makes the comparison meaningful.)
-
-# %%
-block = lgd.LGDBlock(residual, shortcut, C_in, C_out).eval()      # eval: BN uses running statistics
-block.global_to_global.load_state_dict(W_gg.state_dict())
-block.local_to_global.load_state_dict(W_gx.state_dict())
-block.global_to_local.load_state_dict(W_xg.state_dict())
-with torch.no_grad():
-    x_ref, g_ref = block(x, g)
-    by_hand_g = torch.relu(W_gx(lgd.pool(x)) + W_gg(g))
-    by_hand_x = torch.relu(residual(x) + shortcut(x) + lgd.broadcast(W_xg(by_hand_g)))
-print("global paths agree:", torch.allclose(g_ref, by_hand_g, atol=1e-6))
-print("local paths agree: ", torch.allclose(x_ref, by_hand_x, atol=1e-6))
 
 # %% [markdown]
 # ### Exercise 2 (core): an LGD block forward pass
@@ -262,6 +243,26 @@ try:
     check_lgd_block(forgets_global_to_local)
 except ExerciseError as error:
     print("check says:", error)
+
+# %% [markdown]
+# ## 2.9 The package's LGDBlock does the same
+#
+# `lgd.LGDBlock` holds F, S and the three projections, and computes both diffusions in `forward(x, g)`.
+# Copy our projections into it and compare with the step-by-step version of 2.7 and 2.8. (In a fresh block the last layer of `W_xg` starts at zero, so at
+# the start of training the global path adds the same constant everywhere; copying our random weights
+# makes the comparison meaningful.)
+
+# %%
+block = lgd.LGDBlock(residual, shortcut, C_in, C_out).eval()      # eval: BN uses running statistics
+block.global_to_global.load_state_dict(W_gg.state_dict())
+block.local_to_global.load_state_dict(W_gx.state_dict())
+block.global_to_local.load_state_dict(W_xg.state_dict())
+with torch.no_grad():
+    x_ref, g_ref = block(x, g)
+    by_hand_g = torch.relu(W_gx(lgd.pool(x)) + W_gg(g))
+    by_hand_x = torch.relu(residual(x) + shortcut(x) + lgd.broadcast(W_xg(by_hand_g)))
+print("global paths agree:", torch.allclose(g_ref, by_hand_g, atol=1e-6))
+print("local paths agree: ", torch.allclose(x_ref, by_hand_x, atol=1e-6))
 
 # %% [markdown]
 # ### Exercise 3 (core): P3D-B

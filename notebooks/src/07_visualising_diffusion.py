@@ -384,9 +384,8 @@ for name in far_models:
 # ### Exercise 3 (core, written): what the numbers say
 #
 # In three to five sentences: why is the plain network's value exactly zero, what path lets LGD's features
-# move there, and why an intervention with a control (this counterfactual) is stronger evidence that global
-# context reaches local features than a map of how large the global term looks beside the local activation.
-# (Graded by hand.)
+# move there, and what the plain network's zero adds to the argument: what could you conclude from LGD's
+# numbers alone, without it? (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: in the plain network a feature can only change if its receptive field covers a changed
@@ -394,13 +393,14 @@ for name in far_models:
 # measured 0, not a small number). LGD's features there move because the arrow enters the global vector (its
 # first value is the pooled stem output, and each block's local-to-global term adds the pooled local map) and
 # comes back to every position through U(W_xg g) (global-to-local); cutting that term (the "cut" rows)
-# removes the change. The ratio map divides one constant-norm vector by the local
-# activation and moves whatever the input does; the counterfactual changes one cause and measures its
-# effect, against a control that cannot have it (section 7.7 shows the ratio map's flaw in numbers).
+# removes the change. The plain network is the control: the same backbone, the same clip and the same change,
+# with no global path. Its exact zero shows that the measurement itself (the reach, the numerics) creates no
+# change out of reach; without it, a small nonzero value for LGD could be an artefact of how the reach was
+# computed or of floating-point noise, and nothing would tell the two apart.
 #
 # Rubric (3 points): 1 for the receptive-field argument for the exact zero; 1 for naming the route through
-# the global vector (both diffusions, or the cut as evidence); 1 for saying why an intervention with a
-# control is evidence and a map of magnitudes is not.
+# the global vector (both diffusions, or the cut as evidence); 1 for the control's role: it rules out that the
+# measurement or the numerics produce the change.
 # ### END SOLUTION
 
 # %% [markdown]
@@ -552,9 +552,8 @@ else:
 # Read the far-end tables above and, after you run section 7.5, its two tables (the signpost near end and the
 # 96 x 96 beacon model). In which of the three does a trained LGD network rely on the *clip-specific* content of
 # the global term, and in which block? What is the difference between zeroing a block's term and fixing it at
-# its mean? With the term fixed in every block, LGD is a plain network plus a constant per channel: why is it
-# then bounded by the plain network's ceiling at the far end, and why could a network that had solved the task
-# fall *below* that ceiling when its term is fixed? (Graded by hand.)
+# its mean? And why could a network that had solved the far end fall *below* the plain network's ceiling when
+# its term is fixed in every block? (Graded by hand.)
 #
 # ### BEGIN SOLUTION
 # A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
@@ -569,8 +568,8 @@ else:
 # it they can do worse than a network trained without one: the ceiling is an upper bound, not a floor.
 #
 # Rubric (3 points): 1 for naming the model and block from the tables; 1 for the bias-versus-content distinction
-# between zeroing and fixing at the mean; 1 for the bound (no feature sees both cues, so the sum argument
-# applies) together with why it can fall below it (weights trained with the term).
+# between zeroing and fixing at the mean; 1 for why it can fall below the ceiling (its later weights were
+# trained to expect the clip-specific term; the ceiling bounds the best sum, not this network).
 # ### END SOLUTION
 
 # %% [markdown]
