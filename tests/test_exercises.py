@@ -218,6 +218,9 @@ def test_grader_scores_every_submission_and_explains_each_zero(submissions, tmp_
 @pytest.mark.parametrize("name, points", [
     ("02_building_blocks", {"pool_broadcast": 1, "lgd_block": 3, "p3d_b": 2}),
     pytest.param("09_other_global_context", {"global_context": 3}, marks=pytest.mark.slow),
+    pytest.param("07_visualising_diffusion", {"cut_global_to_local": 2, "outside_reach": 2, "outside_reach_explained": 3,
+                                              "ablation_explained": 3, "fixed_mean": 3, "fixed_mean_explained": 3,
+                                              "global_to_local_ratio": 2}, marks=pytest.mark.slow),
 ])
 def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_zero(name, points, tmp_path):
     source = NOTEBOOKS / f"{name}.ipynb"
@@ -230,8 +233,10 @@ def test_grading_the_source_notebook_gives_full_marks_and_its_student_version_ze
     teacher = [g for g in grades if g.notebook.startswith("teacher")]
     student = [g for g in grades if g.notebook.startswith("student")]
     assert {g.exercise: g.max for g in teacher} == points                          # points:N tags
-    assert all(g.score == g.max for g in teacher), teacher
-    assert all(g.score == 0 and "not attempted" in g.reason for g in student), student
+    automatic = [g for g in teacher if g.score is not None]
+    assert automatic and all(g.score == g.max for g in automatic), teacher
+    assert all("graded by hand" in g.reason for g in teacher if g.score is None)     # written answers: a rubric
+    assert all(g.score == 0 and "not attempted" in g.reason for g in student if g.score is not None), student
 
 
 def _cheat(nb, exercise: str, solution: str | None, check: str | None):

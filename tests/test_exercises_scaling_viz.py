@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from lgd_tutorial import exercises
 from lgd_tutorial.exercises import ExerciseError
@@ -79,3 +80,28 @@ def test_outside_reach_check_names_inside_and_mean():
     with pytest.raises(ExerciseError, match="mean"):
         exercises.check_outside_reach(lambda change, reach: [float(c[:, ~r].mean()) if (~r).any() else 0.0
                                                              for c, r in zip(change, reach)])
+
+
+def _fixed_mean_answer(model, train_clips, clips, block, remove=True, zero=False):
+    tap = model.blocks()[block].tap_global_to_local
+    seen = []
+    handle = tap.register_forward_hook(lambda m, i, o: seen.append(o[:, :, 0, 0, 0]))
+    model(train_clips)
+    handle.remove()
+    mean = torch.cat(seen).mean(0)
+    handle = tap.register_forward_hook(lambda m, i, o: torch.zeros_like(o) if zero
+                                       else mean.view(1, -1, 1, 1, 1).expand_as(o))
+    out = model(clips, return_heads=True)["local_logits"]
+    if remove:
+        handle.remove()
+    return out
+
+
+def test_the_intervention_check_passes_hooks_and_names_zeroing_and_leftover_hooks():
+    with torch.no_grad():
+        assert exercises.check_fixed_mean_logits(_fixed_mean_answer)
+        with pytest.raises(exercises.ExerciseError, match="you zeroed the term"):
+            exercises.check_fixed_mean_logits(lambda *a: _fixed_mean_answer(*a, zero=True))
+        with pytest.raises(exercises.ExerciseError, match="remove every hook") as error:
+            exercises.check_fixed_mean_logits(lambda *a: _fixed_mean_answer(*a, remove=False))
+    assert error.value.credit == pytest.approx(2 / 3)

@@ -89,3 +89,42 @@ def _with_release_metadata(solved, release):
         if mine.metadata.get("nbgrader", {}).get("solution"):
             mine.source = theirs.source
     return out
+
+
+@pytest.mark.slow
+def test_nbgrader_autogrades_the_stretch_intervention_exercise_of_notebook_7(tmp_path):
+    name = "07_visualising_diffusion"
+    course = tmp_path / "course"
+    source = course / "source" / "ps1"
+    source.mkdir(parents=True)
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", sources)
+    assert lgd(["exercises", "build", "--sources", str(sources), "--out", str(source), "--format", "nbgrader"]) == 0
+    env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
+               LGD_PROFILE="cpu", MPLBACKEND="Agg",
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    nbgrader(course, "generate_assignment", "ps1", "--force", env=env)
+    release = nbformat.read(course / "release" / "ps1" / f"{name}.ipynb", as_version=4)
+    good = _with_release_metadata(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4), release)
+    wrong = nbformat.from_dict(good)                                   # the intervention zeroes instead of fixing
+    for cell in wrong.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{name}-fixed_mean-answer-1":
+            cell.source = ("def fixed_mean_logits(model, train_clips, clips, block):\n"
+                           "    tap = model.blocks()[block].tap_global_to_local\n"
+                           "    handle = tap.register_forward_hook(lambda m, i, o: torch.zeros_like(o))\n"
+                           "    try:\n        return model(clips, return_heads=True)['local_logits']\n"
+                           "    finally:\n        handle.remove()\n")
+    for student, nb in (("ada", good), ("bob", wrong)):
+        folder = course / "submitted" / student / "ps1"
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    nbgrader(course, "autograde", "ps1", "--force", env=env)
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        graded = {s: gradebook.find_grade(f"{name}-fixed_mean-check-1", name, "ps1", s) for s in ("ada", "bob")}
+        scores = {s: g.auto_score for s, g in graded.items()}
+        maximum = graded["ada"].max_score
+    assert maximum == 3 and scores == {"ada": 3, "bob": 0}, scores

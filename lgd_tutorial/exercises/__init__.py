@@ -26,6 +26,7 @@ from .checks import (
     check_cut_global_to_local,
     check_outside_reach,
     check_global_context,
+    check_fixed_mean_logits,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "check_cut_global_to_local",
     "check_outside_reach",
     "check_global_context",
+    "check_fixed_mean_logits",
 ]

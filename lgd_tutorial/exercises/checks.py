@@ -762,3 +762,56 @@ def check_global_context(gc_forward) -> bool:
             raise ExerciseError("right on one map, wrong on another: compute the context from the map you are "
                                 "given, not from a value you kept.", credit=0.5)
     return _passed("global-context block (attention pooling, transform, addition)")
+
+
+# --- an intervention ------------------------------------------------------------------------------
+
+def check_fixed_mean_logits(fixed_mean_logits) -> bool:
+    """``fixed_mean_logits(model, train_clips, clips, block)`` -> the local head's logits (N, K) on ``clips`` with
+    block ``block``'s (an index into ``model.blocks()``) global-to-local term U(W_xg g) replaced by its mean over
+    ``train_clips``; every other block intact, and the model left as it was found."""
+    from ..viz.causal import fix_global_to_local, mean_global_to_local
+
+    model = _trained_looking_tiny(seed=4)
+    size = 32 + 8 * _draw(11, 0, 2)[0]
+    train = torch.randn(6, 3, 8, size, size, generator=_seeded(12))
+    clips = torch.randn(3, 3, 8, size, size, generator=_seeded(13))
+    blocks = len(model.blocks())
+    with torch.no_grad():
+        intact = model(clips, return_heads=True)["local_logits"]
+        means = mean_global_to_local(model, train)
+        for case, block in enumerate(_draw(14, 0, blocks - 1, 2)):
+            with fix_global_to_local(model, [m if j == block else None for j, m in enumerate(means)]):
+                expected = model(clips, return_heads=True)["local_logits"]
+            got = fixed_mean_logits(model, train, clips, block)
+            _shape("the logits", got, tuple(expected.shape), "Return the local head's logits, one row per clip.")
+            if _close(got, expected):
+                continue
+            with fix_global_to_local(model, [torch.zeros_like(m) if j == block else None for j, m in enumerate(means)]):
+                zeroed = model(clips, return_heads=True)["local_logits"]
+            with fix_global_to_local(model, means):
+                everywhere = model(clips, return_heads=True)["local_logits"]
+            wrong_mean = mean_global_to_local(model, clips)
+            with fix_global_to_local(model, [m if j == block else None for j, m in enumerate(wrong_mean)]):
+                from_eval = model(clips, return_heads=True)["local_logits"]
+            combined = None
+            with fix_global_to_local(model, [m if j == block else None for j, m in enumerate(means)]):
+                combined = model(clips)
+            slips = [(intact, "the logits are the intact model's: a forward hook replaces a module's output only when "
+                              "it returns the new tensor (hook block.tap_global_to_local)"),
+                     (zeroed, "you zeroed the term; fix it at its mean over train_clips, so only what it says about "
+                              "each clip is removed"),
+                     (everywhere, f"you fixed the term in every block; only block {block} should change"),
+                     (from_eval, "the mean comes from the clips you evaluate; take it over train_clips"),
+                     (combined, "those are the combined logits (local + global head); return the local head's: "
+                                "model(clips, return_heads=True)['local_logits']")]
+            for candidate, message in slips:
+                if _close(got, candidate):
+                    raise ExerciseError(f"block {block}: {message}.", credit=case / 3)
+            raise ExerciseError(f"block {block}: the logits differ from the local head's with that block's "
+                                "U(W_xg g) fixed at its mean over train_clips.", credit=case / 3)
+        after = model(clips, return_heads=True)["local_logits"]
+    if not _close(after, intact):
+        raise ExerciseError("the model still has the term fixed after your function returned: remove every hook "
+                            "you registered (handle.remove()).", credit=2 / 3)
+    return _passed("fixing one block's global-to-local term at its mean (an intervention)")

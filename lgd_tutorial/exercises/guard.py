@@ -28,6 +28,8 @@ REFERENCES: dict[str, list[str]] = {
     "global_to_local_ratio": ["lgd_tutorial.viz.diffusion:global_to_local_ratio"],
     "scaled_lr": ["lgd_tutorial.builders:lr_at"],
     "flip_flow": ["lgd_tutorial.data.transforms:FlowHorizontalFlip.__call__"],
+    "fixed_mean": ["lgd_tutorial.viz.causal:fix_global_to_local", "lgd_tutorial.viz.causal:mean_global_to_local",
+                   "lgd_tutorial.viz.causal:fix_context", "lgd_tutorial.viz.causal:mean_context_term"],
     "global_context": ["lgd_tutorial.models.context:GlobalContext.forward",
                        "lgd_tutorial.models.context:GlobalContext.contribute",
                        "lgd_tutorial.models.context:GlobalContext.context"],

@@ -629,6 +629,85 @@ print(f"96 x 96 beacon task: fixing U(W_xg g) at its mean in {beacon_block} take
       f"{beacon_intact - beacon_fixed[beacon_block]:.3f} ({beacon_block}).")
 
 # %% [markdown]
+# ### Exercise 5 (stretch): run the intervention yourself
+#
+# The study's `global_to_local` variant keeps only one diffusion: its g starts as the pooled stem output and is
+# carried from block to block (W_gg), never reading the later local maps, yet it is added to every position.
+# Run the fix-at-mean intervention on its shipped beacon model, without the package's `fix_global_to_local`.
+#
+# Write `fixed_mean_logits(model, train_clips, clips, block)`: the local head's logits on `clips` (read them with
+# `model(clips, return_heads=True)["local_logits"]`) with block number `block`'s global-to-local term replaced by
+# its mean over `train_clips`. Use forward hooks on `model.blocks()[block].tap_global_to_local` (an
+# `nn.Identity` whose output is U(W_xg g), shape (N, C, T, H, W), the same vector at every position): one hook to
+# record the term on the training clips, one that returns the mean in its place. Leave the model as you found
+# it (remove the hooks). The check tries blocks you do not choose, and names the slip it recognises.
+
+# %% tags=["exercise:fixed_mean", "points:3"]
+def fixed_mean_logits(model, train_clips, clips, block):
+    ### BEGIN SOLUTION
+    tap = model.blocks()[block].tap_global_to_local
+    seen = []
+    handle = tap.register_forward_hook(lambda module, inputs, output: seen.append(output[:, :, 0, 0, 0]))
+    try:
+        with torch.no_grad():
+            for i in range(0, len(train_clips), 64):
+                model(train_clips[i:i + 64])
+    finally:
+        handle.remove()
+    mean = torch.cat(seen).mean(0)
+    handle = tap.register_forward_hook(lambda module, inputs, output: mean.view(1, -1, 1, 1, 1).expand_as(output))
+    try:
+        with torch.no_grad():
+            return model(clips, return_heads=True)["local_logits"]
+    finally:
+        handle.remove()
+    ### END SOLUTION
+
+# %% tags=["exercise:fixed_mean"]
+from lgd_tutorial.exercises import check_fixed_mean_logits
+
+check_fixed_mean_logits(fixed_mean_logits)
+
+# %% [markdown]
+# Now the experiment: the shipped `global_to_local` beacon model, intact and with the term fixed in one block at
+# a time, on the validation clips of its task.
+
+# %%
+g2l, g2l_info = load_pretrained("lgd3d_tiny_beacon_global_to_local")
+g2l_train, g2l_val = to_clips(beacon_train["frames"]), to_clips(beacon_val["frames"])
+with torch.no_grad():
+    g2l_intact = float((g2l(g2l_val, return_heads=True)["local_logits"].argmax(1) == beacon_val["labels"])
+                       .float().mean())
+g2l_fixed = {name: float((fixed_mean_logits(g2l, g2l_train, g2l_val, i).argmax(1) == beacon_val["labels"])
+                         .float().mean()) for i, name in enumerate(block_names)}
+print(f"global_to_local beacon model (seed {g2l_info['seed']}): local head intact {g2l_intact:.3f}; with the term "
+      "fixed at its mean in " + ", ".join(f"{b} {v:.3f}" for b, v in g2l_fixed.items()))
+
+# %% [markdown] tags=["exercise:fixed_mean_explained", "manual", "points:3"]
+# ### Exercise 6 (stretch, written): what the intervention shows
+#
+# From the line just printed: in which block (if any) does this model depend on what its global term says about
+# the clip, and by how much? Its g never reads the local maps after the stem: where, then, does the
+# clip-specific information it adds come from, and what does that tell you about what a global-to-local-only
+# network can use? Compare with the `both` model's table above. (Graded by hand.)
+#
+# ### BEGIN SOLUTION
+# A model answer: read the block whose fixed-at-mean accuracy falls furthest below the intact one; a drop well
+# beyond a few validation clips (one clip is 1/len of the set) means the model uses the clip-specific content of
+# the term there, a drop within that noise means it does not. Its g is the pooled stem output, carried through
+# W_gg: the only clip-specific information it can add is what survives pooling the stem's map, which is colour
+# and brightness statistics of the whole clip (for this task, how much of the beacon's colour there is and
+# where the mean sits), not where anything is. So whatever it contributes is a clip-level summary added
+# everywhere; the local path must still find the object and the beacon itself. Compared with `both`, whose g
+# also pools every block's map, a drop here shows that even this coarse summary is used; no drop shows that the
+# model's performance came from its convolutions.
+#
+# Rubric (3 points): 1 for reading the right block and judging the drop against the validation set's size; 1 for
+# saying that the clip-specific content can only come from the pooled stem output (a summary, no positions); 1
+# for a comparison with the `both` model that follows from the two tables.
+# ### END SOLUTION
+
+# %% [markdown]
 # So the measurements answer different questions. Where the convolutions reach both cues, a dependence on g
 # (the beacon model's, if printed above) shows that diffusion *reroutes* what the convolutions could carry; the
 # signpost near-end printout says whether its LGD models do the same. Only at the far end could a success be
@@ -700,7 +779,7 @@ for taps in record.blocks:
 # So the counterfactual of section 7.2, not the ratio map, measures where information from a region reaches;
 # whether it matters for the decision is what the ablations of 7.4 and 7.5 measure.
 #
-# ### Exercise 5 (warm-up): the ratio map by hand, to see why it misleads
+# ### Exercise 7 (warm-up): the ratio map by hand, to see why it misleads
 #
 # Write `ratio_map(block_taps)`: for one entry of `record.blocks`, the Euclidean norm over the channels of the
 # global-to-local term divided by that of the residual `F(x) + S(x)`, at every position: shape (N, T, H, W).
