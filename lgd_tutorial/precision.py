@@ -26,7 +26,7 @@ interleaved rounds), ``summary.csv`` (means with 95% t-intervals over seeds;
 the speed-up's median and interval),
 ``curves.csv`` (validation top-1 after every epoch, in the run's precision) and
 ``precision.json`` (command, commit, machine, what ``run.amp=auto`` picks here).
-The results shipped in ``figures/precision/`` were made this way; notebook 5
+The results shipped in ``figures/precision/`` were made this way; notebook 6
 reads them.
 """
 

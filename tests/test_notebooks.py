@@ -104,6 +104,8 @@ def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path
     text = text_of(executed)
     assert "made by: lgd study" in text
     assert "shipped runs made by: lgd two-stream" in text and "LGD - no diffusion over 3 seeds" in text
+    assert "(3 of the" in text and "clips a GPU run validates)" in text       # the manifest on three clips, not all
+    assert "lgd precision" not in "".join(c.source for c in executed.cells)   # precision lives in notebook 6
 
 
 @pytest.mark.slow
@@ -129,6 +131,7 @@ def test_scaling_up_resumes_a_download_trains_with_two_processes_and_resumes_aft
     assert "1 missing" in out and "1 unreadable" in out              # validate caught the gone and the broken clip
     assert "resumed from" in out                                    # the torchrun run continued from its checkpoint
     assert "exit status: 75" in out and "each step exactly once: True" in out
+    assert "made by: lgd precision" in out and "on this machine it picks" in out     # moved here from notebook 5
 
 
 @pytest.mark.slow

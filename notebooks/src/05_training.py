@@ -14,8 +14,8 @@
 # **What it needs.** With `LGD_PROFILE=gpu`: one GPU, the Kinetics-400 videos of the subset resized to a
 # 320-pixel short side in `data/videos/k400_320/` (notebook 6 shows how to get them), and hours. With
 # `LGD_PROFILE=cpu` (the default): a CPU and about two minutes (one run of the teaching recipe). There
-# are no Kinetics videos then, so the manifest reports them missing, and training and evaluation run on the
-# built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
+# are no Kinetics videos then, so the manifest is shown on three clips (reported missing), and training and
+# evaluation run on the built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
 # `data/synthetic/` does not hold it yet). Only the configuration changes between the two.
 #
 # **Where the parts come from:** the training recipe (SGD with Nesterov momentum, warm-up then cosine,
@@ -136,18 +136,21 @@ check_split_per_class(split_per_class)
 #         --root data/videos/k400_320 --classes data/subsets/k400_50classes/classes.txt \
 #         --out data/videos/k400_320 --manifest manifest_k400_50classes.csv
 #
-# On a CPU there are no Kinetics videos here, so every clip is reported missing, and the notebook goes on.
-# The manifests go next to the videos on a GPU machine and under `work_path("notebook05_manifests")` (in the
-# git-ignored `notebooks/executed/work/`) otherwise.
+# On a GPU machine with the videos this validates the whole subset. On a CPU there are no Kinetics videos here,
+# so the cell shows what the manifest looks like on a handful of clips (they are reported missing, with the
+# reason) and training goes on with the synthetic set. The manifests go next to the videos on a GPU machine and
+# under `work_path("notebook05_manifests")` (in the git-ignored `notebooks/executed/work/`) otherwise.
 
 # %%
 video_root = ROOT / VIDEO_ROOT
 manifest_dir = video_root if GPU else work_path("notebook05_manifests")
 manifests = {}
 for split, annotations in (("train", train_annotations), ("val", val_annotations)):
-    manifests[split] = validate(annotations, video_root, classes,
+    shown = annotations if GPU else annotations.head(3)          # on a CPU: the format, on three clips
+    manifests[split] = validate(shown, video_root, classes,
                                 out=manifest_dir / f"manifest_k400_50classes_{split}.csv", progress=False)
-    print(f"{split}: {summarize_manifest(manifests[split])}")
+    print(f"{split}: {summarize_manifest(manifests[split])}"
+          + ("" if GPU else f" (3 of the {len(annotations)} clips a GPU run validates)"))
 manifests["val"][["label", "path", "status", "reason"]].head()
 
 # %% [markdown]
@@ -198,36 +201,6 @@ def train_variant(variant: str, seed: int) -> Trainer:
 trainer = train_variant("lgd", SEEDS[0])
 run_dir = trainer.out
 print("run folder:", run_dir, "| best checkpoint:", run_dir / "best.pt")
-
-# %% [markdown]
-# ### Does bfloat16 change what the teaching model learns?
-#
-# Which precision the run above used depends on the machine, so the accuracies of this notebook could
-# depend on it too. `lgd precision` answers that: it trains the teaching recipe in float32 and in bf16
-# autocast for each seed, evaluates every best checkpoint the same way (float32, the recipe's test views),
-# and pairs the two runs of a seed. Whole runs one after another are a poor clock (a shared machine's speed
-# drifts within a minute), so it measures the speed apart: a few training steps of one precision, then of
-# the other, in alternating order, for many rounds, and the median of the per-round ratios. Its results,
-# made on a CPU with native bf16, are shipped in `figures/precision/` with the command, commit and machine;
-# the verdicts below are computed from them.
-
-# %%
-precision_dir = ROOT / "figures" / "precision"
-precision_meta = json.loads((precision_dir / "precision.json").read_text())
-precision_runs = pd.read_csv(precision_dir / "runs.csv")
-precision_summary = pd.read_csv(precision_dir / "summary.csv").set_index("what")
-print(f"made by: {precision_meta['command']} @ {precision_meta['commit']} on {precision_meta['cpu']} "
-      f"(bf16 GEMMs {precision_meta['bf16_gemm_speedup']:.2f}x float32; run.amp=auto picks "
-      f"{precision_meta['auto_picks']} there); this notebook's run used {trainer.amp_dtype or 'float32'}")
-gap = precision_summary.loc["acc1_bf16_minus_fp32"]
-speed = precision_summary.loc["speedup"]
-print(f"top-1, bf16 - float32 over {int(gap.n)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
-      + ("the interval holds 0: no accuracy lost or gained that these seeds can detect" if gap.low <= 0 <= gap.high
-         else "bf16 is ahead" if gap.low > 0 else "bf16 loses accuracy"))
-print(f"training clips/s, bf16 / float32, median of {int(speed.n)} interleaved rounds: {speed['mean']:.2f}x "
-      f"[{speed.low:.2f}, {speed.high:.2f}]: "
-      + ("bf16 is faster" if speed.low > 1 else "bf16 is slower" if speed.high < 1 else "no difference shown"))
-precision_runs.pivot(index="seed", columns="precision", values=["acc1", "epoch_at_target", "train_clips_per_s"]).round(3)
 
 # %% [markdown]
 # ## 5.4 Learning curves

@@ -10,7 +10,7 @@
 # - how `lgd prepare download` fetches the CVDF archives: resume with HTTP Range, checksums, extraction;
 # - how `lgd prepare resize` and `lgd prepare validate` turn a folder of videos into a manifest you can trust;
 # - how to plan throughput: the clips/s one decoding worker gives, the workers a GPU needs, the GPU-hours of
-#   an epoch;
+#   an epoch; and whether bfloat16 changes what the teaching model learns;
 # - how the same training script runs under `torchrun` on one node, on many, and under SLURM;
 # - what happens on pre-emption: a signal, a checkpoint, and an exact resume.
 #
@@ -48,6 +48,7 @@ from lgd_tutorial import CONFIG_DIR, checkpoints_in, load_checkpoint
 from lgd_tutorial.data import (clip_filename, load_classes, open_video, pattern_frames, prepare, summarize_manifest,
                                synthetic, throughput, write_video)
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
+from lgd_tutorial.utils import amp_dtype
 
 GPU = profile() == "gpu"
 ROOT = repository_root()
@@ -434,6 +435,37 @@ def workers_needed(target_clips_per_s, clips_per_s_per_worker):
 from lgd_tutorial.exercises import check_workers_needed
 
 check_workers_needed(workers_needed)
+
+# %% [markdown]
+# ### Precision: does bfloat16 change what the teaching model learns?
+#
+# Mixed precision is the cheapest speed-up when scaling up, and which precision a run uses depends on the
+# machine (`run.amp=auto`, notebook 5), so its accuracy could depend on the machine too. `lgd precision` answers that: it trains the teaching recipe in float32 and in bf16
+# autocast for each seed, evaluates every best checkpoint the same way (float32, the recipe's test views),
+# and pairs the two runs of a seed. Whole runs one after another are a poor clock (a shared machine's speed
+# drifts within a minute), so it measures the speed apart: a few training steps of one precision, then of
+# the other, in alternating order, for many rounds, and the median of the per-round ratios. Its results,
+# made on a CPU with native bf16, are shipped in `figures/precision/` with the command, commit and machine;
+# the verdicts below are computed from them.
+
+# %%
+precision_dir = ROOT / "figures" / "precision"
+precision_meta = json.loads((precision_dir / "precision.json").read_text())
+precision_runs = pd.read_csv(precision_dir / "runs.csv")
+precision_summary = pd.read_csv(precision_dir / "summary.csv").set_index("what")
+print(f"made by: {precision_meta['command']} @ {precision_meta['commit']} on {precision_meta['cpu']} "
+      f"(bf16 GEMMs {precision_meta['bf16_gemm_speedup']:.2f}x float32; run.amp=auto picks "
+      f"{precision_meta['auto_picks']} there); on this machine it picks "
+      f"{amp_dtype('auto', torch.device('cuda' if GPU else 'cpu')) or 'float32'}")
+gap = precision_summary.loc["acc1_bf16_minus_fp32"]
+speed = precision_summary.loc["speedup"]
+print(f"top-1, bf16 - float32 over {int(gap.n)} seeds: {gap['mean']:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]: "
+      + ("the interval holds 0: no accuracy lost or gained that these seeds can detect" if gap.low <= 0 <= gap.high
+         else "bf16 is ahead" if gap.low > 0 else "bf16 loses accuracy"))
+print(f"training clips/s, bf16 / float32, median of {int(speed.n)} interleaved rounds: {speed['mean']:.2f}x "
+      f"[{speed.low:.2f}, {speed.high:.2f}]: "
+      + ("bf16 is faster" if speed.low > 1 else "bf16 is slower" if speed.high < 1 else "no difference shown"))
+precision_runs.pivot(index="seed", columns="precision", values=["acc1", "epoch_at_target", "train_clips_per_s"]).round(3)
 
 # %% [markdown]
 # ## 6.4 Data-parallel training with `torchrun`
