@@ -875,6 +875,22 @@ print(f"layer2.0 Grad-CAM (clip-level): {on_track:.0%} of its mass on the square
       f"sign's box, which cover {track_area:.0%} and {sign_area:.0%} of the strip: {on_track / track_area:.1f}x and "
       f"{on_sign / sign_area:.1f}x their share of the area. For a model that scores "
       f"{infos['far', 'LGD']['val_acc']:.3f}, that says where its features respond, not what decided the label.")
+peaks = {"the square": 0, "the sign": 0, "elsewhere (background or a distractor)": 0}
+sign_mask = signpost.sign_region(far_layout)
+for t in range(cam.shape[0]):
+    y, x = np.unravel_index(int(np.argmax(cam[t])), cam.shape[1:])
+    sy, sx = val["tracks"][one][t]
+    if sy <= y < sy + settings.object_size and sx <= x < sx + settings.object_size:
+        peaks["the square"] += 1
+    elif sign_mask[y, x]:
+        peaks["the sign"] += 1
+    else:
+        peaks["elsewhere (background or a distractor)"] += 1
+print("Where the layer2.0 map peaks, frame by frame: " + ", ".join(f"{k} in {v} of {cam.shape[0]}" for k, v in
+                                                                   peaks.items()) + ". "
+      + ("Most peaks are on neither cue: this map highlights whatever the block responds to most, distractors "
+         "included, and says nothing about the task's cues." if peaks["elsewhere (background or a distractor)"] >
+         cam.shape[0] / 2 else "The peaks sit mostly on the cues."))
 
 # %% [markdown]
 # A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg).
