@@ -682,14 +682,14 @@ def findings(folder: Path) -> str:
         out.append(f"The same probe on LGD's global vector g reads the arrow with {g_mean:.3f} [{g_low:.3f}, "
                    f"{g_high:.3f}] in its best block ({g_block}, the best of four): the square's features can only "
                    "learn the arrow from g, and g holds that much of it.")
-    others = {v: int(cell.loc[(far, v), "solved"]) for v in ("global_to_local", "local_to_global")
+    others = {v: int(cell.loc[(far, v), "solved"]) for v in ("global_to_local", "local_to_global", *COMPETITORS)
               if (far, v) in cell.index}
     if lgd_far["solved"] == 0:
         out.append("**So the study does not show that LGD solves a task where only its global path could connect "
                    "the cues:** with the recipe and budget used at every distance, "
                    + ("no run of any variant solved the far end. " if sum(others.values()) == 0 else
-                      f"{sum(others.values())} far-end runs of the single-diffusion variants reached 0.9, none of "
-                      f"LGD's. ")
+                      f"{sum(others.values())} far-end runs of the other variants reached 0.9 "
+                      f"({', '.join(f'{v}: {n}' for v, n in others.items() if n)}), none of LGD's. ")
                    + "What it shows is where the plain network stops, and whether global context reaches features "
                    "no convolution connects to its source; not that it carries enough of it to decide the task.")
     elif lgd_far["solved_low"] > plain_far["solved_high"] or (lgd_far["acc_local_low"] > ceiling):
