@@ -118,17 +118,33 @@ def from_pretrained(name: str, device="cpu", clips: int | None = None, crops: in
     return Predictor(model.to(device), list(info["classes"]), views, name)
 
 
-def find_videos(inputs) -> tuple[list[Path], list[Prediction]]:
-    """(video files, predictions that are already errors) for files and folders (searched recursively)."""
+# what a folder is searched for: the Kinetics layouts' extensions and the other containers FFmpeg decodes
+FOLDER_EXTENSIONS = tuple(dict.fromkeys((*VIDEO_EXTENSIONS, ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".3gp",
+                                         ".wmv", ".ogv", ".vob", ".asf")))
+NOT_FOUND = "no such file or folder"
+NO_VIDEOS = "no videos found in this folder"
+
+
+def find_videos(inputs, skipped: list | None = None) -> tuple[list[Path], list[Prediction]]:
+    """(video files, predictions that are already errors) for files and folders (searched recursively for
+    ``FOLDER_EXTENSIONS``). A missing input, and a folder with no video in it, are errors; the other files
+    found in folders are appended to ``skipped`` (when given), so nothing is left out silently."""
     found, errors = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                            and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            files = sorted(p for p in item.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            videos = [p for p in files if p.suffix.lower() in FOLDER_EXTENSIONS]
+            if skipped is not None:
+                skipped += [p for p in files if p.suffix.lower() not in FOLDER_EXTENSIONS]
+            if not videos:
+                errors.append(Prediction(str(item), error=f"{NO_VIDEOS} (searched recursively for "
+                                                          f"{', '.join(FOLDER_EXTENSIONS)})"))
+            found += videos
         elif item.is_file():
             found.append(item)
         else:
-            errors.append(Prediction(str(item), error="no such file or folder"))
+            errors.append(Prediction(str(item), error=NOT_FOUND))
     return found, errors
 
 
@@ -184,9 +200,11 @@ def predict_video(predictor: Predictor, path, top: int = 5) -> Prediction:
     return Prediction(str(path), classes, count, time.perf_counter() - start)
 
 
-def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True) -> list[Prediction]:
-    """Predictions for every video under ``inputs``, in order; missing inputs and broken videos included."""
-    paths, results = find_videos(inputs)
+def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True,
+            skipped: list | None = None) -> list[Prediction]:
+    """Predictions for every video under ``inputs``, in order; missing inputs, folders without videos and broken
+    videos included (as errors). Files in folders that are not videos by extension go to ``skipped``."""
+    paths, results = find_videos(inputs, skipped)
     bar = progress(paths, show_progress and len(paths) > 1, desc="predict", unit="video", leave=False)
     for path in bar:
         results.append(predict_video(predictor, path, top))

@@ -57,7 +57,8 @@ def test_lgd_predict_prints_a_table_exits_0_and_1_with_strict(videos, tmp_path, 
     out, err = capsys.readouterr()
     assert "approach.avi" in out and "approach beacon" in out
     assert out.count("FAILED") == 3 and "empty.mp4: FAILED" in out
-    assert "3 of 6 video(s) could not be read" in err
+    assert "3 video(s) scored; 3 could not be read" in err
+    assert "1 other file(s) in the folders skipped, not videos by extension (.txt)" in err
     with open(tmp_path / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["path"].rsplit("/", 1)[-1] for row in rows if row["rank"] == "1"} == {
@@ -108,3 +109,29 @@ def test_lgd_viz_and_predict_take_a_training_checkpoint_too(videos, tmp_path, ca
                 "--format", "csv"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("path,rank,class") and len(rows) == 1 + 4         # 4 classes, fewer than --top 5
+
+
+
+def test_text_empty_folders_missing_paths_and_other_containers_are_never_silent(tmp_path, capsys):
+    frames, _ = synthetic.render(0, np.random.default_rng(3), size=64, frames=8, with_info=True)
+    mixed = tmp_path / "mixed"
+    write_video(mixed / "clip.mpg", frames, fps=25, codec="mpeg1video", pix_fmt="yuv420p")
+    write_video(mixed / "clip.flv", frames, fps=8, codec="flv", pix_fmt="yuv420p")
+    (mixed / "README.txt").write_text("\n".join(f"line {i} of a text file that FFmpeg could read as ANSI art"
+                                                for i in range(40)))
+    (tmp_path / "empty").mkdir()
+    text = tmp_path / "notes.txt"
+    text.write_text((mixed / "README.txt").read_text())
+    args = ["predict", "--pretrained", TEACHER, "--format", "csv"]
+    assert lgd(args + [str(mixed)]) == 0                              # .mpg and .flv decode; the .txt is listed
+    out, err = capsys.readouterr()
+    assert "clip.mpg" in out and "clip.flv" in out and ",1," in out
+    assert "2 video(s) scored" in err and "1 other file(s) in the folders skipped" in err
+    assert lgd(args + [str(text)]) == 0                               # named explicitly: refused, not classified
+    out, err = capsys.readouterr()
+    assert "not a video: FFmpeg reads this file as text" in out and "1 could not be read" in err
+    assert lgd(args + [str(tmp_path / "empty"), str(tmp_path / "gone.mp4")]) == 0
+    out, err = capsys.readouterr()
+    assert "no videos found in this folder" in out and "no such file or folder" in out
+    assert "1 input(s) not found; 1 folder(s) without videos (--strict makes this an error)" in err
+    assert lgd(args + [str(tmp_path / "empty"), "--strict"]) == 1

@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="table", choices=FORMATS, help="what to print (default: table)")
     p.add_argument("--out", default=None, help="folder for predictions.csv and predictions.json (default: none)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--strict", action="store_true", help="exit with status 1 when any video could not be read")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when any input is missing, a folder holds no video, or a video could not "
+                        "be read")
 
 
 def run(args) -> int:
@@ -51,7 +53,8 @@ def run(args) -> int:
                                    args.flow_weight, args.flow_method)
     except (CheckpointError, PretrainedError, ValueError) as e:
         return fail("predict", e)
-    results = predict(predictor, args.inputs, args.top)
+    skipped = []
+    results = predict(predictor, args.inputs, args.top, skipped=skipped)
     rows = as_rows(results)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["path"])
@@ -63,8 +66,21 @@ def run(args) -> int:
         (out / "predictions.csv").write_text(text.getvalue())
         (out / "predictions.json").write_text(as_json(results) + "\n")
     print({"table": as_table, "json": as_json}.get(args.format, lambda _: text.getvalue().rstrip())(results))
+    import sys
+    from ..prediction import NO_VIDEOS, NOT_FOUND
+
     failed = [r for r in results if r.error]
-    if failed:
-        import sys
-        print(f"{len(failed)} of {len(results)} video(s) could not be read", file=sys.stderr)
+    missing = sum(r.error == NOT_FOUND for r in failed)
+    empty = sum(r.error.startswith(NO_VIDEOS) for r in failed)
+    unreadable = len(failed) - missing - empty
+    scored = len(results) - len(failed)
+    parts = [f"{scored} video(s) scored"] + [text for count, text in (
+        (unreadable, f"{unreadable} could not be read"), (missing, f"{missing} input(s) not found"),
+        (empty, f"{empty} folder(s) without videos")) if count]
+    if skipped:
+        kinds = sorted({p.suffix.lower() or "(no extension)" for p in skipped})
+        parts.append(f"{len(skipped)} other file(s) in the folders skipped, not videos by extension "
+                     f"({', '.join(kinds[:8])}{' ...' if len(kinds) > 8 else ''})")
+    print("; ".join(parts) + ("" if not failed or args.strict else " (--strict makes this an error)"),
+          file=sys.stderr)
     return 1 if failed and args.strict else 0

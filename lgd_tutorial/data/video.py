@@ -85,6 +85,11 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(path, "empty file (0 bytes)")
 
 
+# FFmpeg demuxers that turn any text into "video" (ANSI art and its relatives): a .txt, .csv or log file opens
+# as a video stream with them, and would be classified as if it were one.
+TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+
+
 def _choose_stream(streams) -> int:
     """The index (among video streams) of the largest stream that is not an attached picture."""
     best, best_area = None, -1
@@ -122,6 +127,9 @@ def probe(path) -> VideoInfo:
     _check_file(path)
     try:
         with av.open(str(path)) as container:
+            if container.format.name in TEXT_FORMATS:
+                raise VideoDecodeError(path, f"not a video: FFmpeg reads this file as text ({container.format.name} "
+                                             "demuxer), not as a video container")
             streams = container.streams.video
             if not streams:
                 raise VideoDecodeError(path, "the file has no video stream")
