@@ -180,3 +180,18 @@ def test_ready_subset_definition_is_reproducible():
                           spec.seed, spec.choose)
     pd.testing.assert_frame_equal(rebuilt, read_annotations(folder / "annotations.csv"))
     assert json.loads((folder / "subset.json").read_text())["source"] == "kinetics-400_val.csv"
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_labels_and_an_unknown_label_names_its_line(tmp_path):
+    from lgd_tutorial.data.kinetics import AnnotationError, build_manifest, read_annotations
+
+    text = "label,youtube_id,time_start,time_end,split\nabseiling,aaa,0,10,val\nair drumming,bbb,5,15,val\n"
+    (tmp_path / "excel.csv").write_bytes(text.encode("utf-8-sig"))              # as spreadsheet programs save it
+    frame = read_annotations(tmp_path / "excel.csv")
+    assert list(frame["label"]) == ["abseiling", "air drumming"]
+    manifest = build_manifest(frame, tmp_path, ["abseiling", "air drumming"])
+    assert list(manifest["label_index"]) == [0, 1]
+    (tmp_path / "typo.csv").write_text(text + "abseilling,ccc,0,10,val\n")
+    typo = read_annotations(tmp_path / "typo.csv")
+    with pytest.raises(AnnotationError, match=r"typo\.csv: line 4: label 'abseilling' \(clip ccc\)"):
+        build_manifest(typo[typo["split"] == "val"], tmp_path, ["abseiling", "air drumming"])

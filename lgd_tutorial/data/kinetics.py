@@ -100,11 +100,13 @@ def read_annotations(path, split: str | None = None) -> pd.DataFrame:
     """Read an official Kinetics CSV into a DataFrame (label may be None: test split).
 
     Every row is checked; a malformed row raises ``AnnotationError`` with the
-    file and line number. Duplicate clip keys are dropped (first kept).
+    file and line number. Duplicate clip keys are dropped (first kept). A byte-order
+    mark (spreadsheet programs write one) is ignored. ``frame.attrs["lines"]`` maps
+    each clip key to ``(file, line)``, so later checks (``validate``) can name the line.
     """
     path = Path(path)
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
+    rows, lines = [], {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]
@@ -133,8 +135,10 @@ def read_annotations(path, split: str | None = None) -> pd.DataFrame:
             label = row[col["label"]].strip() if "label" in col else ""
             rows.append({"label": label or None, "youtube_id": yid, "time_start": start, "time_end": end,
                          "split": row[col["split"]].strip() if "split" in col else (split or "")})
+            lines.setdefault((yid, start, end), (str(path), line_no))
     frame = pd.DataFrame(rows, columns=["label", "youtube_id", "time_start", "time_end", "split"])
     frame = frame.drop_duplicates(["youtube_id", "time_start", "time_end"]).reset_index(drop=True)
+    frame.attrs["lines"] = lines
     if split is not None:
         frame = frame[frame["split"] == split].reset_index(drop=True)
     return frame
@@ -258,7 +262,9 @@ def build_manifest(annotations: pd.DataFrame, root, classes: list[str] | None = 
         if label is not None and label not in index_of:
             canonical = by_key.get(folder_key(label))
             if canonical is None:
-                raise AnnotationError(f"label {label!r} (clip {r.youtube_id}) is not in the class list")
+                where = annotations.attrs.get("lines", {}).get((r.youtube_id, int(r.time_start), int(r.time_end)))
+                place = f"{where[0]}: line {where[1]}: " if where else ""
+                raise AnnotationError(f"{place}label {label!r} (clip {r.youtube_id}) is not in the class list")
             label = canonical
         key = (r.youtube_id, int(r.time_start), int(r.time_end))
         rel = files.get(key)
