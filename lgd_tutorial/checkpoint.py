@@ -58,7 +58,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+        first = str(e).split(". ")[0].strip().rstrip(".")           # one whole sentence, never cut mid-word
+        raise CheckpointError(f"{path}: unreadable checkpoint, truncated or damaged ({type(e).__name__}: "
+                              f"{first})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     return state

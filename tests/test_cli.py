@@ -95,3 +95,29 @@ def test_help_does_not_import_torch():
     code = "import sys; from lgd_tutorial import cli; cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_clear_one_line_errors_for_an_out_file_a_missing_fine_tune_start_and_a_truncated_checkpoint(tmp_path, capsys,
+                                                                                                     monkeypatch):
+    import torch
+
+    from lgd_tutorial.cli import main as lgd
+
+    existing = tmp_path / "predictions"
+    existing.write_text("a file, not a folder")
+    for command in (["predict", "--pretrained", "lgd3d_tiny_beacon_both", str(tmp_path)],
+                    ["viz", "--demo"], ["evaluate", "--checkpoint", str(tmp_path / "x.pt")]):
+        assert lgd([*command, "--out", str(existing)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {existing} is an existing file" in err and "Traceback" not in err
+    monkeypatch.chdir(tmp_path)
+    assert lgd(["train", "--config", "ucf101_finetune"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lgd train: error: runs/k400_full/best.pt: no such checkpoint (model.init_from=")
+    assert not (tmp_path / "data").exists()                              # nothing written before it stops
+    damaged = tmp_path / "damaged.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}}, damaged)
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    assert lgd(["predict", "--checkpoint", str(damaged), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unreadable checkpoint, truncated or damaged (" in err and err.rstrip().endswith(")")

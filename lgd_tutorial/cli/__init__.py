@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "reach-study", "two-stream",
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and os.path.exists(out) and not os.path.isdir(out):     # every --out is a folder
+        return fail(args.command, f"--out {out} is an existing file; --out names a folder to write into")
     return int(args.run(args) or 0)
 
 
