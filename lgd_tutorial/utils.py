@@ -152,9 +152,21 @@ def cpu_name() -> str:
     return "unknown"
 
 
+def shows_progress() -> bool:
+    """Whether a progress bar can be seen: a terminal on stderr, or a Jupyter kernel. A log file or a pipe gets
+    no bars (they would fill it with carriage-return lines)."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        return True
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
 def progress(iterable: Iterable | None = None, enabled: bool = True, **kwargs):
-    """A tqdm bar around ``iterable`` (notebook-aware), or the iterable itself when ``enabled`` is False."""
-    if not enabled:
+    """A tqdm bar around ``iterable`` (notebook-aware), or the iterable itself when ``enabled`` is False or
+    nobody can see a bar (``shows_progress``)."""
+    if not enabled or not shows_progress():
         return iterable
     from tqdm.auto import tqdm
 

@@ -121,3 +121,23 @@ def test_clear_one_line_errors_for_an_out_file_a_missing_fine_tune_start_and_a_t
     assert lgd(["predict", "--checkpoint", str(damaged), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unreadable checkpoint, truncated or damaged (" in err and err.rstrip().endswith(")")
+
+
+def test_no_progress_bars_where_nobody_sees_them(monkeypatch):
+    import io
+    import sys
+
+    from lgd_tutorial.utils import progress
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())                    # a log file or a pipe
+    items = [1, 2, 3]
+    assert progress(items) is items and progress(None, total=3) is None
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    bar = progress(items, leave=False)
+    assert bar is not items and list(bar) == items
