@@ -141,3 +141,18 @@ def test_no_progress_bars_where_nobody_sees_them(monkeypatch):
     monkeypatch.setattr(sys, "stderr", Terminal())
     bar = progress(items, leave=False)
     assert bar is not items and list(bar) == items
+
+
+def test_generating_the_synthetic_set_says_where_and_why(tmp_path, caplog):
+    import logging
+
+    from lgd_tutorial.data import synthetic
+
+    with caplog.at_level(logging.INFO, logger="lgd_tutorial.data.synthetic"):
+        synthetic.generate(tmp_path / "set", videos_per_class=1, val_per_class=0, size=32, frames=4, progress=False,
+                           workers=1)
+        synthetic.generate(tmp_path / "set", videos_per_class=1, val_per_class=0, size=32, frames=4, progress=False,
+                           workers=1)                                    # already there: no second message
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "generating the synthetic set (4 videos" in messages[0]
+    assert str((tmp_path / "set").resolve()) in messages[0]

@@ -39,6 +39,8 @@ Why a purely local network struggles:
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -50,6 +52,7 @@ from ..utils import progress as progress_bar
 from .encode import write_video
 from .kinetics import build_manifest, clip_filename, save_manifest, write_annotations
 
+log = logging.getLogger("lgd_tutorial.data.synthetic")
 CLASSES = ["approach beacon", "leave beacon", "pass beacon", "wait"]
 PALETTE = np.array([(220, 50, 40), (40, 190, 60), (50, 90, 230), (230, 200, 40)], dtype=np.float32)
 SIDES = ("left", "right", "top", "bottom")
@@ -213,7 +216,6 @@ def generate(out, seed: int = 0, videos_per_class: int = DEFAULTS["videos_per_cl
 
     Existing files are kept only when the stored settings match (a ``settings.json``).
     """
-    import json
     out = Path(out)
     if size % 2:
         raise ValueError(f"size must be even (H.264), got {size}")
@@ -224,6 +226,10 @@ def generate(out, seed: int = 0, videos_per_class: int = DEFAULTS["videos_per_cl
     marker = out / "settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings and (out / "manifest_val.csv").exists():
         return out
+    count = (videos_per_class + val_per_class) * len(CLASSES)
+    log.info("generating the synthetic set (%d videos of %d frames at %d x %d, seed %d) into %s: it is not there "
+             "yet with these settings; this happens once (data.root / lgd data synthetic --out choose the folder)",
+             count, frames, size, size, seed, out.resolve())
     jobs = []
     for split, per_class in (("train", videos_per_class), ("val", val_per_class)):
         number = 0
