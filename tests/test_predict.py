@@ -135,3 +135,17 @@ def test_text_empty_folders_missing_paths_and_other_containers_are_never_silent(
     assert "no videos found in this folder" in out and "no such file or folder" in out
     assert "1 input(s) not found; 1 folder(s) without videos (--strict makes this an error)" in err
     assert lgd(args + [str(tmp_path / "empty"), "--strict"]) == 1
+
+
+def test_ffmpeg_s_own_log_lines_stay_out_of_the_terminal(tmp_path, capfd):
+    frames, _ = synthetic.render(0, np.random.default_rng(1), size=64, frames=16, with_info=True)
+    write_video(tmp_path / "good.mp4", frames, fps=8)
+    data = bytearray((tmp_path / "good.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 400] = bytes((b * 7 + 3) % 256 for b in data[middle: middle + 400])   # damaged, not cut
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    capfd.readouterr()
+    lgd(["predict", "--pretrained", TEACHER, str(tmp_path / "damaged.mp4")])
+    out, err = capfd.readouterr()                                       # file descriptors: FFmpeg writes there
+    assert "damaged.mp4" in out
+    assert " @ 0x" not in err and "Invalid NAL" not in err, err

@@ -76,6 +76,23 @@ class VideoInfo:
         return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
 
 
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own log lines ("[h264 @ 0x...] Invalid NAL unit size") out of the terminal: a damaged video is
+    reported once, by the error this module raises, not by a screen of decoder messages. Only FFmpeg's own
+    level is lowered (``av.logging.set_libav_level``); no Python callback is installed, which would take the
+    GIL from FFmpeg's decoding threads. ``av.logging.set_libav_level(av.logging.WARNING)`` (and decord's
+    ``decord.logging.set_level``) bring them back."""
+    import av.logging
+
+    if not getattr(quiet_ffmpeg, "done", False):
+        av.logging.set_libav_level(av.logging.FATAL)
+        if decord_available():                            # decord links its own FFmpeg, with its own level
+            import decord.logging
+
+            decord.logging.set_level(decord.logging.FATAL)
+        quiet_ffmpeg.done = True
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoDecodeError(path, "no such file")
@@ -123,6 +140,7 @@ def _rotation_of(container, stream) -> int:
 def probe(path) -> VideoInfo:
     """Read stream metadata with PyAV (no decoding). Raises VideoDecodeError."""
     import av
+    quiet_ffmpeg()
     path = Path(path)
     _check_file(path)
     try:
@@ -292,11 +310,13 @@ class PyAVVideo(Video):
 
     def _open(self):
         import av
+        quiet_ffmpeg()
         container = av.open(str(self.path))
         return container, container.streams.video[self.info.stream_index]
 
     def _count_frames(self) -> int:
         import av
+        quiet_ffmpeg()
         try:
             container, stream = self._open()
             with container:
@@ -306,6 +326,7 @@ class PyAVVideo(Video):
 
     def _read(self, indices):
         import av
+        quiet_ffmpeg()
         wanted = set(indices)
         last = max(wanted)
         frames: dict[int, np.ndarray] = {}
