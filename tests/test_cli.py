@@ -156,3 +156,20 @@ def test_generating_the_synthetic_set_says_where_and_why(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "generating the synthetic set (4 videos" in messages[0]
     assert str((tmp_path / "set").resolve()) in messages[0]
+
+
+def test_lgd_models_lists_architectures_and_shipped_checkpoints_and_predict_notes_a_teaching_model(tmp_path, capsys):
+    import json
+
+    from lgd_tutorial.cli import main as lgd
+    from lgd_tutorial.models import list_models, list_pretrained
+
+    assert lgd(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in list_models()) and all(name in out for name in list_pretrained())
+    assert lgd(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert set(listed["pretrained"]) == set(list_pretrained()) and set(listed["architectures"]) == set(list_models())
+    assert lgd(["predict", "--pretrained", "lgd3d_tiny_beacon_both", str(tmp_path / "none.mp4")]) == 0
+    err = capsys.readouterr().err
+    assert "note: lgd3d_tiny_beacon_both was trained on the workbook's synthetic beacon videos; it knows only 4" in err

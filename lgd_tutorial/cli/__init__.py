@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "reach-study", "two-stream",
+COMMANDS = ("models", "summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "reach-study", "two-stream",
             "precision", "viz", "exercises", "workbook")
 
 

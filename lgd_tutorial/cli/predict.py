@@ -53,6 +53,15 @@ def run(args) -> int:
                                    args.flow_weight, args.flow_method)
     except (CheckpointError, PretrainedError, ValueError) as e:
         return fail("predict", e)
+    import sys
+
+    from ..data import signpost, synthetic
+    teaching = {tuple(synthetic.CLASSES): "the workbook's synthetic beacon videos",
+                tuple(signpost.CLASSES): "the workbook's signpost strips"}.get(tuple(predictor.classes))
+    if teaching:
+        print(f"note: {args.checkpoint or args.pretrained} was trained on {teaching}; it knows only "
+              f"{len(predictor.classes)} classes ({', '.join(predictor.classes)}) and answers with one of them "
+              "whatever the video shows", file=sys.stderr)
     skipped = []
     results = predict(predictor, args.inputs, args.top, skipped=skipped)
     rows = as_rows(results)
@@ -66,7 +75,6 @@ def run(args) -> int:
         (out / "predictions.csv").write_text(text.getvalue())
         (out / "predictions.json").write_text(as_json(results) + "\n")
     print({"table": as_table, "json": as_json}.get(args.format, lambda _: text.getvalue().rstrip())(results))
-    import sys
     from ..prediction import NO_VIDEOS, NOT_FOUND
 
     failed = [r for r in results if r.error]
