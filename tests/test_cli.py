@@ -173,3 +173,24 @@ def test_lgd_models_lists_architectures_and_shipped_checkpoints_and_predict_note
     assert lgd(["predict", "--pretrained", "lgd3d_tiny_beacon_both", str(tmp_path / "none.mp4")]) == 0
     err = capsys.readouterr().err
     assert "note: lgd3d_tiny_beacon_both was trained on the workbook's synthetic beacon videos; it knows only 4" in err
+
+
+def test_every_option_has_help_and_every_sub_command_a_description():
+    import argparse
+
+    from lgd_tutorial.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if not sub.description:
+                        missing.append(" ".join(path + [name]) + ": no description")
+                    walk(sub, path + [name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}: no help")
+
+    walk(build_parser(), ["lgd"])
+    assert missing == []

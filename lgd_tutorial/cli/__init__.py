@@ -32,7 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(p)
         if hasattr(module, "run"):                   # a group's sub-commands set their own
             p.set_defaults(run=module.run)
+    _describe_sub_commands(parser)
     return parser
+
+
+def _describe_sub_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every sub-command that has a help line but no description that line as its description
+    (``lgd prepare resize --help`` then says what the command does)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name]
+                _describe_sub_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="clips per step")
     p.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=None,
                    help="default: fp32, and bf16 where the device has it natively")
-    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="where to measure: cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--channels-last", action="store_true",
                    help="also time training in channels_last_3d against the default layout (run.channels_last_cpu)")

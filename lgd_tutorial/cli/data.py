@@ -11,7 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = sub.add_parser("synth", help="write the synthetic dataset (mp4 + CSVs)")
     s.add_argument("out", help="output folder, e.g. data/synthetic")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0,
+                      help="seed of the generated videos (default 0; the same seed gives the same set)")
     s.add_argument("--videos-per-class", type=int, default=None, help="training videos per class (default: data.synthetic.DEFAULTS)")
     s.add_argument("--val-per-class", type=int, default=None, help="validation videos per class (default: as above)")
     s.add_argument("--size", type=int, default=None, help="frame height and width (default: as above)")
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("bench", help="decode and DataLoader throughput, and workers needed for a training rate")
     b.add_argument("--smoke", action="store_true", help="seconds-long run at tiny sizes")
     b.add_argument("--target", type=float, default=100.0, help="training rate to feed, clips/s")
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--repeats", type=int, default=3, help="repeats per measurement (default 3)")
     b.add_argument("--out", default="runs/bench", help="folder for data.csv (default: runs/bench)")
     b.add_argument("--flow", action="store_true",
                    help="optical flow instead: frames/s per core for TV-L1 and DIS, and Kinetics-400's cost (flow.csv)")

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="two streams: fused = rgb + weight x flow video scores (TSN's 1:1.5 by default)")
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--out", default=None, help="folder for the CSVs (default: eval/ next to the checkpoint)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                      help="where to run: auto (a GPU when there is one), cpu or cuda")
 
 
 def run(args) -> int:

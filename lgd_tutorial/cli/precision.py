@@ -9,7 +9,8 @@ HELP = "the teaching recipe in float32 and in bf16 autocast over seeds: accuracy
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                      help="seeds to train each precision with (default 0 1 2)")
     p.add_argument("--out", default="runs/precision", help="folder for runs.csv, paired.csv, summary.csv, "
                                                            "curves.csv and precision.json")
     p.add_argument("--work", default=None, help="folder for the training runs (default: OUT/runs)")

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: the recipe's)")
     p.add_argument("--format", default="table", choices=FORMATS, help="what to print (default: table)")
     p.add_argument("--out", default=None, help="folder for predictions.csv and predictions.json (default: none)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                      help="where to run: auto (a GPU when there is one), cpu or cuda")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when any input is missing, a folder holds no video, or a video could not "
                         "be read")

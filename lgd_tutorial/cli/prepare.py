@@ -16,32 +16,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = sub.add_parser("validate", help="decode-check every annotated clip; write the manifest")
     add_manifest_arguments(v, out_required=False)
-    v.add_argument("--workers", type=int, default=2)
-    v.add_argument("--backend", default="auto", choices=BACKENDS)
+    v.add_argument("--workers", type=int, default=2, help="processes that check the videos (default 2)")
+    v.add_argument("--backend", default="auto", choices=BACKENDS,
+                      help="decoder used to check each video: auto (decord, else PyAV), decord or pyav")
     v.set_defaults(run=validate)
 
     r = sub.add_parser("resize", help="re-encode videos to a short side (resumable)")
-    r.add_argument("--src", required=True)
-    r.add_argument("--dst", required=True)
-    r.add_argument("--short-side", type=int, default=320)
-    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--src", required=True, help="folder of the videos to resize (searched recursively)")
+    r.add_argument("--dst", required=True, help="folder for the resized copies (the same layout as --src)")
+    r.add_argument("--short-side", type=int, default=320,
+                      help="short side of the copies in pixels (default 320, as the release trains on)")
+    r.add_argument("--workers", type=int, default=2, help="processes that resize (default 2)")
     r.set_defaults(run=resize)
 
     d = sub.add_parser("download", help="fetch, verify, extract and sort the CVDF archives (resumable)")
-    d.add_argument("--version", default="400", choices=KINETICS)
-    d.add_argument("--split", default="val", choices=["train", "val", "test"])
-    d.add_argument("--root", required=True)
+    d.add_argument("--version", default="400", choices=KINETICS, help="Kinetics version: 400, 600 or 700 (default 400)")
+    d.add_argument("--split", default="val", choices=["train", "val", "test"],
+                      help="which split's archives to fetch (default val)")
+    d.add_argument("--root", required=True, help="folder the archives are downloaded to and extracted in")
     d.add_argument("--base-url", default=None, help="mirror of the CVDF lists (default: the CVDF's own)")
-    d.add_argument("--annotations", default=None)
-    d.add_argument("--keep-archives", action="store_true")
+    d.add_argument("--annotations", default=None,
+                      help="the official annotation CSV to check the extracted clips against (optional)")
+    d.add_argument("--keep-archives", action="store_true",
+                      help="keep the .tar.gz archives after extraction (default: delete them)")
     d.set_defaults(run=download)
 
     s = sub.add_parser("subset", help="N classes x M clips per class from an official CSV")
-    s.add_argument("--annotations", required=True)
-    s.add_argument("--classes", type=int, default=50)
+    s.add_argument("--annotations", required=True, help="the official annotation CSV to draw the subset from")
+    s.add_argument("--classes", type=int, default=50, help="number of classes in the subset (default 50)")
     s.add_argument("--clips", type=int, default=40, help="clips per class")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--choose", default="even", choices=["even", "random"])
+    s.add_argument("--seed", type=int, default=0,
+                      help="seed of the draw (default 0; the same seed gives the same subset)")
+    s.add_argument("--choose", default="even", choices=["even", "random"],
+                      help="how classes are chosen: even (every k-th of the sorted list) or random (seeded)")
     s.add_argument("--names", default=None, help="a file of class names (one per line) instead of --classes")
     s.add_argument("--name", default=None, help="subset name (default: from the CSV and sizes)")
     s.add_argument("--out", default=None, help="folder (default: data/subsets/NAME)")
@@ -52,10 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--manifest", nargs="+", required=True,
                    help="manifest file(s), relative to --root (e.g. manifest_train.csv manifest_val.csv)")
     f.add_argument("--out", required=True, help="folder for the flow files and flow_manifest_*.csv")
-    f.add_argument("--method", default="tvl1", choices=["tvl1", "dis"])
+    f.add_argument("--method", default="tvl1", choices=["tvl1", "dis"],
+                      help="optical-flow method: tvl1 (what two-stream networks trained on; slow) or dis (fast)")
     f.add_argument("--bound", type=float, default=20.0, help="clip flow to +-bound pixels before 8-bit storage")
     f.add_argument("--short-side", type=int, default=0, help="compute at this short side (0: as decoded)")
-    f.add_argument("--workers", type=int, default=2)
+    f.add_argument("--workers", type=int, default=2, help="processes that compute flow (default 2)")
     f.set_defaults(run=flow)
 
 

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "is the far end (default: reach_study.ReachSettings)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds below the far end")
     p.add_argument("--far-seeds", type=int, nargs="+", default=None, help="seeds at the far end")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None,
+                      help="epochs per run (default: the study's recipe, the same at every distance)")
     p.add_argument("--workers", type=int, default=None, help="runs trained at once (processes; default: 2 or fewer)")
     p.add_argument("--quick", action="store_true", help="a tiny study that exercises the whole path in seconds")
     p.add_argument("--report", metavar="FOLDER", default=None,

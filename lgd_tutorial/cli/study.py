@@ -14,11 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also save the first seed's model of every variant here as a teaching checkpoint")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: study.StudySettings")
     p.add_argument("--variants", nargs="+", default=None, choices=VARIANTS, help="default: all four")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--train-per-class", type=int, default=None)
-    p.add_argument("--val-per-class", type=int, default=None)
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--gap", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the study's recipe)")
+    p.add_argument("--train-per-class", type=int, default=None, help="training clips per class (default: the study's)")
+    p.add_argument("--val-per-class", type=int, default=None, help="validation clips per class (default: the study's)")
+    p.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the study's)")
+    p.add_argument("--gap", type=int, default=None,
+                      help="least object-beacon distance in pixels (default: the study's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--report", metavar="FOLDER", default=None,
                    help="print the Markdown table of a finished study folder and exit (trains nothing)")

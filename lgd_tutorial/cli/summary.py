@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="summarise every registered model")
     p.add_argument("--frames", type=int, default=None, help="clip length T (default: the model's)")
     p.add_argument("--size", type=int, default=None, help="crop size (default: the model's)")
-    p.add_argument("--num-classes", type=int, default=400)
+    p.add_argument("--num-classes", type=int, default=400,
+                      help="classes of the classifier the summary counts (default 400, Kinetics-400)")
     p.add_argument("--diffusion", default=None, help="override the diffusion setting")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--budget", action="store_true",

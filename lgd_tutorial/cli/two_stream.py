@@ -9,7 +9,8 @@ HELP = "RGB (with and without diffusion), optical flow and their late fusion on 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                      help="seeds to train each stream with (default 0 1 2)")
     p.add_argument("--out", default="runs/two_stream", help="folder for runs.csv, summary.csv and two_stream.json")
     p.add_argument("--work", default=None, help="folder for the training runs (default: OUT/runs)")
     p.add_argument("--flow-weight", type=float, default=1.5, help="fused = rgb + weight x flow video scores")
