@@ -124,6 +124,7 @@ class RunConfig:
     log_every: int = 10
     max_steps_per_epoch: int = 0        # cap for quick runs (0: full epochs)
     resume: bool = True                 # continue from the newest good checkpoint in out_dir
+    resume_changed: bool = False        # resume even when the checkpoint was made with other settings (listed)
     tensorboard: bool = False
     progress: bool = True
 

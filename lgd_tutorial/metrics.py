@@ -78,6 +78,22 @@ class MetricsLog:
                 if row.get(k) not in (None, ""):
                     self.tb.add_scalar(f"{row['split']}/{k}", float(row[k]), step)
 
+    def truncate_after(self, step: int) -> int:
+        """Drop the rows logged after ``step`` (a resume from an older checkpoint redoes them); returns how many."""
+        if self.path is None or not self.path.exists():
+            return 0
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if not r.get("global_step") or int(float(r["global_step"])) <= step]
+        if len(keep) < len(rows):
+            from .utils import atomic_path
+
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(keep)
+        return len(rows) - len(keep)
+
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()

@@ -68,6 +68,26 @@ def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
         raise ConfigError(f"bad value for run.device: {e}") from None
 
 
+# settings that change how fast or where a run goes, not what it computes: a resume may change them freely
+RESUME_FREE = {"run.device", "run.channels_last", "run.channels_last_cpu", "run.compile", "run.checkpoint_every",
+               "run.keep_last", "run.eval_every", "run.log_every", "run.resume", "run.resume_changed",
+               "run.tensorboard", "run.progress", "run.out_dir", "data.workers", "data.backend", "data.decoded_cache"}
+
+
+def changed_settings(saved: dict, current: dict) -> list[str]:
+    """``section.key: saved -> current`` for every setting a resume would change, except ``RESUME_FREE``."""
+    changes = []
+    for section, values in current.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            before = (saved.get(section) or {}).get(key, value)        # a key the checkpoint predates: unchanged
+            if name not in RESUME_FREE and before != value:
+                changes.append(f"{name}: {before!r} -> {value!r}")
+    return changes
+
+
 class Trainer:
     """Holds the run's state; ``fit()`` trains and validates, ``evaluate_clips()`` validates."""
 
@@ -163,7 +183,15 @@ class Trainer:
         if found is None:
             return False
         path, state = found
+        changed = changed_settings(state.get("config") or {}, self.cfg.to_dict())
+        if changed and not self.cfg.run.resume_changed:
+            raise ConfigError(f"{path} was made with other settings than this run's: {'; '.join(changed)}. Resume "
+                              "with the checkpoint's settings, set run.resume_changed=true to go on with these, or "
+                              "use another run.out_dir")
+        if changed and self.dist.main:
+            log.warning("resuming %s with changed settings (run.resume_changed): %s", path, "; ".join(changed))
         self.load_state_dict(state)
+        self.metrics.truncate_after(self.global_step)     # rows of an abandoned, newer epoch (a damaged checkpoint)
         if self.dist.main:
             log.info("resumed from %s (epoch %d, step %d in epoch)", path, self.epoch, self.step_in_epoch)
         return True

@@ -413,3 +413,28 @@ def test_a_network_without_diffusion_refuses_a_diffusion_setting_by_name(synth, 
         model_from_config(cfg.model)
     cfg = from_dict(small(synth, tmp_path, model={"arch": "p3d_tiny"}))       # the default, "both", is ignored
     assert model_from_config(cfg.model).diffusion == "none"
+
+
+def test_a_resume_with_changed_settings_is_refused_by_name_unless_asked_for(synth, tmp_path):
+    cfg = from_dict(small(synth, tmp_path / "r", optim={"epochs": 1}))
+    training.Trainer(cfg).fit()
+    changed = from_dict(small(synth, tmp_path / "r", optim={"epochs": 2, "lr": 0.1}))
+    with pytest.raises(ConfigError, match=r"optim\.epochs: 1 -> 2; optim\.lr: 0\.05 -> 0\.1.*run\.resume_changed"):
+        training.Trainer(changed).fit()
+    faster = from_dict(small(synth, tmp_path / "r", optim={"epochs": 1}, run={"log_every": 3, "keep_last": 5}))
+    training.Trainer(faster).fit()                                    # only how it runs changed: resumes silently
+    allowed = from_dict(small(synth, tmp_path / "r", optim={"epochs": 2, "lr": 0.1}, run={"resume_changed": True}))
+    assert training.Trainer(allowed).fit()["epoch"] == 2
+
+
+def test_falling_back_to_an_older_checkpoint_leaves_no_duplicate_metrics_rows(synth, tmp_path):
+    cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
+    training.Trainer(cfg).fit()
+    newest = checkpoints_in(tmp_path / "r")[0]
+    newest.write_bytes(newest.read_bytes()[:1000])                     # the last checkpoint is damaged
+    training.Trainer(cfg).fit()                                        # resumes from the one before and redoes
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    val = metrics[metrics["split"] == "val"]
+    assert list(val["epoch"]) == sorted(set(val["epoch"])), val             # one validation row per epoch
+    train = metrics[metrics["split"] == "train"]
+    assert train["global_step"].is_monotonic_increasing and train["global_step"].is_unique
