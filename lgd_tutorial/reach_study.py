@@ -814,28 +814,44 @@ def competitor_findings(folder: Path) -> str:
         out.append("No way of bringing in global context solved the far end within this recipe and budget, so the "
                    "study cannot rank them where only global context could connect the cues.")
     attention = t["attention"]
-    for end in ("far", "near"):
+    for end in ("near", "far"):
         part = attention[attention["end"] == end]
-        if len(part):
-            pieces = [f"{r['block']}: {r['within']:.3f} between two query positions of one clip, {r['across']:.3f} "
-                      f"between one position in two clips ({r['within'] / r['across']:.0%})"
-                      for _, r in part.iterrows()]
-            apart = bool((part["within_high"] < part["across_low"]).all())
-            out.append(f"Non-local attention ({end} end, mean Jensen-Shannon distance over {int(part['seeds'].max())} "
-                       "seeds, 0 = the same map, 1 = disjoint): " + "; ".join(pieces) + ". "
-                       + ("In every block the query positions' maps are measurably closer to each other than to "
-                          "another clip's (non-overlapping intervals): the direction of GCNet's observation, in the "
-                          "degree given." if apart else
-                          "The intervals overlap in at least one block: these data do not show GCNet's observation "
-                          "(maps almost the same for every query) on this model."))
-            break
+        if not len(part):
+            continue
+        pieces = [f"{r['block']} {r['within']:.2f} between two query positions of one clip against {r['across']:.2f} "
+                  f"between one position in two clips" for _, r in part.iterrows()]
+        apart = bool((part["within_high"] < part["across_low"]).all())
+        out.append(f"Non-local attention, {end} end (mean Jensen-Shannon distance over {int(part['seeds'].max())} "
+                   "seeds; 0: the same map, 1: disjoint): " + "; ".join(pieces) + ". "
+                   + ("The maps of two query positions are measurably closer to each other than one position's maps "
+                      "in two clips (non-overlapping intervals in every block), the direction of GCNet's "
+                      f"observation; but at {part['within'].min():.2f} to {part['within'].max():.2f} they are far "
+                      "from the same map for every query, so one query-independent context would not reproduce "
+                      "these blocks." if apart else
+                      "The intervals overlap in at least one block: these data do not show GCNet's observation "
+                      "(maps almost the same for every query) on these models."))
     fixed = t["fixed"]
     for end in ("near", "far"):
-        part = fixed[(fixed["end"] == end) & fixed["variant"].isin(["both", "gc", "se"])].set_index("variant")
+        part = fixed[(fixed["end"] == end) & fixed["variant"].isin(["both", "gc", "se", "nonlocal"])].set_index(
+            "variant")
         if len(part):
             out.append(f"Fixing each block's term at its mean over training clips ({end} end, all blocks at once) "
                        "costs the local head " + ", ".join(
                            f"{VARIANT_LABELS[v]} {_fmt_drop(part.loc[v])}" for v in part.index) + ".")
+    near_fixed = fixed[fixed["end"] == "near"]
+    if len(near_fixed) and (near_fixed["drop_high"].fillna(near_fixed["drop"]) < 0.01).all():
+        out.append("At the near end, where the convolutions see both cues, fixing the context at its mean changes "
+                   "nothing for any of them: the models that learned the task did it with their convolutions.")
+    probe = t["probe"]
+    far_probe = probe[(probe["end"] == "far") & probe["variant"].isin(COMPETITORS)]
+    if len(far_probe):
+        best = far_probe.loc[far_probe["probe"].idxmax()]
+        out.append(f"At the far end no competitor's feature at the square reads the arrow above chance: the best "
+                   f"block is {VARIANT_LABELS[best['variant']]}'s {best['block']}, {best['probe']:.3f} "
+                   f"[{best['probe_low']:.3f}, {best['probe_high']:.3f}]."
+                   if (far_probe["probe_low"] <= 0.5).all() else
+                   f"At the far end {VARIANT_LABELS[best['variant']]}'s {best['block']} reads the arrow at the square "
+                   f"above chance: {best['probe']:.3f} [{best['probe_low']:.3f}, {best['probe_high']:.3f}].")
     return " ".join(out)
 
 
