@@ -97,7 +97,9 @@ def report(folder: str | Path) -> str:
                  f"{r['time_ratio']:.3f} [{r['ratio_low']:.3f}, {r['ratio_high']:.3f}]")
         lines.append(f"| {r['size']} | `{r['model']}` | {r['kind']} | {r['params'] / 1e6:.2f} | "
                      f"{r['added_params'] / 1e3:+.1f} k | {r['gflops']:.2f} | {ratio} |")
-    lines.append(f"\nTraining steps of batch {int(table['batch'].iloc[0])}, {int(table['repeats'].iloc[0])} interleaved "
+    lines.append(f"\nLGD's added parameters include its second classifier head (the global one, {NUM_CLASSES} classes); "
+                 "the others keep the plain network's single head. "
+                 f"Training steps of batch {int(table['batch'].iloc[0])}, {int(table['repeats'].iloc[0])} interleaved "
                  f"rounds; median ratio with a distribution-free interval. Measured by `{meta['command']}` at commit "
                  f"`{meta['commit']}` ({meta['machine']}, {meta['threads']} threads), {meta['seconds'] / 60:.1f} min.")
     return "\n".join(lines)

@@ -228,3 +228,16 @@ def test_budget_on_the_teaching_size_writes_a_table_and_its_report(tmp_path):
     text = report(tmp_path)
     assert "`nonlocal_p3d_tiny` | non-local" in text and "at commit" in text
     assert pd.read_csv(tmp_path / "budget.csv").shape[0] == 5
+
+
+def test_the_readme_shows_the_shipped_budget_table():
+    from pathlib import Path
+
+    from lgd_tutorial.context_budget import report
+
+    root = Path(__file__).resolve().parents[1]
+    table = pd.read_csv(root / "figures" / "context_budget" / "budget.csv")
+    assert set(table["size"]) == {"16x224", "8x112"} and len(table) == 10
+    assert (table["repeats"] >= 7).all() and (table["ratio_low"] <= table["ratio_high"]).all()
+    assert " ".join(report(root / "figures" / "context_budget").split()) in " ".join((root / "README.md").read_text()
+                                                                                     .split())

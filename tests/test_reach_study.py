@@ -128,12 +128,13 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
         table = pd.read_csv(out / f"{name}.csv", dtype={"commit": str})
         assert len(table) and set(table["command"]) == {"lgd " + " ".join(argv)}
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 2 * 4 + 1 * 2                                     # far: 2 seeds x 4 variants; near: 1 x 2
+    assert len(runs) == 2 * 7 + 1 * 5                   # far: 2 seeds x 7 variants; near: 1 seed x 5 (no single paths)
     causal = pd.read_csv(out / "causal.csv")
     plain = causal[(causal["variant"] == "none") & (causal["measure"] == "cf_max_out") & (causal["distance"] == 208)]
     assert len(plain) == 2 * 4 and (plain["value"] == 0).all()           # exact, even untrained, in every block
-    assert set(causal.loc[causal["measure"] == "acc_fixed_mean", "variant"]) == {"both", "global_to_local"}
-    assert (out / "reach_study.png").stat().st_size > 10000
+    assert set(causal.loc[causal["measure"] == "acc_fixed_mean", "variant"]) == {"both", "global_to_local", "se",
+                                                                                 "nonlocal", "gc"}
+    assert (out / "reach_study.png").stat().st_size > 10000 and (out / "competitors.png").stat().st_size > 10000
     for end in ("near", "far"):
         for variant in ("both", "none"):
             model, info = load_pretrained(f"lgd3d_tiny_signpost_{end}_{variant}", shipped)
@@ -142,7 +143,7 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
     capsys.readouterr()
     assert cli.main(argv + ["--remeasure"]) == 0                          # everything found: nothing retrained
     printed = capsys.readouterr().out
-    assert "10 runs found" in printed and "measured 10 runs again" in printed
+    assert "19 runs found" in printed and "measured 19 runs again" in printed
     remeasured = pd.read_csv(out / "causal.csv")
     assert {"probe_global_arrow", "probe_global_label"} <= set(remeasured["measure"])
     assert cli.main(["reach-study", "--report", str(out)]) == 0
@@ -156,7 +157,28 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
     assert "epochs differ" in capsys.readouterr().err
     assert cli.main(argv + ["--models", str(tmp_path / "elsewhere")]) == 2  # rows without their models: refused
     assert "is missing" in capsys.readouterr().err
-    assert len(pd.read_csv(out / "runs.csv")) == 10
+    assert len(pd.read_csv(out / "runs.csv")) == 19
+
+
+@pytest.mark.slow
+def test_a_folder_made_without_the_competitors_grows_by_them_and_keeps_its_runs(tmp_path):
+    from lgd_tutorial.reach_study import QUICK, ReachSettings, run_study
+
+    logged = []
+    run_study(ReachSettings(**QUICK, competitors=[]), tmp_path, workers=1, log=logged.append)
+    before = pd.read_csv(tmp_path / "runs.csv")
+    assert set(before["variant"]) == {"both", "none", "global_to_local", "local_to_global"} and len(before) == 10
+    settings = json.loads((tmp_path / "elapsed.json").read_text())["settings"]
+    settings.pop("competitors")                                         # as a folder from before they existed
+    (tmp_path / "elapsed.json").write_text(json.dumps({**json.loads((tmp_path / "elapsed.json").read_text()),
+                                                       "settings": settings}))
+    logged.clear()
+    run_study(ReachSettings(**QUICK), tmp_path, workers=1, log=logged.append)
+    assert "10 runs found in" in " ".join(logged) and "9 to do" in " ".join(logged)
+    after = pd.read_csv(tmp_path / "runs.csv")
+    kept = after[after["variant"].isin(["both", "none", "global_to_local", "local_to_global"])]
+    pd.testing.assert_frame_equal(kept.drop(columns=["command", "commit"]).reset_index(drop=True),
+                                  before.drop(columns=["command", "commit"]).reset_index(drop=True), check_like=True)
 
 
 # --------------------------------------------------------------------------- the shipped results

@@ -129,3 +129,18 @@ def check_figure(fig, name: str = "figure") -> list[str]:
             raise FigureProblem(message)
         warnings.warn(message, stacklevel=2)
     return problems
+
+
+def provenance_footer(fig, text: str, fontsize: float = 7) -> None:
+    """Write ``text`` (the command, commit and machine that made a figure) along the bottom of ``fig``, wrapped to
+    the figure's width, and leave room for it in a constrained layout: a long command never runs off the edge."""
+    import textwrap
+
+    per_line = max(40, int(fig.get_figwidth() * 72 / (fontsize * 0.6)) - 4)     # characters that fit a line
+    wrapped = textwrap.fill(text, per_line, break_long_words=True, break_on_hyphens=False)
+    lines = wrapped.count("\n") + 1
+    height = lines * fontsize * 1.3 / 72 / fig.get_figheight()                    # of the figure's height
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, height + 0.005, 1, 1 - height - 0.005))
+    fig.text(0.01, 0.004, wrapped, fontsize=fontsize, color="grey", va="bottom")

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..study import t_interval
+from .figcheck import provenance_footer
 from .study import VARIANT_COLOURS, VARIANT_LABELS
 
 OFFSETS = {"both": -0.09, "none": -0.06, "global_to_local": -0.03, "local_to_global": 0.0, "se": 0.03,
@@ -137,9 +138,8 @@ def plot_reach_study(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
           title="(d) Far end, LGD: cut the global-to-local term per block")
     d.legend(fontsize=7, loc="lower left", ncol=2)
     if meta:
-        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
-        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
-                              f"{meta.get('seconds', 0) / 60:.0f} min", fontsize=7, color="grey")
+        provenance_footer(fig, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
+                               f"{meta.get('seconds', 0) / 60:.0f} min")
     return fig
 
 
@@ -314,7 +314,5 @@ def plot_competitors(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
     d.set_ylim(0.3, 1.03)
     d.legend(fontsize=7, loc="upper left", ncol=2)
     if meta:
-        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
-        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}",
-                 fontsize=7, color="grey")
+        provenance_footer(fig, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}")
     return fig

@@ -8,6 +8,8 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from .figcheck import provenance_footer
+
 FLOOR = 1e-4          # the smallest change drawn in colour on the counterfactual's log scale
 
 VARIANT_COLOURS = {"both": "tab:red", "local_to_global": "tab:orange", "global_to_local": "tab:purple",
@@ -74,9 +76,8 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
     right.set(ylabel="final validation accuracy", ylim=(0, 1.02),
               title="Final accuracy per seed and head\n(loc. = local, glob. = global, comb. = their sum)")
     if meta:
-        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
-        fig.text(0.01, 0.005, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
-                              f"{meta.get('seconds', 0):.0f} s", fontsize=7, color="grey")
+        provenance_footer(fig, f"{meta.get('command', '')} @ {meta.get('commit', '')}; {meta.get('machine', '')}; "
+                               f"{meta.get('seconds', 0):.0f} s")
     return fig
 
 
