@@ -95,8 +95,7 @@ size = info["object_size"]
 for ax in axes:                                                 # the object, boxed in every panel
     ax.add_patch(plt.Rectangle((object_x - 0.5, object_y - 0.5), size, size, fill=False, edgecolor="cyan", lw=1.5))
 axes[0].imshow(frames[8])
-axes[0].set_title(f"frame 8: beacon at the {info['side']}
-(cyan box: the object)")
+axes[0].set_title(f"frame 8: beacon at the {info['side']}\n(cyan box: the object)")
 for ax, (title, saliency) in zip(axes[1:], maps.items()):
     ax.imshow(frames[8], alpha=0.5)
     image = ax.imshow(saliency, cmap="magma", alpha=0.7, vmin=0, vmax=1)
