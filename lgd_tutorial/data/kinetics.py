@@ -101,11 +101,12 @@ def read_annotations(path, split: str | None = None) -> pd.DataFrame:
 
     Every row is checked; a malformed row raises ``AnnotationError`` with the
     file and line number. Duplicate clip keys are dropped (first kept). A byte-order
-    mark (spreadsheet programs write one) is ignored. ``frame.attrs["lines"]`` maps
-    each clip key to ``(file, line)``, so later checks (``validate``) can name the line.
+    mark (spreadsheet programs write one) is ignored. ``frame.attrs["source"]`` names
+    the file, so later checks (``build_manifest``) can name the line of a bad row
+    (``annotation_line``; a small value: pandas copies ``attrs`` in every operation).
     """
     path = Path(path)
-    rows, lines = [], {}
+    rows = []
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
@@ -135,13 +136,31 @@ def read_annotations(path, split: str | None = None) -> pd.DataFrame:
             label = row[col["label"]].strip() if "label" in col else ""
             rows.append({"label": label or None, "youtube_id": yid, "time_start": start, "time_end": end,
                          "split": row[col["split"]].strip() if "split" in col else (split or "")})
-            lines.setdefault((yid, start, end), (str(path), line_no))
     frame = pd.DataFrame(rows, columns=["label", "youtube_id", "time_start", "time_end", "split"])
     frame = frame.drop_duplicates(["youtube_id", "time_start", "time_end"]).reset_index(drop=True)
-    frame.attrs["lines"] = lines
+    frame.attrs["source"] = str(path)
     if split is not None:
         frame = frame[frame["split"] == split].reset_index(drop=True)
     return frame
+
+
+def annotation_line(path, youtube_id: str, time_start: int, time_end: int) -> int | None:
+    """The line of ``path`` (a Kinetics CSV) that holds this clip, or None: read again only to name a bad row."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [h.strip() for h in next(reader)]
+            col = {name: i for i, name in enumerate(header)}
+            for line_no, row in enumerate(reader, start=2):
+                try:
+                    if (row[col["youtube_id"]].strip() == youtube_id and int(float(row[col["time_start"]])) ==
+                            time_start and int(float(row[col["time_end"]])) == time_end):
+                        return line_no
+                except (IndexError, KeyError, ValueError):
+                    continue
+    except (OSError, StopIteration):
+        return None
+    return None
 
 
 def write_annotations(frame: pd.DataFrame, path) -> Path:
@@ -262,8 +281,9 @@ def build_manifest(annotations: pd.DataFrame, root, classes: list[str] | None = 
         if label is not None and label not in index_of:
             canonical = by_key.get(folder_key(label))
             if canonical is None:
-                where = annotations.attrs.get("lines", {}).get((r.youtube_id, int(r.time_start), int(r.time_end)))
-                place = f"{where[0]}: line {where[1]}: " if where else ""
+                source = annotations.attrs.get("source")
+                line = annotation_line(source, r.youtube_id, int(r.time_start), int(r.time_end)) if source else None
+                place = f"{source}: line {line}: " if line else ""
                 raise AnnotationError(f"{place}label {label!r} (clip {r.youtube_id}) is not in the class list")
             label = canonical
         key = (r.youtube_id, int(r.time_start), int(r.time_end))

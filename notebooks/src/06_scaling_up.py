@@ -563,10 +563,12 @@ print("files:", sorted(p.name for p in DDP_DIR.iterdir()))
 
 # %% [markdown]
 # Run the same command again with more epochs and the same `run.out_dir`: the trainer finds the newest good
-# checkpoint there and continues from it instead of starting over (the log says `resumed from`).
+# checkpoint there and continues from it instead of starting over (the log says `resumed from`). A resume with
+# settings that differ from the checkpoint's is refused with the list of differences, so a typo cannot silently
+# change a run halfway; here the change is the point, so `run.resume_changed=true` says so (and the log lists it).
 
 # %%
-torchrun("optim.epochs=3", f"run.out_dir={DDP_DIR}")
+torchrun("optim.epochs=3", "run.resume_changed=true", f"run.out_dir={DDP_DIR}")
 metrics = pd.read_csv(DDP_DIR / "metrics.csv")
 print("global steps logged:", metrics.loc[metrics.split == "train", "global_step"].tolist())
 
