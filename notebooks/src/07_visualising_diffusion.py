@@ -674,7 +674,7 @@ check_fixed_mean_logits(fixed_mean_logits)
 
 # %%
 g2l, g2l_info = load_pretrained("lgd3d_tiny_beacon_global_to_local")
-g2l_train, g2l_val = to_clips(beacon_train["frames"]), to_clips(beacon_val["frames"])
+g2l_train, g2l_val = to_clips(beacon_train["frames"][:96]), to_clips(beacon_val["frames"])   # the mean: 96 clips
 with torch.no_grad():
     g2l_intact = float((g2l(g2l_val, return_heads=True)["local_logits"].argmax(1) == beacon_val["labels"])
                        .float().mean())
