@@ -49,7 +49,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
     ceilings = levels["ceiling_plain"].to_numpy()
     top = ceilings[connected].min() if connected.any() else 1.0
     bottom = ceilings[~connected].max() if (~connected).any() else top
-    ax.plot([min(xs) - 0.1, edge, edge, max(xs) + 0.12], [top, top, bottom, bottom], color="black", lw=1.2,
+    ax.plot([min(xs) - 0.15, edge, edge, max(xs) + 0.15], [top, top, bottom, bottom], color="black", lw=1.2,
             label="ceiling of the plain network")
     arrow, square = levels["lookup_arrow"].mean(), levels["lookup_object"].mean()
     if abs(arrow - square) < 1e-9:
@@ -61,7 +61,7 @@ def plot_dose_response(ax, levels: pd.DataFrame, runs: pd.DataFrame) -> None:
     ax.text(edge, 1.025, "reach of the plain network ", fontsize=7, color="grey", ha="right", va="top")
     ax.set_xticks(xs, [f"{d} px\n{r:.2f}" for d, r in zip(levels["distance"], xs)], fontsize=8)
     ax.set(xlabel="distance between the cues (pixels; / reach)", ylabel="final accuracy, local head",
-           ylim=(0.3, 1.03), xlim=(min(xs) - 0.1, max(xs) + 0.12),
+           ylim=(0.3, 1.03), xlim=(min(xs) - 0.15, max(xs) + 0.15),
            title="Accuracy against distance: a dot per seed; black: mean, 95% t-interval")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.95))
 

@@ -337,4 +337,5 @@ print(f"the full recipe: {full.data.synthetic_videos_per_class * len(synthetic.C
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Measure the effective receptive field of `layer3.0` and `layer4.0` of `p3d_tiny` the same way.
 # 2. Render 20 videos of "approach beacon" and check that every beacon side occurs.
-# 3. Train for longer (`EPOCHS = 10`) and watch the validation accuracy leave chance.
+# 3. Train for longer (`EPOCHS = 10`): does the validation accuracy leave chance? (Notebook 5's full run shows how
+#    many steps of the full set that takes, and it is more than this small set gives.)

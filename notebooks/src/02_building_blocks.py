@@ -117,7 +117,7 @@ assert torch.allclose(g[0, 3], x[0, 3].mean())
 # %%
 moving = torch.zeros(1, 1, T, 14, 14)
 for t in range(T):
-    moving[0, 0, t, 4:9, 1 + 3 * t:6 + 3 * t] = 1.0
+    moving[0, 0, t, 4:9, 1 + 2 * t:6 + 2 * t] = 1.0           # a 5 x 5 square, whole in every frame
 pooled = lgd.pool(moving)                                   # (1, 1)
 spread = (torch.zeros_like(moving) + lgd.broadcast(pooled))[0, 0]
 fig, axes = plt.subplots(2, T + 1, figsize=(2.3 * (T + 1), 4.6), layout="constrained")

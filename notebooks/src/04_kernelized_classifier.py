@@ -80,6 +80,7 @@ axes[0].legend()
 projection = torch.linspace(-4, 4, 200)
 axes[1].plot(projection, projection, color="k")
 axes[1].set_xlabel("a . u")
+axes[1].set_ylabel("k(a, u)")
 axes[1].set_title("Linear kernel: unbounded")
 fig.tight_layout()
 show_figure(fig, figure_path("04_kernels.png"))
@@ -179,9 +180,9 @@ show_figure(fig, figure_path("04_class_evidence.png"))
 
 # %% [markdown]
 # The final map is coarse (the network divides H and W by 32), so the evidence is blocky. Whether training
-# puts the evidence on the moving square is a question to measure on a trained model, not to read off a
-# picture: notebook 7 does that on the study's models (evidence spreading and section 7.8), and finds that
-# LGD's evidence does not stay on the square.
+# puts the evidence on the moving square is a question to measure on a model that learned the task, not to
+# read off a picture; notebook 7 (section 7.8) draws the same map on its far-end model and says what a map of
+# a model at chance can and cannot show.
 #
 # ## Summary
 #

@@ -393,7 +393,7 @@ for (variant, seed, source), run in pd.concat(curves).groupby(["variant", "seed"
             label=f"{variant}, seed {seed} ({source})")
 ax.axhline(0.25, color="grey", ls=":", label="chance")
 ax.set(xlabel="global step", ylabel="validation top-1 (one clip per video)", ylim=(0, 1.02), title=RECIPE)
-ax.legend(fontsize=7, ncol=2)
+ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))      # beside the curves, never over them
 fig.tight_layout()
 plt.show()
 # %% [markdown]
@@ -453,8 +453,9 @@ print(f"the highest mean is {top}'s; its interval lies above "
          "no difference here to explain"))
 
 # %% [markdown]
-# Why might they tie? In this layout the plain network's last two blocks already see the object and the beacon
-# together (their receptive fields are large enough), so nothing *needs* the global path. The **reach study**
+# Why might they tie? In this layout the plain network's last two blocks have positions whose receptive fields
+# hold both the object and the beacon, so the convolutions *could* relate them without the global path. The
+# **reach study**
 # (`lgd reach-study`, notebook 7) asks the sharper question: on a task whose single variable is the distance
 # between two cues, from a distance where every block sees both to one beyond every receptive field of the
 # plain network, which network solves it? Its shipped result, in one line per distance:
@@ -466,6 +467,13 @@ for distance, group in reach_summary.groupby("distance"):
     print(f"{distance:>4} px ({group['relative_distance'].iloc[0]:.2f} x the plain network's reach): LGD solved "
           f"{cells['both'].solved} of {cells['both'].seeds} seeds, the plain network {cells['none'].solved} of "
           f"{cells['none'].seeds}")
+within = reach_summary[reach_summary["relative_distance"] < 1]
+stalled = within.groupby("distance").apply(lambda g: int(g["solved"].sum()) == 0, include_groups=False)
+if stalled.any():
+    print(f"At {', '.join(f'{d} px' for d in stalled[stalled].index)} neither network solved the task although some "
+          "blocks of the plain network still see both cues: a receptive field that *could* connect two cues is not "
+          "enough for this recipe to learn to use it. So 'the convolutions see both' explains why a global path is "
+          "not needed, not that the plain network will use what it sees.")
 
 # %% [markdown]
 # ## Summary

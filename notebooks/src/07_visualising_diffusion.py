@@ -176,6 +176,10 @@ print(f"far end: ceiling of the plain network {ceiling:.3f}; the arrow alone {ar
 # %% [markdown]
 # Now the study's result: every seed's final local-head accuracy at every distance (from the shipped CSVs;
 # `lgd reach-study --report figures/reach_study` prints the same tables).
+# Besides LGD (`both`), the plain network (`none`) and the two single diffusions, the study trained three other
+# ways to bring in global context at the near and the far end: squeeze-excitation (`se`), non-local (`nonlocal`)
+# and global-context (`gc`) blocks; notebook 9 introduces them, and this notebook reads them only as the other
+# rows of the tables.
 
 # %%
 root = repository_root()
@@ -546,32 +550,6 @@ else:
     print("No LGD seed solved the far end, so there is no solution whose dependence on the global term could be "
           "measured here.")
 
-# %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
-# ### Exercise 4 (stretch, written): explain the ablation
-#
-# Read the far-end tables above and, after you run section 7.5, its two tables (the signpost near end and the
-# 96 x 96 beacon model). In which of the three does a trained LGD network rely on the *clip-specific* content of
-# the global term, and in which block? What is the difference between zeroing a block's term and fixing it at
-# its mean? And why could a network that had solved the far end fall *below* the plain network's ceiling when
-# its term is fixed in every block? (Graded by hand.)
-#
-# ### BEGIN SOLUTION
-# A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
-# clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
-# bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
-# costs the most local-head accuracy is where the network uses clip-specific global context: in the printed
-# tables that is the beacon model's layer4.0; the far-end models are at chance and the near-end ones lose
-# nothing, so neither relies on it.
-# With the term fixed everywhere, no feature of LGD learns anything about the clip from the global path, so
-# each feature again sees the arrow or the square but not both, and the same sum argument bounds it by the
-# plain network's ceiling. Its later layers were trained to expect the clip-specific term, though, so without
-# it they can do worse than a network trained without one: the ceiling is an upper bound, not a floor.
-#
-# Rubric (3 points): 1 for naming the model and block from the tables; 1 for the bias-versus-content distinction
-# between zeroing and fixing at the mean; 1 for why it can fall below the ceiling (its later weights were
-# trained to expect the clip-specific term; the ceiling bounds the best sum, not this network).
-# ### END SOLUTION
-
 # %% [markdown]
 # ## 7.5 The near end: where convolutions reach both cues, does LGD still depend on g?
 #
@@ -627,6 +605,32 @@ print(f"96 x 96 beacon task: fixing U(W_xg g) at its mean in {beacon_block} take
       "beacon, this trained network depends on the clip-specific content of its global term." if beacon_fixed[beacon_block] < beacon_intact - 0.1 else
       f"96 x 96 beacon task: fixing the term at its mean costs at most "
       f"{beacon_intact - beacon_fixed[beacon_block]:.3f} ({beacon_block}).")
+
+# %% [markdown] tags=["exercise:ablation_explained", "manual", "points:3"]
+# ### Exercise 4 (stretch, written): explain the ablation
+#
+# Read the far-end tables of 7.4 and the two tables above (the signpost near end and the 96 x 96 beacon
+# model). In which of the three does a trained LGD network rely on the *clip-specific* content of
+# the global term, and in which block? What is the difference between zeroing a block's term and fixing it at
+# its mean? And why could a network that had solved the far end fall *below* the plain network's ceiling when
+# its term is fixed in every block? (Graded by hand.)
+#
+# ### BEGIN SOLUTION
+# A model answer: zeroing a term removes both its average (a learned bias the next layers expect) and its
+# clip-specific part, so a drop can mean "the network needs a bias there"; fixing it at its mean keeps the
+# bias and removes only what the global vector says about *this* clip. The block where fixing at the mean
+# costs the most local-head accuracy is where the network uses clip-specific global context: in the printed
+# tables that is the beacon model's layer4.0; the far-end models are at chance and the near-end ones lose
+# nothing, so neither relies on it.
+# With the term fixed everywhere, no feature of LGD learns anything about the clip from the global path, so
+# each feature again sees the arrow or the square but not both, and the same sum argument bounds it by the
+# plain network's ceiling. Its later layers were trained to expect the clip-specific term, though, so without
+# it they can do worse than a network trained without one: the ceiling is an upper bound, not a floor.
+#
+# Rubric (3 points): 1 for naming the model and block from the tables; 1 for the bias-versus-content distinction
+# between zeroing and fixing at the mean; 1 for why it can fall below the ceiling (its later weights were
+# trained to expect the clip-specific term; the ceiling bounds the best sum, not this network).
+# ### END SOLUTION
 
 # %% [markdown]
 # ### Exercise 5 (stretch): run the intervention yourself
@@ -710,9 +714,18 @@ print(f"global_to_local beacon model (seed {g2l_info['seed']}), {len(g2l_labels)
 
 # %% [markdown]
 # So the measurements answer different questions. Where the convolutions reach both cues, a dependence on g
-# (the beacon model's, if printed above) shows that diffusion *reroutes* what the convolutions could carry; the
-# signpost near-end printout says whether its LGD models do the same. Only at the far end could a success be
-# credited to the global path alone, and section 7.1 printed whether any run succeeded there.
+# shows that diffusion *reroutes* what the convolutions could carry; only at the far end could a success be
+# credited to the global path alone. The cell below states what this notebook's numbers say on each count.
+
+# %%
+beacon_drop = beacon_intact - beacon_fixed[beacon_block]
+far_solved = int(runs[(runs["distance"] == far_d) & (runs["variant"] == "both")]["acc_local"].ge(0.9).sum())
+print(("The 96 x 96 beacon model reroutes: fixing its term at its mean in " + beacon_block + f" costs {beacon_drop:.3f}."
+       if beacon_drop > 0.1 else "The 96 x 96 beacon model does not depend on its term's clip-specific content.")
+      + (f" The signpost near-end LGD models do too (fixing the term in {drop_block} takes them to {near_drop:.3f})."
+         if near_drop < near_intact.mean() - 0.1 else " The signpost near-end LGD models do not.")
+      + (f" At the far end {far_solved} LGD seeds solved the task." if far_solved else
+         " At the far end no LGD seed solved the task, so nothing here can be credited to the global path alone."))
 
 # %% [markdown]
 # ## 7.6 Effective receptive fields
@@ -891,7 +904,8 @@ print("Where the layer2.0 map peaks, frame by frame: " + ", ".join(f"{k} in {v} 
                                                                    peaks.items()) + ". "
       + ("Most peaks are on neither cue: this map highlights whatever the block responds to most, distractors "
          "included, and says nothing about the task's cues." if peaks["elsewhere (background or a distractor)"] >
-         cam.shape[0] / 2 else "The peaks sit mostly on the cues."))
+         cam.shape[0] / 2 else "Most peaks sit on " + ("the sign" if peaks["the sign"] > peaks["the square"] else
+                                                       "the square") + ", one of the two cues."))
 
 # %% [markdown]
 # A GIF shows time better than a row of frames; `export_animation` writes `.gif` (Pillow) or `.mp4` (ffmpeg).

@@ -87,7 +87,8 @@ print(f"{extraction_seconds:.1f} s for this cell; {computed:,} flow frames compu
 # %% [markdown]
 # One clip per class: a frame, the flow between two frames drawn as colour (the hue is the direction, the
 # brightness the speed), and its x and y components. Before reading the pictures, know what moves: the object
-# moves a little every frame, and the camera jitters by up to a few pixels, which moves *every* edge of the
+# moves a little every frame, and the camera jitters (every frame shifted by up to `synthetic.CAMERA_JITTER`
+# pixels, so by up to twice that between two frames), which moves *every* edge of the
 # frame at once (the beacon's, the distractors', the texture's). The measurements after the figure say which
 # of the two the flow shows.
 
@@ -210,8 +211,9 @@ print(f"at {big} px: TV-L1 {tvl1['frames_per_s_per_core']:.2f} frames/s per core
 print(f"Kinetics-400 ({flow.KINETICS400_VIDEOS:,} videos x {flow.KINETICS_FRAMES_PER_VIDEO} frames at 340 x 256): "
       f"{tvl1['kinetics400_core_hours']:,.0f} core-hours with TV-L1, {dis['kinetics400_core_hours']:,.0f} with DIS")
 small = at.loc[("tvl1", min(RATE_SIZES)), "frames_per_s_per_core"]
-print(f"this synthetic set with TV-L1 on 2 cores: about {frames_in_set / small / 2 / 60:.0f} min "
-      f"({frames_in_set:,} flow frames at {small:.1f} frames/s per core)")
+print(f"the {' and '.join(manifests)} videos extracted here ({sum(len(t) for t in manifests.values()):,} videos) with "
+      f"TV-L1 on 2 cores: about {frames_in_set / small / 2 / 60:.0f} min ({frames_in_set:,} flow frames at "
+      f"{small:.1f} frames/s per core)")
 
 # %% [markdown]
 # ## 8.3 The flow stream

@@ -112,8 +112,8 @@ with torch.no_grad():
 # %% [markdown]
 # ## 9.3 What each costs
 #
-# Parameters and FLOPs of the teaching models on the signpost strip (8 frames of 32 x 272 pixels), computed
-# here:
+# Parameters and FLOPs of the teaching models on the signpost strip (8 frames of 32 x 272 pixels, 2 classes),
+# computed here (the table after it counts 400 classes, so LGD's second classifier head weighs more there):
 
 # %%
 rows = []
@@ -148,13 +148,15 @@ budget[["size", "model", "kind", "params", "added_params", "gflops", "ms_per_ste
         "ratio_high"]].round(3)
 
 # %%
-full = budget[budget["size"] == "16x224"].set_index("model")
-extra = {m: full.loc[m, "time_ratio"] - 1 for m in full.index if m != "p3d_r50"}
-costliest = max(extra, key=extra.get)
-cheapest = min(extra, key=extra.get)
-print(f"At 16x224 the training step costs {extra[cheapest]:+.1%} ({cheapest}) to {extra[costliest]:+.1%} "
-      f"({costliest}) over the plain P3D's; the FLOPs add "
-      f"{full.loc[costliest, 'gflops'] / full.loc['p3d_r50', 'gflops'] - 1:+.1%} for {costliest}.")
+for size, plain_name in (("16x224", "p3d_r50"), ("8x112", "p3d_tiny")):
+    part = budget[budget["size"] == size].set_index("model")
+    extra = {m: part.loc[m, "time_ratio"] - 1 for m in part.index if m != plain_name}
+    costliest, cheapest = max(extra, key=extra.get), min(extra, key=extra.get)
+    flops = {m: part.loc[m, "gflops"] / part.loc[plain_name, "gflops"] - 1 for m in extra}
+    print(f"At {size} the training step costs {extra[cheapest]:+.1%} ({cheapest}) to {extra[costliest]:+.1%} "
+          f"({costliest}) over the plain P3D's; FLOPs add {min(flops.values()):+.1%} to {max(flops.values()):+.1%} "
+          f"(most: {max(flops, key=flops.get)}). Where the FLOPs barely change, the time goes to memory traffic "
+          "and small operations, as notebook 6 measures for LGD.")
 
 # %% [markdown]
 # ## 9.4 Accuracy at the near and the far end of the signpost task
@@ -218,6 +220,11 @@ for _, r in far_attention.iterrows():
     print(f"{r['block']}: two queries of one clip {r['within']:.3f} [{r['within_low']:.3f}, {r['within_high']:.3f}], "
           f"one query in two clips {r['across']:.3f} [{r['across_low']:.3f}, {r['across_high']:.3f}]: the first is "
           f"{r['within'] / r['across']:.0%} of the second")
+closest = far_attention["within"].min()
+print("GCNet's observation would put the first number near 0 (one map for every query). "
+      + (f"Here even the closest pair of query maps is {closest:.2f} apart on the 0-to-1 scale: far from one map, "
+         "so on these models a query-independent context would not reproduce the non-local blocks."
+         if closest > 0.3 else f"Here it is {closest:.2f}: close to one map for every query, as GCNet found."))
 
 # %% [markdown]
 # **Global context against LGD: is the context clip-specific?** Fix each block's term at its average over
@@ -228,6 +235,13 @@ for _, r in far_attention.iterrows():
 # %%
 fixed = tables["fixed"]
 print(fixed.round(3).to_string(index=False))
+print("intact: the local head as trained; fixed_mean: every block's term at its mean over training clips; drop: "
+      "intact - fixed_mean per seed (mean and 95% interval); removed: every block made the identity (term zeroed, "
+      "SE's gate at 1).")
+largest = fixed.loc[fixed["drop"].abs().idxmax()]
+print(f"The largest mean drop is {largest['drop']:+.3f} ({largest['variant']}, {largest['end']} end)"
+      + (": no block type depends measurably on what its context says about the clip, at either end."
+         if fixed["drop"].abs().max() < 0.02 and (fixed["drop_low"].fillna(0) <= 0.02).all() else "."))
 
 # %% [markdown]
 # **Squeeze-excitation: can a channel gate carry *which way* the arrow points to the square?** The gate is one
