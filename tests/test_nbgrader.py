@@ -32,10 +32,9 @@ def nbgrader(course: Path, *args: str, env: dict):
     return result
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", list(CASES))
-def test_nbgrader_generates_the_release_and_autogrades_two_submissions(notebook, tmp_path):
-    n_ids, points, wrong_cell, wrong_source = CASES[notebook]
+def _course(notebook: str, tmp_path: Path) -> tuple[Path, dict, list]:
+    """An nbgrader course whose source folder holds ``notebook`` as ``lgd exercises build --format nbgrader`` writes
+    it, with the release generated: (course folder, environment, the source's nbgrader metadata per cell)."""
     course = tmp_path / "course"
     source = course / "source" / "ps1"
     source.mkdir(parents=True)
@@ -44,15 +43,22 @@ def test_nbgrader_generates_the_release_and_autogrades_two_submissions(notebook,
     shutil.copy(ROOT / "notebooks" / f"{notebook}.ipynb", sources)
     assert lgd(["exercises", "build", "--sources", str(sources), "--out", str(source), "--format", "nbgrader"]) == 0
     meta = [c.metadata.get("nbgrader") for c in nbformat.read(source / f"{notebook}.ipynb", as_version=4).cells]
-    ids = [m["grade_id"] for m in meta if m]
-    assert len(ids) == len(set(ids)) == n_ids                         # an answer and a check per exercise
-    assert sum(m["points"] for m in meta if m and m["grade"]) == points            # points:N tags
-
     env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
                LGD_PROFILE="cpu", MPLBACKEND="Agg",
                # nbgrader runs its database migrations with the `alembic` script of this environment
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     nbgrader(course, "generate_assignment", "ps1", "--force", env=env)
+    return course, env, meta
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", list(CASES))
+def test_nbgrader_generates_the_release_and_autogrades_two_submissions(notebook, tmp_path):
+    n_ids, points, wrong_cell, wrong_source = CASES[notebook]
+    course, env, meta = _course(notebook, tmp_path)
+    ids = [m["grade_id"] for m in meta if m]
+    assert len(ids) == len(set(ids)) == n_ids                         # an answer and a check per exercise
+    assert sum(m["points"] for m in meta if m and m["grade"]) == points            # points:N tags
     release = nbformat.read(course / "release" / "ps1" / f"{notebook}.ipynb", as_version=4)
     assert not any(grading.BEGIN in c.source or "BEGIN HIDDEN TESTS" in c.source for c in release.cells)
     assert any("NotImplementedError" in c.source for c in release.cells)
@@ -94,17 +100,7 @@ def _with_release_metadata(solved, release):
 @pytest.mark.slow
 def test_nbgrader_autogrades_the_stretch_intervention_exercise_of_notebook_7(tmp_path):
     name = "07_visualising_diffusion"
-    course = tmp_path / "course"
-    source = course / "source" / "ps1"
-    source.mkdir(parents=True)
-    sources = tmp_path / "sources"
-    sources.mkdir()
-    shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", sources)
-    assert lgd(["exercises", "build", "--sources", str(sources), "--out", str(source), "--format", "nbgrader"]) == 0
-    env = dict(os.environ, LGD_FIGURES_DIR=str(tmp_path / "figures"), LGD_WORK_DIR=str(tmp_path / "work"),
-               LGD_PROFILE="cpu", MPLBACKEND="Agg",
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    nbgrader(course, "generate_assignment", "ps1", "--force", env=env)
+    course, env, _ = _course(name, tmp_path)
     release = nbformat.read(course / "release" / "ps1" / f"{name}.ipynb", as_version=4)
     good = _with_release_metadata(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4), release)
     wrong = nbformat.from_dict(good)                                   # the intervention zeroes instead of fixing
