@@ -292,7 +292,8 @@ def test_plots_write_files(tmp_path):
     plot_per_class_accuracy(y, y[::-1], ["a", "b", "c", "d"], path=tmp_path / "per_class.png")
     results = [dict(variant=v, seed=s, acc1=rng.random()) for v in ("both", "none") for s in range(3)]
     fig = plot_ablation(results, path=tmp_path / "ablation.png")
-    assert "3 seeds" in fig.axes[0].get_title()
+    assert "s.d. over the runs of a bar" in fig.axes[0].get_title()
+    assert all("(n=3)" in t.get_text() for t in fig.axes[0].get_xticklabels())
     for name in ("curves", "partial", "confusion", "per_class", "ablation"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
 

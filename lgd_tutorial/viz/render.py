@@ -7,6 +7,7 @@ Everything draws with matplotlib's object API on explicit ``Figure`` objects
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,9 @@ def figure_grid(frames: np.ndarray, rows: dict[str, np.ndarray], alpha: float = 
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"t={t}", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+            if c == 0:                                       # a row label runs along the cell's height: wrap it to fit
+                fit = max(8, int(cell * 72 / (8 * 0.6)))
+                ax.set_ylabel("\n".join(textwrap.fill(part, fit) for part in label.split("\n")), fontsize=8)
     if rows:
         from matplotlib import colormaps
         from matplotlib.cm import ScalarMappable
