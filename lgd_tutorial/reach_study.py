@@ -704,13 +704,6 @@ def findings(folder: Path) -> str:
 
 # --------------------------------------------------------------------------- the other ways to bring in context
 
-def _interval_text(values, digits: int = 3) -> str:
-    mean, low, high = t_interval(values)
-    if math.isnan(low):
-        return f"{mean:.{digits}f} (one seed)"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 def competitor_tables(folder: Path) -> dict[str, pd.DataFrame]:
     """The competitors beside LGD and the plain network, from a finished study folder.
 

@@ -240,47 +240,52 @@ def lookup_baseline(train_keys, train_y, test_keys, test_y) -> float:
 
 
 @torch.no_grad()
-def mean_global_to_local(model: nn.Module, clips: Tensor, batch: int = 64) -> list[Tensor | None]:
-    """Per block, the global-to-local term U(W_xg g) averaged over ``clips``: a (C,) vector (None without it)."""
+def _mean_over_clips(model: nn.Module, clips: Tensor, read, batch: int) -> list[Tensor | None]:
+    """Per block, ``read(block_taps)`` (a tensor per clip, or None) averaged over ``clips``."""
     sums, count = None, 0
     for i in range(0, len(clips), batch):
         record = collect_taps(model, clips[i:i + batch])
-        terms = [t.global_to_local[:, :, 0, 0, 0].sum(0) if t.global_to_local is not None else None
-                 for t in record.blocks]
+        terms = [None if read(t) is None else read(t).sum(0) for t in record.blocks]
         sums = terms if sums is None else [None if s is None else s + t for s, t in zip(sums, terms)]
         count += len(clips[i:i + batch])
     return [None if s is None else s / count for s in sums]
 
 
+def mean_global_to_local(model: nn.Module, clips: Tensor, batch: int = 64) -> list[Tensor | None]:
+    """Per block, the global-to-local term U(W_xg g) averaged over ``clips``: a (C,) vector (None without it)."""
+    return _mean_over_clips(model, clips, lambda t: None if t.global_to_local is None
+                            else t.global_to_local[:, :, 0, 0, 0], batch)
+
+
 @contextlib.contextmanager
-def fix_global_to_local(model: nn.Module, terms: list[Tensor | None]):
-    """Replace every block's U(W_xg g) by a fixed vector (e.g. ``mean_global_to_local``): the local maps keep
-    the term's average size and direction, but no longer learn anything about *this* clip from the global path."""
+def _replace_outputs(modules_and_terms, fixed):
+    """Forward hooks that replace each module's output by ``fixed(term, output)``; yields how many were set."""
     handles = []
-
-    def fixed(term):
-        return lambda module, inputs, output: term.view(1, -1, 1, 1, 1).to(output.dtype).expand_as(output)
-
     try:
-        for (_, block), term in zip(lgd_blocks(model), terms):
-            if term is not None and block.tap_global_to_local is not None:
-                handles.append(block.tap_global_to_local.register_forward_hook(fixed(term)))
+        for module, term in modules_and_terms:
+            handles.append(module.register_forward_hook(
+                lambda m, inputs, output, term=term: fixed(term, output)))
         yield len(handles)
     finally:
         for handle in handles:
             handle.remove()
 
 
+@contextlib.contextmanager
+def fix_global_to_local(model: nn.Module, terms: list[Tensor | None]):
+    """Replace every block's U(W_xg g) by a fixed vector (e.g. ``mean_global_to_local``): the local maps keep
+    the term's average size and direction, but no longer learn anything about *this* clip from the global path."""
+    pairs = [(block.tap_global_to_local, term) for (_, block), term in zip(lgd_blocks(model), terms)
+             if term is not None and block.tap_global_to_local is not None]
+    with _replace_outputs(pairs, lambda term, output: term.view(1, -1, 1, 1, 1).to(output.dtype)
+                          .expand_as(output)) as count:
+        yield count
+
+
 def mean_context_term(model: nn.Module, clips: Tensor, batch: int = 64) -> list[Tensor | None]:
     """Per block, what its context block (SE's gate, GC's added vector, a non-local block's added map)
     contributed, averaged over ``clips``: shape (C, 1, 1, 1) or (C, T, H, W); None for a block without one."""
-    sums, count = None, 0
-    for i in range(0, len(clips), batch):
-        record = collect_taps(model, clips[i:i + batch])
-        terms = [t.context.sum(0) if t.context is not None else None for t in record.blocks]
-        sums = terms if sums is None else [None if s is None else s + t for s, t in zip(sums, terms)]
-        count += len(clips[i:i + batch])
-    return [None if s is None else s / count for s in sums]
+    return _mean_over_clips(model, clips, lambda t: t.context, batch)
 
 
 @contextlib.contextmanager
@@ -288,19 +293,10 @@ def fix_context(model: nn.Module, terms: list[Tensor | None]):
     """Replace the term of every block's context block by a fixed one (e.g. ``mean_context_term``, or ones for
     SE's gate and zeros for an added term, which remove the block): as ``fix_global_to_local`` for the
     other ways of bringing in global context (``models.context``)."""
-    handles = []
-
-    def fixed(term):
-        return lambda module, inputs, output: term.unsqueeze(0).to(output.dtype).expand_as(output)
-
-    try:
-        for (_, block), term in zip(lgd_blocks(model), terms):
-            if term is not None and getattr(block, "context", None) is not None:
-                handles.append(block.context.tap.register_forward_hook(fixed(term)))
-        yield len(handles)
-    finally:
-        for handle in handles:
-            handle.remove()
+    pairs = [(block.context.tap, term) for (_, block), term in zip(lgd_blocks(model), terms)
+             if term is not None and getattr(block, "context", None) is not None]
+    with _replace_outputs(pairs, lambda term, output: term.unsqueeze(0).to(output.dtype).expand_as(output)) as count:
+        yield count
 
 
 @contextlib.contextmanager
