@@ -588,11 +588,9 @@ def plot(results: pd.DataFrame, peaks: dict[str, float], path: Path) -> None:
         for ax in (left, right):
             ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    from .viz.figcheck import check_figure          # matplotlib is only needed when a figure is drawn
+    from .viz.figcheck import write_figure          # matplotlib is only needed when a figure is drawn
 
-    check_figure(fig, path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

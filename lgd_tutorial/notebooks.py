@@ -10,7 +10,10 @@ Inside a notebook:
 - ``profile()`` reads ``LGD_PROFILE``: "cpu" (the default: small sizes that run
   in about a minute on a 2-core laptop) or "gpu" (the real recipe);
 - ``figure_path("02_pool_broadcast.png")`` is where a figure is saved:
-  ``$LGD_FIGURES_DIR`` if set, else ``figures/`` at the repository root;
+  ``$LGD_FIGURES_DIR`` if set, else ``notebooks/executed/figures/`` in the
+  repository (git-ignored), else ``figures/`` in the working folder. The
+  figures tracked in the repository's ``figures/`` change only on purpose
+  (``lgd workbook --update-figures``);
 - ``show_figure(fig, figure_path(name))`` saves a figure and shows that same
   picture, rendering it once (saving and then displaying renders it twice).
 """
@@ -49,12 +52,15 @@ def repository_root(start: Path | None = None) -> Path | None:
 
 
 def figure_path(name: str) -> Path:
-    """Where a notebook saves the figure ``name``; the folder is created if needed."""
+    """Where a notebook saves the figure ``name``; the folder is created if needed.
+
+    Never the tracked ``figures/`` unless ``LGD_FIGURES_DIR`` names it: a run leaves the repository as it found it.
+    """
     if os.environ.get("LGD_FIGURES_DIR"):
         folder = Path(os.environ["LGD_FIGURES_DIR"])
     else:
         root = repository_root()
-        folder = (root or Path.cwd()) / "figures"
+        folder = root / "notebooks" / "executed" / "figures" if root else Path.cwd() / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
@@ -70,11 +76,9 @@ def show_figure(fig, path: str | Path | None = None, dpi: int = 100) -> None:
 
     import matplotlib.pyplot as plt
 
-    from .viz.figcheck import check_figure      # inside: the plumbing module does not import the viz package
+    from .viz.figcheck import write_figure      # inside: the plumbing module does not import the viz package
 
-    check_figure(fig, Path(path).name if path is not None else "figure")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer = write_figure(fig, io.BytesIO(), dpi=dpi, name=Path(path).name if path is not None else None)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,10 @@
 This is what the README's first command runs after setting up ``.venv/``.
 Each numbered notebook of ``notebooks/`` (01_..., 02_..., ...) runs top to
 bottom in a fresh kernel; executed copies go to ``notebooks/executed/``
-(git-ignored), figures to ``figures/``, and one progress line per notebook
+and their figures to ``notebooks/executed/figures/`` (both git-ignored: the
+run leaves the repository as it found it). The figures tracked in
+``figures/`` (the ones the README shows) are rewritten only with
+``--update-figures``. One progress line per notebook
 says how long it took and whether it ran. The exit status is 1 if any
 notebook failed.
 
@@ -42,8 +45,12 @@ def default_profile() -> str:
 
 
 def run_workbook(notebooks=None, only: str | None = None, out=None, timeout: float = 900,
-                 profile: str | None = None, models: bool = False, num_classes: int = 400) -> int:
-    """Run the numbered notebooks of ``notebooks`` (default: the repository's) in order; 1 if any failed."""
+                 profile: str | None = None, models: bool = False, num_classes: int = 400,
+                 update_figures: bool = False) -> int:
+    """Run the numbered notebooks of ``notebooks`` (default: the repository's) in order; 1 if any failed.
+
+    Figures go to ``out/figures``; with ``update_figures`` to the repository's tracked ``figures/`` instead.
+    """
     folder = Path(notebooks) if notebooks else (repository_root() or Path.cwd()) / "notebooks"
     paths = list_notebooks(folder, only)
     if not paths:
@@ -52,9 +59,19 @@ def run_workbook(notebooks=None, only: str | None = None, out=None, timeout: flo
         print_model_summaries(num_classes)
     profile = profile or default_profile()
     out = Path(out) if out else folder / "executed"
-    print(f"running {len(paths)} notebook(s) from {folder} (profile {profile}); executed copies in {out}", flush=True)
+    if update_figures:
+        root = repository_root(folder)
+        if root is None:
+            raise FileNotFoundError(f"--update-figures rewrites the repository's figures/, but {folder} is not "
+                                    "inside a checkout of the repository")
+        figures = root / "figures"
+    else:
+        figures = out / "figures"
+    print(f"running {len(paths)} notebook(s) from {folder} (profile {profile}); executed copies in {out}, "
+          f"figures in {figures}", flush=True)
     start = time.perf_counter()
-    runs = run_notebooks(paths, out_dir=out, timeout=timeout, env={"LGD_PROFILE": profile})
+    runs = run_notebooks(paths, out_dir=out, timeout=timeout,
+                         env={"LGD_PROFILE": profile, "LGD_FIGURES_DIR": str(figures.resolve())})
     failed = [run.path.name for run in runs if not run.ok]
     print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.perf_counter() - start:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)

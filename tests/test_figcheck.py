@@ -78,3 +78,11 @@ def test_a_planted_bad_figure_fails_the_save_in_error_mode_and_warns_otherwise(t
     monkeypatch.setenv("LGD_FIGURE_CHECK", "loud")
     with pytest.raises(ValueError, match="LGD_FIGURE_CHECK must be one of"):
         check_figure(fig)
+
+
+def test_a_figure_saved_twice_from_the_same_data_has_the_same_bytes_and_no_version_chunk(tmp_path):
+    """Re-rendering a shipped figure from the same results must show no diff: no varying PNG metadata."""
+    first = save_figure(_good(), tmp_path / "a.png").read_bytes()
+    second = save_figure(_good(), tmp_path / "b.png").read_bytes()
+    assert first == second
+    assert b"Software" not in first and b"Matplotlib" not in first

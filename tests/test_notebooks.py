@@ -1,5 +1,7 @@
 """The workbook's notebooks: stored without outputs, generated from their scripts, and they run headless."""
 
+import subprocess
+import time
 from pathlib import Path
 
 import nbformat
@@ -49,17 +51,26 @@ def test_every_notebook_is_executed_by_a_test():
     assert sorted(FIGURES) == [script.stem for script in SCRIPTS]
 
 
-def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
+def execute(name, tmp_path, params=None, default_figures=False) -> nbformat.NotebookNode:
     """Run notebook ``name`` on the CPU profile; no cell may fail, and its figures must be written.
 
-    Figures and scratch runs go to ``tmp_path``, never into the checkout or its ``runs/``."""
-    figures = tmp_path / "figures"
+    Figures and scratch runs go to ``tmp_path``, never into the checkout or its ``runs/``. With
+    ``default_figures`` the figures go where a notebook puts them by default (``LGD_FIGURES_DIR`` unset: the
+    git-ignored ``notebooks/executed/figures/``), and the checkout's ``git status`` must not change."""
+    figures = NOTEBOOKS / "executed" / "figures" if default_figures else tmp_path / "figures"
+    env = {"LGD_PROFILE": "cpu", "LGD_WORK_DIR": str(tmp_path / "work"),
+           # the kernel draws inline, as in Jupyter (this process uses Agg)
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if not default_figures:
+        env["LGD_FIGURES_DIR"] = str(figures)
+    before = git_status()
+    started = time.time()
     run = run_notebook(NOTEBOOKS / f"{name}.ipynb", out_dir=tmp_path / "executed", timeout=600,
-                       env={"LGD_FIGURES_DIR": str(figures), "LGD_PROFILE": "cpu",
-                            "LGD_WORK_DIR": str(tmp_path / "work"),
-                            # the kernel draws inline, as in Jupyter (this process uses Agg)
-                            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}, params=params)
+                       env=env, params=params)
     assert run.ok, run.error
+    assert git_status() == before, f"running {name} changed the checkout: {before!r} -> {git_status()!r}"
+    if default_figures:
+        assert all((figures / f).stat().st_mtime >= started - 1 for f in FIGURES[name]), "a figure went elsewhere"
     executed = nbformat.read(run.executed, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert [o for c in code for o in c.outputs if o.output_type == "error"] == []
@@ -71,6 +82,12 @@ def execute(name, tmp_path, params=None) -> nbformat.NotebookNode:
     saved = [f for f in FIGURES[name] if f.endswith(".png")]
     assert shown >= len(saved), f"{shown} image outputs for {len(saved)} saved figures: some figure is not shown"
     return executed
+
+
+def git_status() -> str:
+    """The checkout's ``git status --porcelain`` (tracked changes and untracked files; ignored ones are not shown)."""
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def image_outputs(notebook) -> int:
@@ -98,7 +115,7 @@ SMALL = ["data.synthetic_videos_per_class=24", "data.synthetic_val_per_class=8",
 
 @pytest.mark.slow
 def test_training_notebook_trains_evaluates_and_reads_the_shipped_study(tmp_path):
-    executed = execute("05_training", tmp_path,
+    executed = execute("05_training", tmp_path, default_figures=True,
                        params={"CPU_OVERRIDES": [f"data.root={tmp_path / 'synthetic'}", *SMALL]})
     assert (tmp_path / "work" / "notebook05_lgd" / "best.pt").stat().st_size > 0
     text = text_of(executed)
@@ -137,7 +154,7 @@ def test_scaling_up_resumes_a_download_trains_with_two_processes_and_resumes_aft
 @pytest.mark.slow
 def test_visualising_diffusion_runs_and_shows_an_explorer_with_a_frame_slider(tmp_path):
     """Notebook 7 needs no earlier notebook: it loads the shipped teaching checkpoints."""
-    executed = execute("07_visualising_diffusion", tmp_path)
+    executed = execute("07_visualising_diffusion", tmp_path, default_figures=True)
     assert "every change is exactly 0 (asserted)" in text_of(executed)
     widgets = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
@@ -223,6 +240,18 @@ def test_workbook_runs_only_the_selected_notebooks_and_fails_when_one_fails(tmp_
     assert lgd(["workbook", "--notebooks", str(tmp_path), "--profile", "cpu"]) == 1
     assert "ZeroDivisionError" in capfd.readouterr().out
     assert (tmp_path / "executed" / "02_second.ipynb").exists()
+
+
+def test_workbook_figures_go_next_to_the_executed_copies_and_update_figures_needs_a_checkout(tmp_path, capfd,
+                                                                                             monkeypatch):
+    monkeypatch.delenv("LGD_FIGURES_DIR", raising=False)
+    write_notebook(tmp_path / "01_fig.ipynb", "from lgd_tutorial.notebooks import figure_path\n"
+                                              "figure_path('x.png').write_bytes(b'png')")
+    assert lgd(["workbook", "--notebooks", str(tmp_path), "--profile", "cpu"]) == 0
+    assert (tmp_path / "executed" / "figures" / "x.png").read_bytes() == b"png"
+    assert f"figures in {(tmp_path / 'executed' / 'figures').resolve()}" in capfd.readouterr().out
+    assert lgd(["workbook", "--notebooks", str(tmp_path), "--profile", "cpu", "--update-figures"]) == 2
+    assert "not inside a checkout of the repository" in capfd.readouterr().err
 
 
 def unrendered_figures(notebook) -> list[int]:

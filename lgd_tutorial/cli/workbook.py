@@ -6,7 +6,8 @@ import argparse
 
 HELP = "the main job: run every notebook headless, in order (--only PATTERN)"
 DESCRIPTION = ("Run every notebook of the workbook headless, in order; executed copies go to "
-               "notebooks/executed/, figures to figures/.")
+               "notebooks/executed/ and their figures to notebooks/executed/figures/ (both git-ignored); "
+               "--update-figures rewrites the tracked figures/ instead.")
 PROFILES = ("cpu", "gpu")               # as notebooks.PROFILES (checked by a test)
 
 
@@ -18,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default=None,
                    help="recipe: cpu (small, synthetic) or gpu (default: gpu when a GPU is present)")
     p.add_argument("--models", action="store_true", help="first print every registered model's summary")
+    p.add_argument("--update-figures", action="store_true",
+                   help="write the figures into the repository's tracked figures/ (the ones the README shows), "
+                        "to update them on purpose; by default they go next to the executed copies")
     p.add_argument("--num-classes", type=int, default=400, help="classes for --models (default 400)")
 
 
@@ -27,6 +31,6 @@ def run(args) -> int:
 
     try:
         return run_workbook(args.notebooks, args.only, args.out, args.timeout, args.profile, args.models,
-                            args.num_classes)
+                            args.num_classes, update_figures=args.update_figures)
     except FileNotFoundError as e:
         return fail("workbook", e)

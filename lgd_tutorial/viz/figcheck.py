@@ -1,8 +1,10 @@
 """A figure check run when a figure is saved: text that overlaps other text or leaves the canvas, and maps with
 no colorbar.
 
-Every figure the package and the workbook save goes through ``check_figure`` (``viz.render.save_figure``,
-``viz.render.figure_to_png``, ``notebooks.show_figure`` and the commands' own plots). It draws the figure once,
+Every figure the package and the workbook save goes through ``write_figure`` (``viz.render.save_figure``,
+``viz.render.figure_to_png``, ``notebooks.show_figure`` and the commands' own plots), which runs
+``check_figure`` and writes a PNG without the metadata that varies between machines and versions (the
+"Software" text chunk), so a figure re-rendered from the same results has the same bytes. It draws the figure once,
 records every piece of text the renderer actually draws (tick labels of ticks outside the view are not drawn,
 so they are not counted) with its extent in pixels, and reports:
 
@@ -24,6 +26,7 @@ import warnings
 TOLERANCE = 1.5            # pixels at the figure's dpi
 NO_COLORBAR = "no-colorbar"
 MODES = ("warn", "error", "off")
+PNG_METADATA = {"Software": None}   # matplotlib writes its version here; nothing else in a PNG varies by run
 
 
 class FigureProblem(ValueError):
@@ -144,3 +147,17 @@ def provenance_footer(fig, text: str, fontsize: float = 7) -> None:
     if engine is not None and hasattr(engine, "set"):
         engine.set(rect=(0, height + 0.005, 1, 1 - height - 0.005))
     fig.text(0.01, 0.004, wrapped, fontsize=fontsize, color="grey", va="bottom")
+
+
+def write_figure(fig, target, dpi: int = 100, name: str | None = None):
+    """Check ``fig`` (``check_figure``) and save it as PNG to ``target`` (a path, parents created, or a binary
+    buffer) without varying metadata; returns ``target``."""
+    from pathlib import Path
+
+    if isinstance(target, (str, Path)):
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        name = name or target.name
+    check_figure(fig, name or "figure")
+    fig.savefig(target, format="png", dpi=dpi, metadata=PNG_METADATA)
+    return target

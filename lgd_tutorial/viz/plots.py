@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figcheck import check_figure
+from .figcheck import write_figure
 
 METRIC_COLUMNS = ("loss", "acc1", "lr", "clips_per_s", "data_wait_frac")
 METRIC_LABELS = {"loss": "loss", "acc1": "top-1 accuracy", "lr": "learning rate",
@@ -32,10 +32,7 @@ def _figure(width: float, height: float):
 
 def _finish(fig, path):
     if path is not None:
-        path = Path(path)
-        check_figure(fig, path.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        write_figure(fig, Path(path), dpi=120)
     return fig
 
 

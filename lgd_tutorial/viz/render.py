@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .diffusion import diffusion_maps
 from .evidence import clip_to_frames, normalize_maps, overlay, upsample
-from .figcheck import check_figure
+from .figcheck import write_figure
 
 KINDS = ("ratio", "cosine")
 
@@ -155,11 +155,7 @@ def gradcam_strip(frames: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap:
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
     """Check ``fig`` (``viz.figcheck``), write it to ``path`` (parent folders created) and return the path."""
-    path = Path(path)
-    check_figure(fig, path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return write_figure(fig, Path(path), dpi=dpi)
 
 
 def rgb_to_png(rgb: np.ndarray, scale: int = 1) -> bytes:
@@ -176,10 +172,7 @@ def rgb_to_png(rgb: np.ndarray, scale: int = 1) -> bytes:
 
 def figure_to_png(fig, dpi: int = 100) -> bytes:
     """A matplotlib Figure as PNG bytes (checked first: ``viz.figcheck``)."""
-    check_figure(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return write_figure(fig, io.BytesIO(), dpi=dpi).getvalue()
 
 
 def export_animation(frames: np.ndarray, path, heat: np.ndarray | None = None, alpha: float = 0.5,
