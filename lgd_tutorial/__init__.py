@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "prediction": ["Prediction", "Predictor", "predict"],
     "builders": ["build_datasets", "lr_at", "model_from_checkpoint", "model_from_config"],
     "checkpoint": ["CheckpointError", "checkpoints_in", "load_checkpoint"],
-    "reach_study": ["ReachSettings"],
-    "study": ["StudySettings", "head_accuracy", "render_clip", "render_split", "run_study", "to_clips"],
+    "experiments.reach_study": ["ReachSettings"],
+    "experiments.study": ["StudySettings", "head_accuracy", "render_clip", "render_split", "run_study"],
+    "data.transforms": ["to_clips"],
 })

@@ -16,12 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .data.transforms import TEST_CROPS
-from .data.video import BACKENDS
-from .evaluation import AVERAGES, HEADS
-from .models.classifier import KERNELS
-from .models.lgd import DIFFUSIONS
-from .utils import DEVICES
+from .constants import (AMP_MODES, ARCHITECTURES, AVERAGES, BACKENDS, DATASETS, DEVICES, DIFFUSIONS, HEADS, INITS,
+                        KERNELS, MODALITIES, SAMPLINGS, SCHEDULES, TEST_CROPS)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -140,14 +136,7 @@ class Config:
         return asdict(self)
 
 
-DATASETS = ("synthetic", "kinetics", "ucf101", "hmdb51")      # what ``builders.build_datasets`` knows
-SAMPLINGS = ("clip", "tsn")                                   # 3D clips, or TSN segments (LGD-2D)
-SCHEDULES = ("cosine", "step")                                # ``builders.lr_at``
-MODALITIES = ("rgb", "flow")                                  # ``models.lgd.MODALITIES``
-INITS = ("scratch", "imagenet")                               # ``builders.model_from_config``
-AMP_MODES = ("auto", "bf16", "fp16", "off")                   # ``train.Trainer``
-
-# Every choice is imported from where it is defined, so a new one needs no second edit here.
+# Every choice list lives in ``constants`` (which imports nothing), so a new choice needs no second edit here.
 CHOICES = {
     "data.dataset": DATASETS,
     "data.sampling": SAMPLINGS,
@@ -159,7 +148,7 @@ CHOICES = {
     "model.kernel": KERNELS,
     "model.init": INITS,
     "optim.schedule": SCHEDULES,
-    "model.modality": MODALITIES,
+    "model.modality": tuple(MODALITIES),
     "run.device": DEVICES,
     "run.amp": AMP_MODES,
 }
@@ -265,9 +254,8 @@ def validate(cfg: Config) -> Config:
     if cfg.data.scale[0] < cfg.data.crop_size and not cfg.data.resized_crop:
         raise ConfigError(f"bad value for data.scale: {cfg.data.scale!r} (must be >= data.crop_size {cfg.data.crop_size})")
     _check_augmentation(cfg)
-    from .models import list_models
-    if cfg.model.arch not in list_models():
-        raise ConfigError(f"bad value for model.arch: {cfg.model.arch!r} (choose from {', '.join(list_models())})")
+    if cfg.model.arch not in ARCHITECTURES:
+        raise ConfigError(f"bad value for model.arch: {cfg.model.arch!r} (choose from {', '.join(ARCHITECTURES)})")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"bad value for model.dropout: {cfg.model.dropout!r} (0 <= p < 1)")
     if cfg.model.modality == "flow" and not cfg.data.flow_root:

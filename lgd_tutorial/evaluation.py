@@ -11,7 +11,6 @@ confusion matrix; writes them with a predictions CSV to ``--out``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import Config
+from .constants import AVERAGES, HEADS
 from .data.clips import ClipDataset
 from .utils import progress as progress_bar
-
-if TYPE_CHECKING:                                  # the config imports HEADS and AVERAGES from here
-    from .config import Config
 
 
 @dataclass
@@ -50,8 +48,6 @@ def class_names(cfg: Config) -> list[str] | None:
     return path.read_text().splitlines() if path.exists() else None
 
 
-HEADS = ("combined", "local")           # the scores evaluated: local + global (the reconstruction), or local only
-AVERAGES = ("softmax", "logits")        # what is averaged over a video's views
 
 
 def view_scores(model, clips: torch.Tensor, head: str = "combined") -> torch.Tensor:

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Iterable, Iterator
 
-DEVICES = ("auto", "cpu", "cuda")
+from .constants import DEVICES
 
 
 def resolve_device(kind: str = "auto", index: int | None = None):
@@ -129,18 +129,6 @@ def atomic_path(path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_results(out, tables: dict, meta_name: str, meta: dict) -> None:
-    """Write each DataFrame of ``tables`` (file name -> table) as CSV into the folder ``out``, atomically,
-    then ``meta`` (command, commit, machine, settings) as ``meta_name`` in JSON."""
-    import json
-
-    for name, table in tables.items():
-        with atomic_path(Path(out) / name) as tmp:
-            table.to_csv(tmp, index=False)
-    with atomic_path(Path(out) / meta_name) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
-
-
 def cpu_name() -> str:
     """The CPU's model name as Linux reports it ("unknown" where it cannot be read)."""
     try:
@@ -210,24 +198,3 @@ def lazy_exports(package: str, exports: dict[str, list[str]]):
         return sorted(set(vars(importlib.import_module(package))) | set(where))
 
     return __getattr__, __dir__, sorted(where)
-
-
-def provenance(command: str, argv) -> dict:
-    """The ``lgd`` command, the commit (with a '+dirty' mark) and the machine that produced a result."""
-    import platform
-    import subprocess
-
-    import torch
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"command": " ".join(["lgd", command, *argv]), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-            "cpu": f"{cpu_name()}{', native bf16' if cpu_native_bf16() else ''}"}

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from lgd_tutorial import bench
+from lgd_tutorial.experiments import bench_models as bench
 from lgd_tutorial.cli import main as lgd
 
 MODELS = ("lgd3d_tiny", "p3d_tiny", "r2plus1d_18")
@@ -72,13 +72,6 @@ def test_cli_smoke_prints_the_tables(tmp_path, capsys, monkeypatch):
 def test_a_malformed_clip_size_is_rejected_by_name(capsys):
     assert lgd(["bench", "--smoke", "--sizes", "16-224"]) == 2
     assert "16-224" in capsys.readouterr().err
-
-
-def test_the_median_interval_comes_from_order_statistics():
-    assert bench.median_interval(range(1, 10)) == (5, 2, 8)         # n=9: P(2 <= B <= 7) = 0.961 >= 0.95
-    assert bench.median_interval([3, 1, 2]) == (2, 1, 3)            # too few repeats: the whole range
-    with pytest.raises(ValueError):
-        bench.median_interval([])
 
 
 def test_the_overhead_table_carries_its_interval(smoke):

@@ -9,7 +9,7 @@ import torch
 from lgd_tutorial.data import synthetic
 from lgd_tutorial.models import PretrainedError, build_model, list_pretrained, load_pretrained
 from lgd_tutorial.models.pretrained import PRETRAINED_DIR, read_manifest, sha256_of
-from lgd_tutorial.study import StudySettings, render_split, to_clips
+from lgd_tutorial.experiments.study import StudySettings, render_split, to_clips
 from lgd_tutorial.viz.causal import OPPOSITE
 from lgd_tutorial.viz import (beacon_counterfactuals, beacon_region, cut_paths, effective_receptive_field, linear_probe,
                               receptive_field_reach, swap_beacon)
@@ -152,7 +152,7 @@ def test_a_truncated_missing_or_unknown_checkpoint_is_refused_by_name(tmp_path):
 def test_the_trained_lgd_network_uses_clip_specific_global_context_in_its_last_block():
     """Fixing U(W_xg g) at its mean over the clips (keeping its average, removing what it says about the clip)
     costs the shipped LGD model's local head much accuracy in layer4.0 and little in the blocks before it."""
-    from lgd_tutorial.study import head_accuracy
+    from lgd_tutorial.experiments.study import head_accuracy
     from lgd_tutorial.viz import fix_global_to_local, mean_global_to_local
 
     lgd, info = load_pretrained("lgd3d_tiny_beacon_both")

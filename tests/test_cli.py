@@ -69,7 +69,7 @@ def test_choices_typed_in_the_cli_match_where_they_are_defined():
     from lgd_tutorial.cli import prepare, study, workbook
     from lgd_tutorial.data.prepare import VERSIONS
     from lgd_tutorial.notebooks import PROFILES
-    from lgd_tutorial.study import VARIANTS
+    from lgd_tutorial.experiments.study import VARIANTS
 
     assert prepare.KINETICS == tuple(VERSIONS)
     assert study.VARIANTS == tuple(VARIANTS)

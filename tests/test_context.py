@@ -218,7 +218,7 @@ def test_the_global_context_check_draws_other_shapes_for_hidden_cases():
 
 
 def test_budget_on_the_teaching_size_writes_a_table_and_its_report(tmp_path):
-    from lgd_tutorial.context_budget import report, run
+    from lgd_tutorial.experiments.context_budget import report, run
 
     table = run(tmp_path, sizes=("8x112",), repeats=2, log=None)
     assert list(table["model"]) == ["p3d_tiny", "lgd3d_tiny", "se_p3d_tiny", "gc_p3d_tiny", "nonlocal_p3d_tiny"]
@@ -233,7 +233,7 @@ def test_budget_on_the_teaching_size_writes_a_table_and_its_report(tmp_path):
 def test_the_readme_shows_the_shipped_budget_table():
     from pathlib import Path
 
-    from lgd_tutorial.context_budget import report
+    from lgd_tutorial.experiments.context_budget import report
 
     root = Path(__file__).resolve().parents[1]
     table = pd.read_csv(root / "figures" / "context_budget" / "budget.csv")

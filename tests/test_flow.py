@@ -243,7 +243,7 @@ def test_lgd_two_stream_reports_each_stream_and_the_fusion_over_seeds(synth, syn
     # --pretrained-dir: the first seed's flow model as a teaching checkpoint that loads as a 2-channel network
     from lgd_tutorial.models import pretrained
     from lgd_tutorial.models.pretrained import load_pretrained
-    from lgd_tutorial.two_stream import FLOW_CHECKPOINT
+    from lgd_tutorial.experiments.two_stream import FLOW_CHECKPOINT
 
     model, info = load_pretrained(FLOW_CHECKPOINT, tmp_path / "pre")
     assert model.modality == "flow" and model.stem.conv.weight.shape[1] == 2 and info["seed"] == 0

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lgd_tutorial import precision, utils
+from lgd_tutorial import utils
+from lgd_tutorial.experiments import precision
 from lgd_tutorial.cli import main as lgd
 
 

@@ -13,10 +13,10 @@ from lgd_tutorial import cli
 from lgd_tutorial.data import signpost
 from lgd_tutorial.models import build_model, list_pretrained, load_pretrained
 from lgd_tutorial.models.pretrained import PRETRAINED_DIR, read_manifest
-from lgd_tutorial.reach_study import (SELECTION_RULE, ReachSettings, additive_ceiling, clopper_pearson,
+from lgd_tutorial.experiments.reach_study import (SELECTION_RULE, ReachSettings, additive_ceiling,
                                       connecting_blocks, findings, reach_distance, render_split, report,
                                       select_seed)
-from lgd_tutorial.study import to_clips
+from lgd_tutorial.experiments.study import to_clips
 from lgd_tutorial.viz.causal import counterfactual_change, lookup_baseline, receptive_field_reach
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,13 +107,6 @@ def test_geometry_and_render_name_bad_values():
         ReachSettings(distances=[64, 16])
 
 
-def test_clopper_pearson_matches_known_intervals():
-    low, high = clopper_pearson(0, 8)
-    assert low == 0.0 and high == pytest.approx(0.3694, abs=1e-4)
-    low, high = clopper_pearson(4, 8)
-    assert (low, high) == pytest.approx((0.1570, 0.8430), abs=1e-4)
-
-
 def test_select_seed_takes_the_lower_median_and_ties_to_the_lower_seed():
     runs = pd.DataFrame({"distance": 8, "variant": "both", "seed": [0, 1, 2, 3], "acc_local": [0.9, 0.5, 0.5, 1.0]})
     assert select_seed(runs, 8, "both") == (2, 1, 4)          # sorted: (0.5, 1) (0.5, 2) (0.9, 0) (1.0, 3)
@@ -162,7 +155,7 @@ def test_quick_study_runs_the_whole_path_resumes_and_ships_by_the_rule(tmp_path,
 
 @pytest.mark.slow
 def test_a_folder_made_without_the_competitors_grows_by_them_and_keeps_its_runs(tmp_path):
-    from lgd_tutorial.reach_study import QUICK, ReachSettings, run_study
+    from lgd_tutorial.experiments.reach_study import QUICK, ReachSettings, run_study
 
     logged = []
     run_study(ReachSettings(**QUICK, competitors=[]), tmp_path, workers=1, log=logged.append)
@@ -259,7 +252,7 @@ def test_the_shipped_models_are_listed_and_built_as_recorded():
 
 
 def test_shipped_competitor_measurements_and_the_readme_section():
-    from lgd_tutorial.reach_study import competitor_findings, competitor_report, competitor_tables
+    from lgd_tutorial.experiments.reach_study import competitor_findings, competitor_report, competitor_tables
 
     causal = pd.read_csv(SHIPPED / "causal.csv")
     far = causal[causal["distance"] == causal["distance"].max()]

@@ -8,7 +8,7 @@ import pytest
 
 from lgd_tutorial import cli
 from lgd_tutorial.models import load_pretrained
-from lgd_tutorial.study import StudySettings, render_split, steps_to, t_interval
+from lgd_tutorial.experiments.study import StudySettings, render_split, steps_to
 
 
 def test_study_writes_runs_curves_summary_figure_provenance_and_checkpoints(tmp_path, capsys):
@@ -55,7 +55,7 @@ def test_to_clips_gives_the_normalised_clips_bit_for_bit_and_names_a_wrong_shape
     import torch
 
     from lgd_tutorial.data.transforms import Normalize
-    from lgd_tutorial.study import to_clips
+    from lgd_tutorial.experiments.study import to_clips
 
     frames = torch.randint(0, 256, (3, 4, 10, 12, 3), dtype=torch.uint8)
     clips = to_clips(frames)
@@ -72,10 +72,7 @@ def test_settings_reject_an_impossible_layout_and_unknown_variants():
         StudySettings(variants=["both", "neither"])
 
 
-def test_t_interval_and_steps_to_target():
-    mean, low, high = t_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and math.isclose(high - mean, 4.302653 * 1 / math.sqrt(3), rel_tol=1e-5)
-    assert math.isnan(t_interval([0.5])[1])
+def test_steps_to_target():
     curve = [{"step": 10, "acc_local": 0.5}, {"step": 20, "acc_local": 0.95}, {"step": 30, "acc_local": 0.99}]
     assert steps_to(curve, 0.9) == 20 and math.isnan(steps_to(curve, 0.999))
 
@@ -84,7 +81,7 @@ def test_readme_shows_the_shipped_study_table_and_figure():
     """The README's table is the one `lgd study --report figures/diffusion_study` prints from the shipped CSVs."""
     from pathlib import Path
 
-    from lgd_tutorial.study import report
+    from lgd_tutorial.experiments.study import report
 
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..bench import MODELS, SIZES, markdown, parse_size, report
-    from ..bench import run as measure
+    from ..experiments.bench_models import MODELS, SIZES, markdown, parse_size, report
+    from ..experiments.bench_models import run as measure
     from ..utils import resolve_device
     from . import fail
 

@@ -84,7 +84,7 @@ def bench(args) -> int:
 
     import pandas as pd
 
-    from ..data.throughput import run as measure
+    from ..experiments.bench_data import run as measure
 
     if args.flow:
         return flow_bench(args)
@@ -102,7 +102,7 @@ def flow_bench(args) -> int:
 
     import pandas as pd
 
-    from ..data.flow import KINETICS400_VIDEOS, KINETICS_FRAMES_PER_VIDEO, flow_rates
+    from ..experiments.bench_flow import KINETICS400_VIDEOS, KINETICS_FRAMES_PER_VIDEO, flow_rates
 
     table = flow_rates(sizes=(64,) if args.smoke else (80, 256), pairs=2 if args.smoke else 4)
     out = Path(args.out)

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..config import ConfigError
-    from ..precision import report, run as measure
+    from ..experiments.precision import report, run as measure
     from ..training import Stopped
     from . import fail
 

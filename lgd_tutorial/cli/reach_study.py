@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..reach_study import QUICK, ReachSettings, redraw, report, run_study
+    from ..experiments.reach_study import QUICK, ReachSettings, redraw, report, run_study
     from . import fail
 
     if args.redraw:

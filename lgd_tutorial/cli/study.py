@@ -35,7 +35,7 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from ..study import StudySettings, report, run_study, write_outputs
+    from ..experiments.study import StudySettings, report, run_study, write_outputs
 
     if args.report:
         print(report(Path(args.report)))

@@ -1,5 +1,5 @@
 """``lgd summary``: parameters per part and FLOPs of a registered model; ``--budget``: what LGD and the other
-ways of bringing in global context cost beside the plain network (``lgd_tutorial.context_budget``)."""
+ways of bringing in global context cost beside the plain network (``lgd_tutorial.experiments.context_budget``)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def run(args) -> int:
     from . import fail
 
     if args.report:
-        from ..context_budget import report
+        from ..experiments.context_budget import report
         try:
             print(report(args.report))
         except FileNotFoundError as error:
@@ -45,7 +45,7 @@ def run(args) -> int:
     if args.budget:
         import sys
 
-        from ..context_budget import SIZES, run as run_budget
+        from ..experiments.context_budget import SIZES, run as run_budget
         if args.repeats < 2:
             return fail("summary", f"--repeats must be at least 2 for an interval, got {args.repeats}")
         table = run_budget(args.out, args.sizes or tuple(SIZES), args.repeats, argv=sys.argv[2:])

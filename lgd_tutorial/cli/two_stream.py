@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..config import ConfigError
-    from ..two_stream import run as measure
+    from ..experiments.two_stream import run as measure
     from ..training import Stopped
     from . import fail
 

@@ -8,7 +8,7 @@ Submodules: ``video`` (decoders), ``kinetics`` (annotations, class lists,
 layouts, manifests), ``subsets``, ``clips`` (datasets and clip samplers),
 ``transforms``, ``encode`` (writing videos), ``synthetic`` (the teaching
 dataset), ``transfer`` (UCF101 / HMDB51 splits), ``prepare`` (download,
-validate, resize) and ``throughput`` (the data benchmark). Names load on
+validate, resize); the data benchmark is ``lgd_tutorial.experiments.bench_data``. Names load on
 first use. The class lists and the shipped subset definitions are package
 data (``kinetics.RESOURCES``).
 """

@@ -254,3 +254,12 @@ def generate(out, seed: int = 0, videos_per_class: int = DEFAULTS["videos_per_cl
     marker.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
+
+def render_numbered(job):
+    """Clip ``number`` of a split as the studies draw it, from ``job`` = (label, data seed, split id, number,
+    layout dict): (uint8 frames (T, H, W, 3), beacon side, object track). The same job gives the same clip."""
+    label, seed, split_id, number, layout = job
+    rng = np.random.default_rng([seed, split_id, number])
+    video, info = render(label, rng, layout["size"], layout["frames"], with_info=True,
+                         band=layout["band"], object_size=layout["object_size"], gap=layout["gap"])
+    return video, info["side"], info["track"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("auto", "decord", "pyav")
+from ..constants import BACKENDS
 
 
 class VideoDecodeError(RuntimeError):

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-KERNELS = ("linear", "gaussian")
+from ..constants import KERNELS
 
 
 class KernelHead(nn.Module):

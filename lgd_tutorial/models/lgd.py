@@ -33,8 +33,7 @@ from .classifier import KernelizedClassifier
 from .context import CONTEXTS, build_context, nonlocal_after
 from .p3d import Bottleneck, BasicBlock, Shortcut, Spatial2D, Stem, p3d_unit
 
-DIFFUSIONS = ("both", "local_to_global", "global_to_local", "none")
-MODALITIES = {"rgb": 3, "flow": 2}          # input channels: colour, or optical flow (x, y)
+from ..constants import DIFFUSIONS, MODALITIES
 MIN_BOTTLENECK = 8
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD
 from .lgd import LGD2D, LGD3D
 
 R50, R101 = (3, 4, 6, 3), (3, 4, 23, 3)
@@ -58,6 +58,9 @@ _REGISTRY: dict[str, ModelInfo] = {}
 def register(name: str, **info):
     """Register a constructor ``fn(num_classes, **overrides)`` under ``name``; a name may be registered once."""
     def wrap(fn):
+        if name not in ARCHITECTURES:
+            raise ValueError(f"model {name!r} is not listed in constants.ARCHITECTURES (the configuration checks "
+                             "model.arch against that list without importing torch): add it there")
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
         _REGISTRY[name] = ModelInfo(name, fn, **info)

@@ -33,11 +33,12 @@ def study_clip(info: dict, number: int):
     """(uint8 frames, beacon side, strip width, object track, object size) of validation clip ``number`` of the
     study that made ``info``."""
     from ..data import synthetic
-    from ..study import StudySettings, render_clip
 
-    settings = StudySettings(**info["recipe"])
-    frames, side, track, _ = render_clip(settings, "val", number)
-    return frames, side, settings.band + synthetic.CAMERA_JITTER, track, settings.object_size
+    recipe = info["recipe"]
+    layout = {key: recipe[key] for key in ("size", "frames", "band", "object_size", "gap")}
+    job = (number % len(synthetic.CLASSES), recipe["data_seed"], 1, number, layout)      # split 1: validation
+    frames, side, track = synthetic.render_numbered(job)
+    return frames, side, layout["band"] + synthetic.CAMERA_JITTER, track, layout["object_size"]
 
 
 def checkpoint_clip(cfg, number: int):
@@ -53,7 +54,7 @@ def checkpoint_clip(cfg, number: int):
 def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, object_size: int,
                   title: str) -> list[Path]:
     """The three figures for ``models`` (name -> model; the first is drawn in the grid and strip) on one clip."""
-    from ..study import to_clips
+    from ..data.transforms import to_clips
     from .causal import counterfactual_change, receptive_field_reach, swap_beacon
     from .gradcam import video_gradcam
     from .render import diffusion_grid, gradcam_strip, save_figure

@@ -8,6 +8,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from ..stats import t_half_width
 from .figcheck import provenance_footer
 
 FLOOR = 1e-4          # the smallest change drawn in colour on the counterfactual's log scale
@@ -19,17 +20,6 @@ VARIANT_LABELS = {"both": "LGD (both diffusions)", "local_to_global": "local-to-
                   "se": "squeeze-excitation", "nonlocal": "non-local", "gc": "global context (GCNet)"}
 
 
-def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 95% t half-width over the first axis."""
-    from scipy import stats
-
-    n = values.shape[0]
-    mean = values.mean(0)
-    if n < 2:
-        return mean, np.zeros_like(mean)
-    return mean, stats.t.ppf(0.975, n - 1) * values.std(0, ddof=1) / np.sqrt(n)
-
-
 def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = None, head: str = "local") -> Figure:
     """Left: validation accuracy of ``head`` during training, mean and 95% interval over seeds per variant.
     Right: final accuracy of every seed, per variant and head, with the mean and its 95% interval."""
@@ -38,7 +28,7 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
     groups = list(curves.groupby("variant", sort=False))
     for k, (variant, group) in enumerate(groups):
         table = group.pivot(index="seed", columns="epoch", values=f"acc_{head}")
-        mean, half = _interval(table.to_numpy())
+        mean, half = t_half_width(table.to_numpy())
         epochs = table.columns.to_numpy(dtype=float)
         colour = VARIANT_COLOURS.get(variant)
         step = np.diff(epochs).min() if len(epochs) > 1 else 1.0
@@ -59,7 +49,7 @@ def plot_study(curves: pd.DataFrame, runs: pd.DataFrame, meta: dict | None = Non
         for i, variant in enumerate(variants):
             values = runs.loc[runs["variant"] == variant, f"acc_{h}"].to_numpy()
             x = i + (j - 1) * width
-            mean, half = _interval(values[:, None])
+            mean, half = t_half_width(values[:, None])
             right.scatter(np.full(len(values), x), values, s=12, color=VARIANT_COLOURS.get(variant),
                           alpha=[1.0, 0.55, 0.3][j], zorder=3)
             low, high = np.clip([mean[0] - half[0], mean[0] + half[0]], 0, 1)

@@ -33,7 +33,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from lgd_tutorial import Trainer, evaluate, load_config, model_from_checkpoint, study
+from lgd_tutorial import Trainer, evaluate, load_config, model_from_checkpoint
+from lgd_tutorial.experiments import study
 from lgd_tutorial.data import (SUBSETS_DIR, ClipDataset, load_spec, make_subset, read_annotations, summarize_manifest,
                                test_transform, validate)
 from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path

@@ -46,7 +46,8 @@ import torch
 
 from lgd_tutorial import CONFIG_DIR, checkpoints_in, load_checkpoint
 from lgd_tutorial.data import (clip_filename, load_classes, open_video, pattern_frames, prepare, summarize_manifest,
-                               synthetic, throughput, write_video)
+                               synthetic, write_video)
+from lgd_tutorial.experiments import bench_data
 from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
 from lgd_tutorial.utils import amp_dtype
 
@@ -257,7 +258,7 @@ manifest[["label", "path", "status", "reason"]]
 # rate of one decoding worker on generated test videos; `--smoke` is the seconds-long version.
 
 # %%
-table = throughput.run(smoke=not GPU, target=GPU_CLIPS_PER_S)
+table = bench_data.run(smoke=not GPU, target=GPU_CLIPS_PER_S)
 with pd.option_context("display.float_format", "{:.1f}".format):
     print(table.to_string(index=False))
 
@@ -268,8 +269,8 @@ with pd.option_context("display.float_format", "{:.1f}".format):
 
 # %%
 real = WORK / "bench320"
-bench_manifest = throughput.make_videos(real, 320, count=2, seconds=2 if not GPU else 10)
-rates = {backend: throughput.decode_rate(bench_manifest, real, backend, clips=4 if not GPU else 24)
+bench_manifest = bench_data.make_videos(real, 320, count=2, seconds=2 if not GPU else 10)
+rates = {backend: bench_data.decode_rate(bench_manifest, real, backend, clips=4 if not GPU else 24)
          for backend in ("decord", "pyav")}
 per_worker = max(rates.values())
 for backend, rate in rates.items():
@@ -361,7 +362,7 @@ for backend, rate in rates.items():
 # with the command and commit that made them, and read here.
 
 # %%
-from lgd_tutorial import bench as model_bench
+from lgd_tutorial.experiments import bench_models as model_bench
 
 BENCH_DIR = ROOT / "figures" / "bench"
 shipped = {p.stem: pd.read_csv(p) for p in sorted(BENCH_DIR.glob("*.csv"))}

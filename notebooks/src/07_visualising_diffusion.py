@@ -49,14 +49,14 @@ from IPython.display import Image, display
 from lgd_tutorial import ReachSettings, head_accuracy, load_pretrained, to_clips
 from lgd_tutorial.data import signpost
 from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
-from lgd_tutorial.reach_study import additive_ceiling, connecting_blocks, render_split
+from lgd_tutorial.experiments.reach_study import additive_ceiling, connecting_blocks, render_split
 from lgd_tutorial.viz import (class_evidence, clip_to_frames, collect_taps, counterfactual_change, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
                               export_animation, figure_grid, fix_global_to_local, gradcam_explorer,
                               gradcam_strip, linear_probe, lookup_baseline, mean_global_to_local, normalize_maps,
-                              object_features, plot_dose_response, plot_far_end, plot_signpost_reach,
-                              plot_strip_counterfactual, plot_strip_fields, receptive_field_reach, tap_layers,
-                              upsample, video_gradcam)
+                              object_features, receptive_field_reach, tap_layers, upsample, video_gradcam)
+from lgd_tutorial.experiments.reach_plots import (plot_dose_response, plot_far_end, plot_signpost_reach,
+                                                  plot_strip_counterfactual, plot_strip_fields)
 
 torch.manual_seed(0)
 torch.set_num_threads(2)
@@ -587,7 +587,7 @@ else:
 
 # %%
 from lgd_tutorial import StudySettings
-from lgd_tutorial.study import render_split as render_beacon_split
+from lgd_tutorial.experiments.study import render_split as render_beacon_split
 
 beacon_lgd, beacon_info = load_pretrained("lgd3d_tiny_beacon_both")
 beacon_settings = StudySettings(**{**beacon_info["recipe"], "train_per_class": 24})   # 96 clips for the means

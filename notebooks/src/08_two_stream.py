@@ -33,8 +33,9 @@ from matplotlib.colors import hsv_to_rgb
 from lgd_tutorial import Trainer, load_config, load_pretrained, model_from_checkpoint
 from lgd_tutorial.builders import recipe_test_set
 from lgd_tutorial.data import flow, synthetic
+from lgd_tutorial.experiments import bench_flow
 from lgd_tutorial.evaluation import evaluate_recipe
-from lgd_tutorial.two_stream import FLOW_CHECKPOINT
+from lgd_tutorial.experiments.two_stream import FLOW_CHECKPOINT
 from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
 from lgd_tutorial.viz import plot_learning_curves
 
@@ -197,7 +198,7 @@ print(f"mean speed at the beacon's edge / at the opposite edge: {ratio:.2f}; "
 # measurement is `lgd data bench --flow`.
 
 # %%
-rates = flow.flow_rates(sizes=RATE_SIZES, pairs=RATE_PAIRS)
+rates = bench_flow.flow_rates(sizes=RATE_SIZES, pairs=RATE_PAIRS)
 rates.round(3)
 
 # %%
@@ -208,7 +209,7 @@ frames_in_set = sum(int(t["frames"].clip(lower=1).sum()) - len(t) for t in manif
 print(f"at {big} px: TV-L1 {tvl1['frames_per_s_per_core']:.2f} frames/s per core, DIS "
       f"{dis['frames_per_s_per_core']:.1f} ({dis['frames_per_s_per_core'] / tvl1['frames_per_s_per_core']:.0f}x "
       f"faster, {dis['epe_vs_tvl1']:.2f} px from TV-L1 on average)")
-print(f"Kinetics-400 ({flow.KINETICS400_VIDEOS:,} videos x {flow.KINETICS_FRAMES_PER_VIDEO} frames at 340 x 256): "
+print(f"Kinetics-400 ({bench_flow.KINETICS400_VIDEOS:,} videos x {bench_flow.KINETICS_FRAMES_PER_VIDEO} frames at 340 x 256): "
       f"{tvl1['kinetics400_core_hours']:,.0f} core-hours with TV-L1, {dis['kinetics400_core_hours']:,.0f} with DIS")
 small = at.loc[("tvl1", min(RATE_SIZES)), "frames_per_s_per_core"]
 print(f"the {' and '.join(manifests)} videos extracted here ({sum(len(t) for t in manifests.values()):,} videos) with "

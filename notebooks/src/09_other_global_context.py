@@ -40,8 +40,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lgd_tutorial.models import build_model, parameter_breakdown
 from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
-from lgd_tutorial.reach_study import COMPETITORS, competitor_tables
-from lgd_tutorial.viz.reach import plot_competitors
+from lgd_tutorial.experiments.reach_study import COMPETITORS, competitor_tables
+from lgd_tutorial.experiments.reach_plots import plot_competitors
 
 torch.manual_seed(0)
 torch.set_num_threads(2)

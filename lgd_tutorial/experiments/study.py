@@ -39,11 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import synthetic
-from .data.transforms import Normalize
-from .models import build_model
-from .utils import evaluating
-from .utils import provenance as utils_provenance
+from ..data import synthetic
+from ..data.transforms import flip_randomly, to_clips
+from ..models import build_model
+from ..stats import t_interval
+from ..utils import evaluating
+from .results import provenance as utils_provenance
+from .results import write_results
 
 VARIANTS = {
     "both": {"diffusion": "both"},
@@ -105,18 +107,10 @@ class StudySettings(Recipe):
 
 # --------------------------------------------------------------------------- data
 
-def _render_one(job):
-    label, seed, split_id, number, layout = job
-    rng = np.random.default_rng([seed, split_id, number])
-    video, info = synthetic.render(label, rng, layout["size"], layout["frames"], with_info=True,
-                                   band=layout["band"], object_size=layout["object_size"], gap=layout["gap"])
-    return video, info["side"], info["track"]
-
-
 def render_clip(s: StudySettings, split: str, number: int) -> tuple[np.ndarray, str, list, int]:
     """Clip ``number`` of a split exactly as ``render_split`` draws it: (frames (T, H, W, 3), side, track, label)."""
     label = number % len(synthetic.CLASSES)
-    video, side, track = _render_one((label, s.data_seed, {"train": 0, "val": 1}[split], number, s.layout()))
+    video, side, track = synthetic.render_numbered((label, s.data_seed, {"train": 0, "val": 1}[split], number, s.layout()))
     return video, side, track, label
 
 
@@ -129,36 +123,12 @@ def render_split(s: StudySettings, split: str, workers: int | None = None) -> di
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            rendered = list(pool.map(_render_one, jobs, chunksize=16))
+            rendered = list(pool.map(synthetic.render_numbered, jobs, chunksize=16))
     else:
-        rendered = [_render_one(job) for job in jobs]
+        rendered = [synthetic.render_numbered(job) for job in jobs]
     return {"frames": torch.from_numpy(np.stack([r[0] for r in rendered])),
             "labels": torch.tensor([job[0] for job in jobs]),
             "sides": [r[1] for r in rendered], "tracks": [r[2] for r in rendered]}
-
-
-_NORMALIZE = Normalize()                      # ImageNet mean and std, as in training on video files
-
-
-def to_clips(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 frames (N, T, H, W, 3) -> normalised clips (N, 3, T, H, W) float32, contiguous.
-
-    The same arithmetic as ``Normalize`` after ``x / 255`` (bit for bit), made contiguous while still bytes
-    and then computed in place: about 2.5x faster than on the permuted float tensor."""
-    if frames.dim() != 5 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames (N, T, H, W, 3), got shape {tuple(frames.shape)}")
-    clips = frames.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)
-    return clips.sub_(_NORMALIZE.mean).div_(_NORMALIZE.std)
-
-
-def flip_randomly(clips: torch.Tensor, generator: torch.Generator, dims=(-1, -2)) -> torch.Tensor:
-    """Flip each clip at random along each of ``dims`` (left-right and up-down by default: both keep the
-    label of the beacon task, since the beacon flips too)."""
-    out = clips.clone()
-    for dim in dims:
-        chosen = torch.rand(len(clips), generator=generator) < 0.5
-        out[chosen] = out[chosen].flip(dim)
-    return out
 
 
 # --------------------------------------------------------------------------- training
@@ -244,20 +214,6 @@ def steps_to(curve: list[dict], target: float, head: str = "local") -> float:
 
 # --------------------------------------------------------------------------- summary
 
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean; NaN bounds for fewer than 2 values."""
-    from scipy import stats
-
-    values = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
-
-
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant: parameters, and mean with 95% interval of each head's final accuracy and of steps to target.
 
@@ -324,7 +280,7 @@ def provenance(argv: list[str]) -> dict:
 
 def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, argv=(), log=print) -> pd.DataFrame:
     """Train every variant with every seed; write the CSVs, the figure and the provenance to ``out``."""
-    from .models.pretrained import save_pretrained
+    from ..models.pretrained import save_pretrained
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -342,8 +298,8 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
                          "lgd_parameters": lgd, **final, "steps_to_target": steps_to(curve, s.target),
                          "steps": curve[-1]["step"], "seconds": round(time.perf_counter() - t0, 1)})
             curves += curve
-            pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)            # so far: an interrupted study
-            pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)        # keeps what it finished
+            # so far: an interrupted study keeps what it finished
+            write_results(out, {"runs.csv": pd.DataFrame(runs), "curves.csv": pd.DataFrame(curves)})
             if pretrained_dir is not None and seed == s.seeds[0]:
                 save_pretrained(model, pretrained_dir, name=f"{s.arch}_beacon_{variant}",
                                 info={"variant": variant, "classes": list(synthetic.CLASSES), **s.layout(),
@@ -359,14 +315,13 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
 def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Summarise and write a finished study: the CSVs (each row naming the command and commit that made it),
     ``study.json`` and ``study.png``. ``lgd study --redraw FOLDER`` calls it again on a finished folder."""
-    from .viz.render import save_figure
-    from .viz.study import plot_study
+    from ..viz.render import save_figure
+    from ..viz.study import plot_study
 
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     runs, curves = runs.drop(columns=list(stamp), errors="ignore"), curves.drop(columns=list(stamp), errors="ignore")
     summary = summarize(runs)
-    for table, name in ((runs, "runs.csv"), (curves, "curves.csv"), (summary, "summary.csv")):
-        table.assign(**stamp).to_csv(out / name, index=False)
-    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_results(out, {"runs.csv": runs, "curves.csv": curves, "summary.csv": summary}, "study.json", meta,
+                  indent=2, stamp=stamp)
     save_figure(plot_study(curves, runs, meta), out / "study.png", dpi=120)
     return summary

@@ -68,10 +68,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import signpost
-from .study import CONTEXT_VARIANTS, Recipe, count_parameters, head_accuracy, steps_to, t_interval, to_clips, train_variant
-from .utils import atomic_path
-from .utils import provenance as utils_provenance
+from ..data import signpost
+from ..stats import clopper_pearson, paired_differences, t_interval
+from .study import CONTEXT_VARIANTS, Recipe, count_parameters, head_accuracy, steps_to, to_clips, train_variant
+from ..viz.render import save_figure
+from .reach_plots import plot_competitors, plot_reach_study
+from .results import provenance as utils_provenance
+from .results import write_results
 
 FAR_VARIANTS = ("both", "none", "global_to_local", "local_to_global")
 COMPETITORS = tuple(CONTEXT_VARIANTS)           # se, nonlocal, gc: at the near and the far end
@@ -156,9 +159,9 @@ def render_split(s: ReachSettings, distance: int, split: str) -> dict:
 def connecting_blocks(model_or_arch, layout: dict, frames: int) -> list[str]:
     """Blocks of the plain twin that have a position whose theoretical receptive field holds both the sign
     and the object (anywhere on its track)."""
-    from .models import build_model
-    from .viz.causal import receptive_field_reach
-    from .viz.taps import lgd_blocks
+    from ..models import build_model
+    from ..viz.causal import receptive_field_reach
+    from ..viz.taps import lgd_blocks
 
     model = build_model(model_or_arch, 2) if isinstance(model_or_arch, str) else model_or_arch
     sign = receptive_field_reach(model, signpost.sign_region(layout), frames)
@@ -199,7 +202,7 @@ def additive_ceiling(arrows, motions, labels) -> float:
 
 def level_table(s: ReachSettings, data: dict) -> pd.DataFrame:
     """Per distance: the layout, the blocks that connect the cues, the ceiling and the single-cue lookups."""
-    from .viz.causal import lookup_baseline
+    from ..viz.causal import lookup_baseline
 
     reach = reach_distance(s)
     rows = []
@@ -227,10 +230,10 @@ def local_accuracy(model, frames: torch.Tensor, labels: torch.Tensor, batch: int
 
 def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, val: dict) -> list[dict]:
     """The causal measurements of one trained model (rows: measure, block, value)."""
-    from .viz.causal import (attention_distances, counterfactual_change, fix_context, fix_global_to_local,
+    from ..viz.causal import (attention_distances, counterfactual_change, fix_context, fix_global_to_local,
                              linear_probe, lookup_baseline, mean_context_term, mean_global_to_local,
                              object_and_global_features, receptive_field_reach)
-    from .viz.taps import lgd_blocks
+    from ..viz.taps import lgd_blocks
 
     layout = s.layout(distance)
     names = [name for name, _ in lgd_blocks(model)]
@@ -319,7 +322,7 @@ def _init_worker(threads: int) -> None:
 
 def run_job(s: ReachSettings, job: tuple[int, str, int], models: Path, log=print) -> dict:
     """Train one (distance, variant, seed), save its model, measure it; returns its rows."""
-    from .models.pretrained import save_pretrained
+    from ..models.pretrained import save_pretrained
 
     distance, variant, seed = job
     train, val = _DATA[distance]["train"], _DATA[distance]["val"]
@@ -357,7 +360,7 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     ``remeasure``: measure the runs found in ``out`` again with the current ``measure`` (from their saved
     models), for measurements added after they were trained; nothing is retrained. A run that fails is
     reported by name after the others finish (they are kept; a rerun resumes)."""
-    from .models import load_pretrained
+    from ..models import load_pretrained
 
     out.mkdir(parents=True, exist_ok=True)
     models = Path(models or out / "models")
@@ -371,7 +374,7 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     log(f"rendered {len(s.distances)} levels of {s.train_per_class * 2} training and {s.val_per_class * 2} "
         f"validation clips")
     levels = level_table(s, _DATA)
-    levels.to_csv(out / "levels.csv", index=False)
+    write_results(out, {"levels.csv": levels})
     if remeasure:
         for result in done["results"]:
             run = result["run"]
@@ -395,9 +398,8 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
         this_call["runs"] += 1
         results.append(result)
         _write_partial(out, results)
-        with atomic_path(out / "elapsed.json") as tmp:
-            tmp.write_text(json.dumps({"seconds": time.perf_counter() - started + done["seconds"], "calls": calls,
-                                       "settings": asdict(s)}, indent=2) + "\n")
+        write_results(out, {}, "elapsed.json", {"seconds": time.perf_counter() - started + done["seconds"],
+                                                "calls": calls, "settings": asdict(s)}, indent=2)
 
     if workers > 1 and len(todo) > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -432,9 +434,7 @@ def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
 
 def _write_partial(out: Path, results: list[dict]) -> None:
     runs, curves, causal = _frames(results)
-    for table, name in ((causal, "causal.csv"), (curves, "curves.csv"), (runs, "runs.csv")):   # runs.csv last
-        with atomic_path(out / name) as tmp:
-            table.to_csv(tmp, index=False)
+    write_results(out, {"causal.csv": causal, "curves.csv": curves, "runs.csv": runs})    # runs.csv last
 
 
 def _load_done(out: Path, models: Path, s: ReachSettings) -> dict:
@@ -479,16 +479,6 @@ def _load_done(out: Path, models: Path, s: ReachSettings) -> dict:
 
 # --------------------------------------------------------------------------- summaries
 
-def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval for a proportion."""
-    from scipy import stats
-
-    alpha = 1 - confidence
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    return low, high
-
-
 def summarize(runs: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
     """Per distance and variant: local-head accuracy (mean, 95% t-interval clipped to [0, 1]), seeds that
     solved the task (>= 0.9) with a Clopper-Pearson interval, steps to 0.9 over the seeds that got there."""
@@ -517,8 +507,8 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
         table = group.pivot(index="seed", columns="variant", values="acc_local")
         if not {"both", "none"} <= set(table.columns):
             continue
-        diff = (table["both"] - table["none"]).dropna()
-        mean, low, high = t_interval(diff)
+        matched = table[["both", "none"]].dropna()
+        diff, (mean, low, high) = paired_differences(matched["both"], matched["none"])
         rows.append({"distance": distance, "pairs": len(diff), "difference": mean, "low": low, "high": high,
                      "lgd_wins": int((diff > 0).sum()), "ties": int((diff == 0).sum())})
     return pd.DataFrame(rows)
@@ -527,16 +517,12 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
 def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, causal: pd.DataFrame,
                   meta: dict) -> pd.DataFrame:
     """Summarise a finished study and write every CSV (stamped with command and commit), the JSON and the figure."""
-    from .viz.reach import plot_competitors, plot_reach_study
-    from .viz.render import save_figure
-
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     tables = {"levels.csv": levels, "runs.csv": runs, "curves.csv": curves, "causal.csv": causal}
     tables = {name: t.drop(columns=list(stamp), errors="ignore") for name, t in tables.items()}
     summary, pairs = summarize(tables["runs.csv"], tables["levels.csv"]), paired(tables["runs.csv"])
-    for name, table in {**tables, "summary.csv": summary, "paired.csv": pairs}.items():
-        table.assign(**stamp).to_csv(out / name, index=False)
-    (out / "reach_study.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_results(out, {**tables, "summary.csv": summary, "paired.csv": pairs}, "reach_study.json", meta, indent=2,
+                  stamp=stamp)
     save_figure(plot_reach_study(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta),
                 out / "reach_study.png", dpi=120)
     if set(COMPETITORS) & set(tables["runs.csv"]["variant"]):
@@ -562,8 +548,8 @@ def select_seed(runs: pd.DataFrame, distance: int, variant: str) -> tuple[int, i
 
 def ship_checkpoints(s: ReachSettings, out: Path, models: Path, pretrained_dir: Path, meta: dict) -> list[str]:
     """Copy the selected near- and far-end ``both`` / ``none`` models into ``pretrained_dir``."""
-    from .models import load_pretrained
-    from .models.pretrained import save_pretrained
+    from ..models import load_pretrained
+    from ..models.pretrained import save_pretrained
 
     runs = pd.read_csv(out / "runs.csv")
     shipped = []
@@ -784,7 +770,7 @@ def competitor_report(folder: Path) -> str:
 
 def competitor_findings(folder: Path) -> str:
     """What the study shows about the competitors, in sentences computed from its CSVs."""
-    from .viz.study import VARIANT_LABELS
+    from ..viz.study import VARIANT_LABELS
 
     t = competitor_tables(folder)
     acc = t["accuracy"].set_index(["end", "variant"])

@@ -8,7 +8,7 @@ same P3D backbone, at 16x224 (ResNet-50) and at the teaching size (8x112, the te
 - the training step's time relative to the plain network's: every model's forward + backward timed in turn,
   A B C ..., then in reverse, ``repeats`` times, after one warm-up step each (``bench.interleave``), and the
   ratio t(model) / t(plain) of each round summarised by its median with a distribution-free 95% interval
-  (``bench.median_interval``). Interleaving makes drift in the machine's speed fall on all models alike;
+  (``stats.median_interval``). Interleaving makes drift in the machine's speed fall on all models alike;
   the ratios are more trustworthy than the absolute times.
 """
 
@@ -22,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .bench import interleave, median_interval, step
-from .models import build_model, model_info
-from .models.summary import count_flops
-from .utils import atomic_path, provenance
+from ..stats import median_interval
+from .bench_models import interleave, step
+from ..models import build_model, model_info
+from ..models.summary import count_flops
+from .results import provenance, write_results
 
 KINDS = {"": "plain P3D", "lgd3d": "LGD (both diffusions)", "se": "squeeze-and-excitation",
          "gc": "global context (GCNet)", "nonlocal": "non-local"}
@@ -77,11 +78,8 @@ def run(out: str | Path, sizes=tuple(SIZES), repeats: int = 7, batch: int = 1, l
     started = time.perf_counter()
     meta = {**provenance("summary", list(argv)), "threads": torch.get_num_threads()}
     table = budget(sizes, repeats, batch, log)
-    with atomic_path(out / "budget.csv") as tmp:
-        table.to_csv(tmp, index=False)
     meta["seconds"] = round(time.perf_counter() - started, 1)
-    with atomic_path(out / "budget.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_results(out, {"budget.csv": table}, "budget.json", meta, indent=2)
     return table
 
 

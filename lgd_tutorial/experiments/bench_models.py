@@ -22,7 +22,7 @@ forward+backward (training step) clips/s, and sets them against:
 - fp32 against bf16 autocast, where the device has bf16 (whether or not
   ``run.amp=auto`` would pick it there): the speed-up with its interval;
 - torchvision's R(2+1)D-18 and R3D-18 (random weights), the usual peers;
-- the data pipeline (``lgd_tutorial.data.throughput``) -> loader workers needed to
+- the data pipeline (``experiments.bench_data``) -> loader workers needed to
   keep up with the training rate.
 
 Timings are medians over repeats after a warm-up step. The models of one
@@ -48,9 +48,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import build_model, diffusion_pairs
-from .models.summary import count_flops
-from .utils import cpu_native_bf16, provenance, resolve_device
+from ..models import build_model, diffusion_pairs
+from ..models.summary import count_flops
+from ..stats import median_interval
+from ..utils import cpu_native_bf16, resolve_device
+from .results import provenance, write_results
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
 PEERS = ("r2plus1d_18", "r3d_18")                       # torchvision.models.video, random weights
@@ -234,26 +236,6 @@ def interleave(runs: dict, repeats: int, device: torch.device) -> dict:
     return times
 
 
-def median_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(median, low, high): a distribution-free interval for the median from order statistics.
-
-    For n values the interval is [x_(k), x_(n+1-k)] with the largest k whose binomial coverage
-    P(k <= B <= n - k), B ~ Binomial(n, 1/2), is at least ``confidence``. With too few values for that
-    (n < 6 at 95%) it is the whole range, min to max, which then covers less than ``confidence``.
-    """
-    xs = sorted(values)
-    n = len(xs)
-    if n == 0:
-        raise ValueError("no values")
-    k = 0
-    for j in range(1, n // 2 + 1):
-        coverage = sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2 ** n
-        if coverage >= confidence:
-            k = j
-    low, high = (xs[k - 1], xs[n - k]) if k else (xs[0], xs[-1])
-    return statistics.median(xs), low, high
-
-
 def overhead_rows(times: dict[tuple, list[float]], size: str, mode: str) -> list[dict]:
     """Diffusion overhead per pair and dtype measured in this loop: t(LGD) / t(P3D) per interleaved repeat,
     as a median with a distribution-free 95% interval over the repeats (``median_interval``)."""
@@ -373,7 +355,7 @@ def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict
       gradient is added into x's gradient (read and write, 2 S_in).
     The linear projections work on (N, C) vectors: their bytes are negligible and not counted.
     """
-    from .models.lgd import LGDBlock
+    from ..models.lgd import LGDBlock
 
     model = build(name).eval()
     found, stem = [], []
@@ -466,13 +448,13 @@ def traffic_table(overhead: pd.DataFrame, batch: int, repeats: int, device: torc
 
 
 def data_rates(results: pd.DataFrame, smoke: bool, repeats: int) -> pd.DataFrame:
-    """Loader workers each model needs at its measured training rate (rates from ``data.throughput``).
+    """Loader workers each model needs at its measured training rate (rates from ``experiments.bench_data``).
 
     The per-worker rate is the faster backend's decode+transform rate on the
-    slowest (largest) test video; ``data.throughput`` decodes 16-frame clips and
+    slowest (largest) test video; ``experiments.bench_data`` decodes 16-frame clips and
     crops 112 x 112, so for 224 crops it is an upper bound.
     """
-    from .data import throughput as data_bench
+    from . import bench_data as data_bench
 
     train = results[results["mode"] == "train"]
     decode = data_bench.run(smoke=smoke, target=float(train["clips_per_s"].max()), repeats=repeats)
@@ -588,7 +570,7 @@ def plot(results: pd.DataFrame, peaks: dict[str, float], path: Path) -> None:
         for ax in (left, right):
             ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    from .viz.figcheck import write_figure          # matplotlib is only needed when a figure is drawn
+    from ..viz.figcheck import write_figure          # matplotlib is only needed when a figure is drawn
 
     write_figure(fig, path, dpi=120)
     plt.close(fig)
@@ -619,8 +601,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
     out.mkdir(parents=True, exist_ok=True)
 
     def save(tables):
-        for name, table in tables.items():
-            table.to_csv(out / f"{name}.csv", index=False)
+        write_results(out, {f"{name}.csv": table for name, table in tables.items()})
     torch.manual_seed(0)
     say(f"kernel rates ({', '.join(dtypes)}; GEMM and conv shapes; thread counts) ...", flush=True)
     peaks = peak_table(device, dtypes, smoke)
@@ -652,8 +633,7 @@ def run(models=MODELS, sizes=SIZES, repeats: int = 3, batch: int = 1, device: st
         say("CUDA settings, largest batch, sustained training ...", flush=True)
         tables["cuda"] = bench_cuda(models, sizes, repeats, batch, device, smoke)
     save(tables)
-    meta = {**made_by, "seconds": time.perf_counter() - started}
-    (out / "bench.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_results(out, {}, "bench.json", {**made_by, "seconds": time.perf_counter() - started})
     if figure:
         plot(tables["models"], reference, Path(figure))
     return tables

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .clips import ClipDataset
-from .encode import write_video
-from .kinetics import build_manifest
-from .transforms import train_transform
+from ..data.clips import ClipDataset
+from ..data.encode import write_video
+from ..data.kinetics import build_manifest
+from ..data.transforms import train_transform
 
 
 def make_videos(folder: Path, short_side: int, count: int, seconds: float, fps: int = 25) -> pd.DataFrame:

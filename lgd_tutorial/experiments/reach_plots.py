@@ -7,9 +7,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..study import t_interval
-from .figcheck import provenance_footer
-from .study import VARIANT_COLOURS, VARIANT_LABELS
+from ..stats import t_interval
+from ..viz.figcheck import provenance_footer
+from ..viz.study import VARIANT_COLOURS, VARIANT_LABELS
+from .study import CONTEXT_VARIANTS
 
 OFFSETS = {"both": -0.09, "none": -0.06, "global_to_local": -0.03, "local_to_global": 0.0, "se": 0.03,
            "nonlocal": 0.06, "gc": 0.09}
@@ -256,12 +257,10 @@ def plot_competitors(levels: pd.DataFrame, runs: pd.DataFrame, causal: pd.DataFr
     at the near and the far end; (b) non-local attention: how far apart two query positions' maps are, against
     one position's maps in two clips; (c) each block's term fixed at its mean: the drop of the local head;
     (d) the arrow read at the square's feature, far end."""
-    from ..reach_study import COMPETITORS
-
     fig = Figure(figsize=(13, 9), layout="constrained")
     (a, b), (c, d) = fig.subplots(2, 2)
     near, far = int(levels["distance"].min()), int(levels["distance"].max())
-    variants = [v for v in ("both", "none", *COMPETITORS) if v in set(runs["variant"])]
+    variants = [v for v in ("both", "none", *CONTEXT_VARIANTS) if v in set(runs["variant"])]
     for j, (end, distance) in enumerate((("near", near), ("far", far))):
         for i, v in enumerate(variants):
             values = runs[(runs["distance"] == distance) & (runs["variant"] == v)]["acc_local"]

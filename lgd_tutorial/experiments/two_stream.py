@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .builders import model_from_checkpoint, recipe_test_set
-from .evaluation import check_streams, class_names, evaluate_recipe, fuse
-from .metrics import validation_curve
-from .study import t_interval
-from .training import Trainer, train_fresh
-from .utils import provenance, write_results
+from ..builders import model_from_checkpoint, recipe_test_set
+from ..evaluation import check_streams, class_names, evaluate_recipe, fuse
+from ..metrics import validation_curve
+from ..stats import t_interval
+from ..training import Trainer, train_fresh
+from .results import provenance, write_results
 
 RECIPES = {"rgb": "tiny_synthetic_cpu", "rgb_none": "tiny_synthetic_cpu", "flow": "tiny_synthetic_flow_cpu"}
 STREAM_OVERRIDES = {"rgb_none": ["model.diffusion=none"]}     # what a stream changes in its recipe
@@ -67,16 +67,15 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean top-1 per stream with a 95% Student-t interval over seeds (the whole range of 0..1 when one seed)."""
     rows = []
     for stream, group in runs.groupby("stream", sort=False):
-        mean, low, high = t_interval(group["acc1"])
-        n = len(group)
-        rows.append({"stream": stream, "seeds": n, "acc1": mean, "acc1_low": max(0.0, low) if n > 1 else 0.0,
-                     "acc1_high": min(1.0, high) if n > 1 else 1.0, "videos": int(group["videos"].iloc[0])})
+        mean, low, high = t_interval(group["acc1"], bounds=(0.0, 1.0))
+        rows.append({"stream": stream, "seeds": len(group), "acc1": mean, "acc1_low": low, "acc1_high": high,
+                     "videos": int(group["videos"].iloc[0])})
     return pd.DataFrame(rows)
 
 
 def save_flow_checkpoint(trainer: Trainer, folder, acc1: float, made_by: dict, overrides=()) -> Path:
     """The flow stream's best weights as the teaching checkpoint ``FLOW_CHECKPOINT`` in ``folder``."""
-    from .models.pretrained import save_pretrained
+    from ..models.pretrained import save_pretrained
 
     model, cfg = model_from_checkpoint(trainer.out / "best.pt")
     d = cfg.data

@@ -17,7 +17,7 @@ show it). So the speed-up is measured apart, on
 one Trainer per precision built from the recipe: ``steps`` optimizer steps
 (data loading included) of one, then of the other, in the order A B, B A,
 A B ... for ``rounds`` rounds; the ratio of clips/s within each round, as a
-median with a distribution-free 95% interval (``bench.median_interval``).
+median with a distribution-free 95% interval (``stats.median_interval``).
 
 It writes ``runs.csv`` (one row per seed and precision: video top-1, the first
 epoch whose validation reached 95%, training clips/s, the run's seconds),
@@ -39,14 +39,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .bench import median_interval
-from .builders import model_from_checkpoint, recipe_test_set
-from .config import load_config
-from .evaluation import evaluate_recipe
-from .metrics import validation_curve
-from .study import t_interval
-from .training import Trainer, train_fresh
-from .utils import amp_dtype, cpu_bf16_gemm_speedup, cpu_native_bf16, provenance, write_results
+from ..stats import median_interval, t_interval
+from ..builders import model_from_checkpoint, recipe_test_set
+from ..config import load_config
+from ..evaluation import evaluate_recipe
+from ..metrics import validation_curve
+from ..training import Trainer, train_fresh
+from ..utils import amp_dtype, cpu_bf16_gemm_speedup, cpu_native_bf16
+from .results import provenance, write_results
 
 RECIPE = "tiny_synthetic_cpu"
 AMP = {"fp32": "off", "bf16": "bf16"}        # precision -> run.amp
@@ -115,8 +115,7 @@ def summarize(runs: pd.DataFrame, pairs: pd.DataFrame, speed: pd.DataFrame) -> p
     rows = []
 
     def bounded(values, low, high):
-        mean, lo, hi = t_interval(values)
-        return {"mean": mean, "low": max(low, lo), "high": min(high, hi)}
+        return dict(zip(("mean", "low", "high"), t_interval(values, bounds=(low, high))))
 
     for precision, group in runs.groupby("precision", sort=False):
         for measure, low, high in (("acc1", 0, 1), ("train_clips_per_s", 0, float("inf")),
