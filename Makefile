@@ -1,12 +1,13 @@
 # Two commands for a fresh machine (see README):
 #   make        create .venv/, install everything, run the main job
-#   make test   run the whole test suite (also creates .venv/ if needed)
+#   make test   run the whole test suite (also creates .venv/ if needed); CI runs this
+#   make test-fast   the suite without the tests marked slow (for development)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test lab clean-venv
+.PHONY: all test test-fast lab clean-venv
 all: $(STAMP)
 	$(BIN)/lgd workbook
 
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 LAB ?= notebooks/exercises
 lab: $(STAMP)

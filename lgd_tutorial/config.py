@@ -133,7 +133,33 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The sections as plain dicts, with ``schema_version`` first (what checkpoints and config.yaml store)."""
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+
+
+# Saved configurations (checkpoints, a run's config.yaml) carry ``schema_version``. Renaming or removing a field
+# raises the version and adds a step here that rewrites the previous version's dict, so every checkpoint saved
+# before still loads. Version 1 is what was saved before versions were recorded: the same fields as version 2.
+SCHEMA_VERSION = 2
+MIGRATIONS = {
+    1: lambda data: data,
+}
+
+
+def migrate(data: dict | None) -> dict:
+    """A saved configuration dict brought to ``SCHEMA_VERSION`` (without the version key). A dict without a
+    version is version 1; one from a newer version than this package knows raises ``ConfigError``."""
+    data = dict(data or {})
+    version = data.pop("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"bad value for schema_version: {version!r} (a positive whole number)")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"this configuration was saved with schema_version {version}, newer than this "
+                          f"lgd_tutorial reads ({SCHEMA_VERSION}): upgrade the package to load it")
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+    return data
 
 
 # Every choice list lives in ``constants`` (which imports nothing), so a new choice needs no second edit here.
@@ -278,8 +304,10 @@ def resolve_path(name_or_path) -> Path:
 
 
 def from_dict(data: dict | None, overrides=()) -> Config:
+    """A validated ``Config`` from sections (a recipe, or a saved configuration of any schema version: it is
+    migrated first) and ``key=value`` overrides."""
     cfg = Config()
-    for section, values in (data or {}).items():
+    for section, values in migrate(data).items():
         if not isinstance(values, dict):
             raise ConfigError(f"unknown key {section!r}: expected a section with keys")
         for name, value in values.items():

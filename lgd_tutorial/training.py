@@ -37,7 +37,7 @@ from torch import nn
 from . import distributed
 from .builders import build_datasets, freeze_batchnorm, lr_at, make_optimizer, model_from_config
 from .checkpoint import checkpoints_in, newest_good_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, save_config
+from .config import Config, ConfigError, migrate, save_config
 from .data.clips import FailureReport
 from .distributed import Dist, ShardedSampler
 from .evaluation import view_scores
@@ -76,6 +76,7 @@ RESUME_FREE = {"run.device", "run.channels_last", "run.channels_last_cpu", "run.
 
 def changed_settings(saved: dict, current: dict) -> list[str]:
     """``section.key: saved -> current`` for every setting a resume would change, except ``RESUME_FREE``."""
+    saved, current = migrate(saved), migrate(current)
     changes = []
     for section, values in current.items():
         if not isinstance(values, dict):
