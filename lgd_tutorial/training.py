@@ -60,6 +60,24 @@ def compute_loss(out: dict, labels: torch.Tensor, cfg: Config) -> torch.Tensor:
     return loss * o.loss_weight
 
 
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, clip_grad: float = 0.0,
+                   scaler: torch.amp.GradScaler | None = None) -> None:
+    """The end of every training step in the package, after the backward pass(es): clip the gradients' norm
+    to ``clip_grad`` (0: no clipping; unscaled first under a ``scaler``), step, and zero the gradients.
+
+    ``Trainer.train_step``, the studies' ``train_variant`` and the evidence-spreading experiment all call it."""
+    if clip_grad:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
     """The device ``run.device`` names; ConfigError (naming the field) when it cannot be had."""
     try:
@@ -249,12 +267,7 @@ class Trainer:
             got += 1
         if got == 0:
             return None
-        if cfg.optim.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer_step(self.model, self.optimizer, cfg.optim.clip_grad, self.scaler)
         self.step_in_epoch, self.global_step = self.step_in_epoch + 1, self.global_step + 1
         return lr
 

@@ -43,6 +43,7 @@ from ..data import synthetic
 from ..data.transforms import flip_randomly, to_clips
 from ..models import build_model
 from ..stats import t_interval
+from ..training import optimizer_step
 from ..utils import evaluating
 from .results import provenance as utils_provenance
 from .results import write_results
@@ -193,10 +194,8 @@ def train_variant(s: Recipe, variant: str, seed: int, train: dict, val: dict, lo
         loss = F.cross_entropy(out["local_logits"], labels) + F.cross_entropy(out["global_logits"], labels)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(s, step, steps_per_epoch)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
-        optimizer.step()
+        optimizer_step(model, optimizer, s.clip_grad)
         if (step + 1) % eval_every == 0 or step + 1 == total:
             acc = head_accuracy(model, val["frames"], val["labels"])
             curve.append({"variant": variant, "seed": seed, "step": step + 1,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models import build_model
+from ..training import optimizer_step
 from .evidence import class_evidence
 
 SIZE, CELL, FRAMES = 128, 32, 4
@@ -44,9 +45,8 @@ def train_on_one_region_clips(arch: str, seed: int = 0, steps: int = 40, batch: 
         clips, labels, _ = one_region_clips(batch, generator)
         heads = model(clips, return_heads=True)
         loss = sum(F.cross_entropy(heads[h], labels) for h in ("local_logits", "global_logits") if h in heads)
-        optimiser.zero_grad()
         loss.backward()
-        optimiser.step()
+        optimizer_step(model, optimiser)
     return model.eval()
 
 
