@@ -78,6 +78,16 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, clip_grad
     optimizer.zero_grad(set_to_none=True)
 
 
+def fill_caches(datasets, dist_info: Dist) -> None:
+    """Decode what the datasets' decoded-frame caches lack before training, on every core
+    (``DecodedCache.fill``): by the first process of each node while its peers wait."""
+    if dist_info.local_rank == 0:
+        for dataset in datasets:
+            if dataset is not None and dataset.cache is not None:
+                dataset.cache.fill(dataset.paths)
+    dist_info.barrier()
+
+
 def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
     """The device ``run.device`` names; ConfigError (naming the field) when it cannot be had."""
     try:
@@ -108,19 +118,33 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
 
 
 class Trainer:
-    """Holds the run's state; ``fit()`` trains and validates, ``evaluate_clips()`` validates."""
+    """Holds the run's state; ``fit()`` trains and validates, ``evaluate_clips()`` validates.
 
-    def __init__(self, cfg: Config, dist_info: Dist | None = None):
+    ``Trainer.from_config(cfg)`` builds what a run trains (the model, the datasets, the filled decoded-frame
+    caches) and hands it over; ``Trainer.from_config(cfg, model, train_set, val_set)`` trains what it is given and has no
+    other side effect than moving the model to the run's device and layout.
+    """
+
+    @classmethod
+    def from_config(cls, cfg: Config, dist_info: Dist | None = None) -> "Trainer":
+        """The run ``cfg`` describes: seeds, builds the model (a missing ImageNet file stops it at once), builds
+        the datasets and fills their decoded-frame caches (the first process of each node, its peers wait)."""
+        dist_info = dist_info or Dist()
+        run_device(cfg, dist_info.local_rank)                # a bad run.device is named before anything is built
+        seed_everything(cfg.run.seed)
+        model = model_from_config(cfg.model)
+        train_set, val_set = build_datasets(cfg)
+        fill_caches((train_set, val_set), dist_info)
+        return cls(cfg, model, train_set, val_set, dist_info)
+
+    def __init__(self, cfg: Config, model: nn.Module, train_set, val_set=None, dist_info: Dist | None = None):
         self.cfg, self.dist = cfg, dist_info or Dist()
         self.device = run_device(cfg, self.dist.local_rank)
         self.out = Path(cfg.run.out_dir)
-        seed_everything(cfg.run.seed)
-        self.model = model_from_config(cfg.model)           # first: a missing ImageNet file stops the run at once
-        self.train_set, self.val_set = build_datasets(cfg)
-        self._fill_caches()
+        self.train_set, self.val_set = train_set, val_set
         if cfg.optim.freeze_bn:
-            freeze_batchnorm(self.model)
-        self.net = self._place(self.model)
+            freeze_batchnorm(model)
+        self.model, self.net = self._place(model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -134,20 +158,12 @@ class Trainer:
         self.failures = FailureReport(self.train_set)
         self.metrics = MetricsLog(None)
 
-    def _fill_caches(self) -> None:
-        """Decode what the datasets' decoded-frame caches lack before training, on every core
-        (``DecodedCache.fill``): by the first process of each node while its peers wait."""
-        if self.dist.local_rank == 0:
-            for dataset in (self.train_set, self.val_set):
-                if dataset is not None and dataset.cache is not None:
-                    dataset.cache.fill(dataset.paths)
-        self.dist.barrier()
-
-    def _place(self, model: nn.Module) -> nn.Module:
-        """Move the model to the device (channels-last as configured); wrap it in DDP and compile as configured."""
+    def _place(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """(model, net): the model on the device (channels-last as configured; with synchronised batch norm
+        under DDP as configured) and what the steps call: the model, wrapped in DDP and compiled as configured."""
         run, cuda = self.cfg.run, self.device.type == "cuda"
         if self.dist.enabled and run.sync_bn and not self.cfg.optim.freeze_bn:
-            model = self.model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
         last = run.channels_last if cuda else run.channels_last_cpu
         self.memory_format = torch.channels_last_3d if last else torch.contiguous_format
@@ -155,7 +171,7 @@ class Trainer:
         net = model
         if self.dist.enabled:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if cuda else None)
-        return torch.compile(net) if run.compile else net
+        return model, (torch.compile(net) if run.compile else net)
 
     def _amp_dtype(self):
         try:
@@ -391,7 +407,7 @@ def train_fresh(recipe: str, overrides, out_dir) -> tuple[Trainer, float]:
     from .config import load_config
 
     cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
-    trainer = Trainer(cfg)
+    trainer = Trainer.from_config(cfg)
     started = time.perf_counter()
     result = trainer.fit()
     if result["status"] == "preempted":
@@ -404,7 +420,7 @@ def train(cfg: Config) -> dict:
     """Train with ``cfg`` in this process (and its torchrun peers). Returns the final stats."""
     d = distributed.setup(run_device(cfg).type)
     try:
-        return Trainer(cfg, d).fit()
+        return Trainer.from_config(cfg, d).fit()
     finally:
         distributed.cleanup(d)
 

@@ -153,14 +153,14 @@ class StopAt(training.Trainer):
 
 
 def test_exact_resume_after_preemption(synth, tmp_path):
-    straight = training.Trainer(from_dict(small(synth, tmp_path / "a", model={"dropout": 0.3})))
+    straight = training.Trainer.from_config(from_dict(small(synth, tmp_path / "a", model={"dropout": 0.3})))
     straight.fit()
     cfg = from_dict(small(synth, tmp_path / "b", model={"dropout": 0.3}))
-    first = StopAt(cfg)
+    first = StopAt.from_config(cfg)
     result = first.fit()
     assert result["status"] == "preempted" and result["signal"] == "SIGUSR1"
     assert first.global_step == 3 and first.step_in_epoch == 1           # inside the second epoch
-    second = training.Trainer(cfg)
+    second = training.Trainer.from_config(cfg)
     second.fit()
     assert second.global_step == straight.global_step == 4
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
@@ -212,7 +212,7 @@ def test_a_process_killed_mid_epoch_resumes_with_the_same_per_step_losses(synth,
 
 def test_corrupt_checkpoint_falls_back_to_the_previous(synth, tmp_path, caplog):
     cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
-    training.Trainer(cfg).fit()
+    training.Trainer.from_config(cfg).fit()
     ckpts = checkpoints_in(tmp_path / "r")
     assert [p.name for p in ckpts] == ["step_00000004.pt", "step_00000003.pt", "step_00000002.pt"]
     data = ckpts[0].read_bytes()
@@ -227,7 +227,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous(synth, tmp_path, caplog):
 
 def test_evaluation_multi_view(synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "e", optim={"epochs": 1}))
-    training.Trainer(cfg).fit()
+    training.Trainer.from_config(cfg).fit()
     model, loaded = model_from_checkpoint(tmp_path / "e" / "best.pt")
     assert loaded.model.arch == "lgd3d_tiny"
     code = lgd(["evaluate", "--checkpoint", str(tmp_path / "e" / "best.pt"), "--clips", "2", "--crops", "3",
@@ -250,11 +250,11 @@ def test_evaluation_multi_view(synth, tmp_path):
 
 
 def test_fine_tuning_options(synth, tmp_path):
-    training.Trainer(from_dict(small(synth, tmp_path / "src", optim={"epochs": 1}))).fit()
+    training.Trainer.from_config(from_dict(small(synth, tmp_path / "src", optim={"epochs": 1}))).fit()
     cfg = from_dict(small(synth, tmp_path / "ft", model={"num_classes": 4, "init_from": str(tmp_path / "src" / "best.pt"),
                                                          "new_classifier": True},
                           optim={"epochs": 1, "freeze_bn": True, "backbone_lr_mult": 0.1}))
-    trainer = training.Trainer(cfg)
+    trainer = training.Trainer.from_config(cfg)
     bn = trainer.model.stem.modules() if hasattr(trainer.model, "stem") else trainer.model.modules()
     norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     before = [m.running_mean.clone() for m in norms]
@@ -387,7 +387,7 @@ def test_the_same_seed_trains_the_same_whether_or_not_a_run_came_before_it_in_th
                                                  "data.scale=[32,40]", "data.test_short_side=32", "data.batch_size=4",
                                                  "optim.epochs=1", "run.max_steps_per_epoch=2", "run.log_every=1",
                                                  "run.progress=false", f"run.out_dir={tmp_path / run}"])
-        training.Trainer(cfg).fit()
+        training.Trainer.from_config(cfg).fit()
         losses.append(list(pd.read_csv(tmp_path / run / "metrics.csv").query("split == 'train'")["loss"]))
     assert losses[0] == losses[1]
 
@@ -395,7 +395,7 @@ def test_the_same_seed_trains_the_same_whether_or_not_a_run_came_before_it_in_th
 @pytest.mark.parametrize("arch", ["se_p3d_tiny", "gc_p3d_tiny", "nonlocal_p3d_tiny"])
 def test_context_models_train_evaluate_and_predict_by_name(arch, synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "run", model={"arch": arch}, optim={"epochs": 1}))
-    training.Trainer(cfg).fit()
+    training.Trainer.from_config(cfg).fit()
     model, loaded = model_from_checkpoint(tmp_path / "run" / "best.pt")
     assert loaded.model.arch == arch and model.diffusion == "none" and model.context == arch.split("_")[0]
     assert lgd(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--clips", "1", "--crops", "1",
@@ -417,24 +417,46 @@ def test_a_network_without_diffusion_refuses_a_diffusion_setting_by_name(synth, 
 
 def test_a_resume_with_changed_settings_is_refused_by_name_unless_asked_for(synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "r", optim={"epochs": 1}))
-    training.Trainer(cfg).fit()
+    training.Trainer.from_config(cfg).fit()
     changed = from_dict(small(synth, tmp_path / "r", optim={"epochs": 2, "lr": 0.1}))
     with pytest.raises(ConfigError, match=r"optim\.epochs: 1 -> 2; optim\.lr: 0\.05 -> 0\.1.*run\.resume_changed"):
-        training.Trainer(changed).fit()
+        training.Trainer.from_config(changed).fit()
     faster = from_dict(small(synth, tmp_path / "r", optim={"epochs": 1}, run={"log_every": 3, "keep_last": 5}))
-    training.Trainer(faster).fit()                                    # only how it runs changed: resumes silently
+    training.Trainer.from_config(faster).fit()                                    # only how it runs changed: resumes silently
     allowed = from_dict(small(synth, tmp_path / "r", optim={"epochs": 2, "lr": 0.1}, run={"resume_changed": True}))
-    assert training.Trainer(allowed).fit()["epoch"] == 2
+    assert training.Trainer.from_config(allowed).fit()["epoch"] == 2
 
 
 def test_falling_back_to_an_older_checkpoint_leaves_no_duplicate_metrics_rows(synth, tmp_path):
     cfg = from_dict(small(synth, tmp_path / "r", run={"checkpoint_every": 1, "keep_last": 3}))
-    training.Trainer(cfg).fit()
+    training.Trainer.from_config(cfg).fit()
     newest = checkpoints_in(tmp_path / "r")[0]
     newest.write_bytes(newest.read_bytes()[:1000])                     # the last checkpoint is damaged
-    training.Trainer(cfg).fit()                                        # resumes from the one before and redoes
+    training.Trainer.from_config(cfg).fit()                                        # resumes from the one before and redoes
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
     val = metrics[metrics["split"] == "val"]
     assert list(val["epoch"]) == sorted(set(val["epoch"])), val             # one validation row per epoch
     train = metrics[metrics["split"] == "train"]
     assert train["global_step"].is_monotonic_increasing and train["global_step"].is_unique
+
+
+def test_a_trainer_trains_what_it_is_given_and_builds_nothing(synth, tmp_path, monkeypatch):
+    """Trainer(cfg, model, train_set, val_set) receives what it trains: no dataset or model is built, and the
+    model it holds is the one passed in (moved, not replaced); from_config is what builds a run."""
+    from lgd_tutorial.builders import build_datasets
+    from lgd_tutorial.models import build_model
+
+    cfg = from_dict(small(synth, tmp_path / "given", optim={"epochs": 1}))
+    model, (train_set, val_set) = build_model("lgd3d_tiny", 4, dropout=0.0), build_datasets(cfg)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Trainer built something it was meant to be given")
+
+    monkeypatch.setattr(training, "build_datasets", refuse)
+    monkeypatch.setattr(training, "model_from_config", refuse)
+    monkeypatch.setattr(training, "fill_caches", refuse)
+    trainer = training.Trainer(cfg, model, train_set, val_set)
+    assert trainer.model is model and trainer.train_set is train_set
+    before = [p.detach().clone() for p in model.parameters()]
+    stats = trainer.fit()
+    assert stats["epoch"] == 1 and any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -85,7 +85,7 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
 def interleaved_speed(work: Path, overrides=(), steps: int = 20, rounds: int = 12) -> pd.DataFrame:
     """Training clips/s of the recipe in each precision, measured in interleaved rounds (see the module's
     docstring): one row per round and precision, with the round's ratio bf16 / fp32 on the bf16 rows."""
-    trainers = {precision: Trainer(load_config(RECIPE, [*overrides, f"run.amp={AMP[precision]}",
+    trainers = {precision: Trainer.from_config(load_config(RECIPE, [*overrides, f"run.amp={AMP[precision]}",
                                                         f"run.max_steps_per_epoch={steps}",
                                                         f"run.out_dir={work / f'speed_{precision}'}",
                                                         "run.progress=false"]))

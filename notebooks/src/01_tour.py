@@ -292,7 +292,7 @@ overrides = [f"data.root={data_root}", f"data.synthetic_videos_per_class={VIDEOS
              f"run.out_dir={run_dir}", "run.resume=false", "run.progress=false", "run.log_every=2"]
 cfg = load_config("tiny_synthetic_cpu", overrides)
 shutil.rmtree(run_dir, ignore_errors=True)            # start over: this notebook's run is always fresh
-trainer = Trainer(cfg)
+trainer = Trainer.from_config(cfg)
 print(f"device {trainer.device}, {len(trainer.train_set)} training videos, {trainer.steps_per_epoch} steps per epoch")
 result = trainer.fit()
 print(f"best validation accuracy {result['best_acc']:.2f} (chance 0.25)")
@@ -332,7 +332,7 @@ print(f"the full recipe: {full.data.synthetic_videos_per_class * len(synthetic.C
 #   global vector depends on the whole clip, and LGD diffuses it back to every position in every block.
 # - The synthetic dataset needs both temporal order and a long-range relation (object vs beacon).
 # - `lgd3d_tiny` carries a local map `(N, C, T, H, W)` and a global vector `(N, C)` through four stages.
-# - `load_config(recipe, overrides)` + `Trainer(cfg).fit()` is the one training path, from a laptop to a GPU.
+# - `load_config(recipe, overrides)` + `Trainer.from_config(cfg).fit()` is the one training path, from a laptop to a GPU.
 #
 # **More exercises** (stretch, ungraded: open questions; solutions in `notebooks/solutions/more_exercises.md`)
 # 1. Measure the effective receptive field of `layer3.0` and `layer4.0` of `p3d_tiny` the same way.

@@ -195,7 +195,7 @@ def train_variant(variant: str, seed: int) -> Trainer:
     cfg = run_config(variant, seed)
     if not GPU:
         shutil.rmtree(cfg.run.out_dir, ignore_errors=True)
-    trainer = Trainer(cfg)
+    trainer = Trainer.from_config(cfg)
     print(f"{variant}, seed {seed}: {cfg.model.arch} (diffusion {cfg.model.diffusion}) on {trainer.device}, "
           f"autocast {trainer.amp_dtype or 'off (float32)'}, {len(trainer.train_set)} training videos, "
           f"{cfg.optim.epochs} epochs of {trainer.steps_per_epoch} steps")

@@ -237,7 +237,7 @@ cfg = load_config("tiny_synthetic_flow_cpu", [f"data.root={DATA_DIR}", f"run.out
                                               "run.resume=false", "run.progress=false",
                                               f"optim.epochs={FLOW_EPOCHS}", *OVERRIDES])
 if TRAIN_FLOW:
-    trainer = Trainer(cfg)
+    trainer = Trainer.from_config(cfg)
     print(f"{cfg.model.arch}, modality {cfg.model.modality}: stem weight {tuple(trainer.model.stem.conv.weight.shape)}, "
           f"{len(trainer.train_set)} training videos, {cfg.optim.epochs} epochs "
           f"(the recipe: {load_config('tiny_synthetic_flow_cpu').optim.epochs})")
