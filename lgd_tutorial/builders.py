@@ -64,12 +64,14 @@ def model_from_config(m: ModelConfig, load_weights: bool = True) -> nn.Module:
                 state = convert_release_state_dict(state)
             except ValueError as e:
                 raise ConfigError(f"model.init_from {m.init_from}: {e}") from None
-        if m.new_classifier:
-            state = {k: v for k, v in state.items() if not k.startswith(head)}
+        shape_key = f"{head}local_head.weight"
+        if m.new_classifier and shape_key in state:          # load every weight strictly, the head included,
+            model.reset_classifier(state[shape_key].shape[0])     # then replace the head with a fresh one
         missing, unexpected = model.load_state_dict(state, strict=False)
-        wrong = [k for k in missing if not (m.new_classifier and k.startswith(head))]
-        if wrong or unexpected:
-            raise ConfigError(f"model.init_from {m.init_from}: missing {wrong[:5]}, unexpected {unexpected[:5]}")
+        if missing or unexpected:
+            raise ConfigError(f"model.init_from {m.init_from}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if m.new_classifier:
+            model.reset_classifier(m.num_classes)
     return model
 
 

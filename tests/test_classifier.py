@@ -19,7 +19,7 @@ def test_linear_kernel_equals_two_linear_heads_summed_given_the_same_weights():
     local, global_ = torch.randn(3, 32, 2, 4, 4), torch.randn(3, 32)
     with torch.no_grad():
         release = local_head(local.mean((2, 3, 4))) + global_head(global_)
-        ours = classifier(local, global_)
+        ours = classifier(local, global_)["logits"]
     torch.testing.assert_close(ours, release)
 
 
@@ -27,9 +27,9 @@ def test_dropout_follows_the_release_only_in_training():
     classifier = KernelizedClassifier(16, 3, dropout=0.5)
     local, global_ = torch.randn(4, 16, 1, 2, 2), torch.randn(4, 16)
     classifier.train()
-    assert not torch.equal(classifier(local, global_), classifier(local, global_))
+    assert not torch.equal(classifier(local, global_)["logits"], classifier(local, global_)["logits"])
     classifier.eval()
-    assert torch.equal(classifier(local, global_), classifier(local, global_))
+    assert torch.equal(classifier(local, global_)["logits"], classifier(local, global_)["logits"])
 
 
 @pytest.mark.parametrize("kernel", ["linear", "gaussian"])
@@ -38,7 +38,7 @@ def test_evidence_map_averages_to_the_local_score(kernel):
     classifier = KernelizedClassifier(8, 4, kernel=kernel).eval()
     local, global_ = torch.randn(2, 8, 2, 3, 3), torch.randn(2, 8)
     with torch.no_grad():
-        heads, evidence = classifier(local, global_, return_evidence=True, return_heads=True)
+        heads, evidence = classifier(local, global_), classifier.evidence(local)
     assert evidence.shape == (2, 4, 2, 3, 3)
     torch.testing.assert_close(evidence.mean((2, 3, 4)) + classifier.local_head.bias, heads["local_logits"])
     torch.testing.assert_close(heads["logits"], heads["local_logits"] + heads["global_logits"])
@@ -54,7 +54,7 @@ def test_gaussian_kernel_peaks_at_the_class_template_and_learns_its_bandwidth():
     scale = classifier.local_head.log_scale.exp()
     torch.testing.assert_close(near[0, 1], scale.expand(1, 2, 2))        # k(u, u) = alpha
     assert (far[0, 1] < near[0, 1]).all()
-    loss = classifier(far_away, None).sum()
+    loss = classifier(far_away, None)["logits"].sum()
     loss.backward()
     assert classifier.local_head.log_bandwidth.grad is not None
 
@@ -63,7 +63,7 @@ def test_model_evidence_map_covers_space_time():
     model = build_model("lgd3d_tiny", 6).eval()
     with torch.no_grad():
         local, global_ = model.forward_features(torch.randn(1, 3, 8, 64, 64))
-        logits, evidence = model.forward_head(local, global_, return_evidence=True)
+        logits, evidence = model.forward_head(local, global_)["logits"], model.classifier.evidence(local)
     assert evidence.shape == (1, 6, *local.shape[2:])
     assert logits.shape == (1, 6)
 

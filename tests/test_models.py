@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lgd_tutorial.models import DIFFUSIONS, build_model, list_models
+from lgd_tutorial.models import DIFFUSIONS, build_model, list_models, model_info
 from lgd_tutorial.models.lgd import LGDBlock
 from lgd_tutorial.models.p3d import pointwise_conv, spatial_conv, temporal_conv
 
@@ -272,3 +272,34 @@ def test_the_stems_inference_pool_gives_exactly_the_training_pools_maxima():
     reference = stem.pool(stem.bn(stem.conv(x)).relu_())
     assert fast.is_contiguous() and torch.equal(fast, reference.detach())
     assert fast.shape == (3, 16, 2, 10, 8)
+
+
+@pytest.mark.parametrize("name", ["lgd3d_tiny", "p3d_tiny", "se_p3d_tiny", "lgd2d_tiny"])
+def test_reset_classifier_gives_a_fresh_head_for_a_new_label_set_and_keeps_the_backbone(name):
+    model = build_model(name, 5).eval()
+    backbone = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("classifier.")}
+    old = model.classifier
+    model.reset_classifier(3)
+    assert model.num_classes == 3 and model.classifier is not old
+    assert (model.classifier.global_head is None) == (old.global_head is None)
+    assert model.classifier.kernel == old.kernel and model.classifier.dropout.p == old.dropout.p
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in backbone.items())
+    info = model_info(name)
+    clip = torch.randn(1, 3, info.frames, 32, 32)
+    heads = model(clip, return_heads=True)
+    assert heads["logits"].shape == (1, 3) and torch.equal(model(clip), heads["logits"])
+    with pytest.raises(ValueError, match="num_classes"):
+        model.reset_classifier(0)
+
+
+def test_a_block_returns_one_shape_of_result_and_its_taps_come_from_their_own_method():
+    model = build_model("lgd3d_tiny", 4).eval()
+    name, block = next(model.named_lgd_blocks())
+    x = model.stem(torch.randn(1, 3, 8, 32, 32))
+    g = x.mean((2, 3, 4))
+    with torch.no_grad():
+        plain = block(x.clone(), g)
+        with_taps = block.forward_with_taps(x.clone(), g, name)
+    assert len(plain) == 2 and len(with_taps) == 3 and with_taps[2].name == name
+    assert torch.equal(plain[0], with_taps[0]) and torch.equal(plain[1], with_taps[1])

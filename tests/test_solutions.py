@@ -30,9 +30,13 @@ def test_every_block_compiles():
         compile(block, str(SOLUTIONS), "exec")
 
 
+def test_the_solutions_have_standalone_blocks_to_run():
+    """Outside the parametrised test below, which would run zero times (and pass) if no block were found."""
+    assert len(BLOCKS) >= 4
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_standalone_blocks_run(block):
-    assert len(BLOCKS) >= 4
     exec(compile(block, str(SOLUTIONS), "exec"), {"__name__": "solution"})
 
 

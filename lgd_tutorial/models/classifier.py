@@ -89,13 +89,10 @@ class KernelizedClassifier(nn.Module):
         scores = self.local_head.similarity(features)                    # (N, THW, K)
         return scores.transpose(1, 2).reshape(local.shape[0], -1, *local.shape[2:])
 
-    def forward(self, local: Tensor, global_: Tensor | None, return_evidence: bool = False,
-                return_heads: bool = False):
-        """Scores from local (N, C, T, H, W) and global_ (N, C) (or None).
-
-        Returns logits (N, K); with ``return_heads`` a dict with ``logits``,
-        ``local_logits`` and ``global_logits`` (the global one is absent without a
-        global path); with ``return_evidence`` also the (N, K, T, H, W) map.
+    def forward(self, local: Tensor, global_: Tensor | None) -> dict[str, Tensor]:
+        """Scores from local (N, C, T, H, W) and global_ (N, C) (or None): always a dict of (N, K) scores,
+        ``logits`` (what is classified), ``local_logits`` and ``global_logits`` (absent without a global head).
+        The per-position map behind the local scores is ``evidence(local)``.
         """
         if self.kernel == "linear":
             local_logits = self.local_head.similarity(self.dropout(local.mean((2, 3, 4))))
@@ -112,7 +109,4 @@ class KernelizedClassifier(nn.Module):
             heads["global_logits"] = global_logits
             logits = local_logits + self.global_weight * global_logits
         heads["logits"] = logits
-        out = heads if return_heads else logits
-        if return_evidence:
-            return out, self.evidence(local)
-        return out
+        return heads

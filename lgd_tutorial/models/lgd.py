@@ -148,8 +148,17 @@ class LGDBlock(nn.Module):
         from_local = self.local_to_global(pool(x))
         return torch.relu(carried + from_local), from_local
 
-    def forward(self, x: Tensor, g: Tensor | None, name: str | None = None):
-        """(x_new, g_new); with a ``name``, (x_new, g_new, BlockTaps) for that block."""
+    def forward(self, x: Tensor, g: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(x_new, g_new); g is None without a global path."""
+        out, g_new, _ = self._run(x, g, None)
+        return out, g_new
+
+    def forward_with_taps(self, x: Tensor, g: Tensor | None, name: str) -> tuple[Tensor, Tensor | None, BlockTaps]:
+        """(x_new, g_new, BlockTaps) for the block called ``name``: the same result as ``forward``, with its
+        intermediate tensors kept (the residual is not added to in place)."""
+        return self._run(x, g, name)
+
+    def _run(self, x: Tensor, g: Tensor | None, name: str | None):
         keep = name is not None                                    # keep the intermediate tensors for the taps
         branch = self.residual(x)
         on_branch = self.context is not None and self.context.position == "branch"
@@ -170,9 +179,7 @@ class LGDBlock(nn.Module):
         if self.context is not None and not on_branch:
             out, context_term = self.context.contribute(out)       # a non-local block after the residual block
         out = self.tap_local(out)
-        if not keep:
-            return out, g_new
-        return out, g_new, BlockTaps(name, out, residual, g_new, term, from_local, context_term)
+        return out, g_new, (BlockTaps(name, out, residual, g_new, term, from_local, context_term) if keep else None)
 
 
 class LGDNet(nn.Module):
@@ -212,10 +219,6 @@ class LGDNet(nn.Module):
             raise ValueError(f"context must be None or one of {CONTEXTS}, got {context!r}")
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {tuple(MODALITIES)}, got {modality!r}")
-        if pooled_global_head and diffusion != "none":
-            raise ValueError("pooled_global_head is for diffusion='none'; LGD's global head reads the global path")
-        if diffusion not in DIFFUSIONS:
-            raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
         if block not in ("bottleneck", "basic"):
             raise ValueError(f"block must be 'bottleneck' or 'basic', got {block!r}")
         if unit not in ("p3d", "2d"):
@@ -229,26 +232,38 @@ class LGDNet(nn.Module):
         channels, index = stem_channels, 0
         self.stage_names = []
         for stage, (planes, depth) in enumerate(zip(widths, layers), start=1):
-            blocks = nn.ModuleList()
-            for j in range(depth):
-                stride = 2 if (stage > 1 and j == 0) else 1
-                out_channels = planes * branch.expansion
-                unit_builder = p3d_unit(index) if unit == "p3d" else Spatial2D
-                shortcut = (Shortcut(channels, out_channels, stride)
-                            if stride != 1 or channels != out_channels else nn.Identity())
-                extra = None
-                if context in ("se", "gc") or (context == "nonlocal" and nonlocal_after(stage, j, depth)):
-                    extra = build_context(context, out_channels)
-                blocks.append(LGDBlock(branch(channels, planes, stride, unit_builder), shortcut,
-                                       channels, out_channels, diffusion, extra))
-                channels, index = out_channels, index + 1
-            setattr(self, f"layer{stage}", blocks)
+            blocks = self._make_stage(stage, depth, branch, channels, planes, index, unit, diffusion, context)
+            self.add_module(f"layer{stage}", blocks)
             self.stage_names.append(f"layer{stage}")
+            channels, index = planes * branch.expansion, index + depth
+        if pooled_global_head and self.diffusion != "none":
+            raise ValueError("pooled_global_head is for diffusion='none'; LGD's global head reads the global path")
         self.num_features = channels
         self.classifier = KernelizedClassifier(channels, num_classes, kernel=kernel,
                                                use_global=diffusion != "none" or pooled_global_head,
                                                global_weight=global_weight, dropout=dropout)
         self._init_weights()
+
+    @staticmethod
+    def _make_stage(stage: int, depth: int, branch, channels: int, planes: int, index: int, unit: str,
+                    diffusion: str, context: str | None) -> nn.ModuleList:
+        """Stage ``stage`` (1-based): ``depth`` LGD blocks, the first one striding by 2 (after stage 1) and
+        projecting the shortcut where the shape changes; ``index`` counts the network's blocks before this
+        stage (P3D cycles its A/B/C units over that count). Each block checks ``diffusion``."""
+        blocks = nn.ModuleList()
+        for j in range(depth):
+            stride = 2 if (stage > 1 and j == 0) else 1
+            out_channels = planes * branch.expansion
+            unit_builder = p3d_unit(index + j) if unit == "p3d" else Spatial2D
+            shortcut = (Shortcut(channels, out_channels, stride)
+                        if stride != 1 or channels != out_channels else nn.Identity())
+            extra = None
+            if context in ("se", "gc") or (context == "nonlocal" and nonlocal_after(stage, j, depth)):
+                extra = build_context(context, out_channels)
+            blocks.append(LGDBlock(branch(channels, planes, stride, unit_builder), shortcut,
+                                   channels, out_channels, diffusion, extra))
+            channels = out_channels
+        return blocks
 
     def _init_weights(self) -> None:
         """He init for convs, BN to identity (the release); each block and the classifier set their own layers."""
@@ -309,26 +324,43 @@ class LGDNet(nn.Module):
         taps = []
         for name, block in self.named_lgd_blocks():
             if return_taps:
-                local, global_, tap = block(local, global_, name=name)
+                local, global_, tap = block.forward_with_taps(local, global_, name)
                 taps.append(tap)
             else:
                 local, global_ = block(local, global_)
         return (local, global_, taps) if return_taps else (local, global_)
 
-    def forward_head(self, local: Tensor, global_: Tensor | None, return_evidence: bool = False,
-                     return_heads: bool = False):
-        """Classifier scores; see ``KernelizedClassifier.forward``.
+    def forward_head(self, local: Tensor, global_: Tensor | None) -> dict[str, Tensor]:
+        """The classifier's scores, always a dict (``KernelizedClassifier.forward``): ``logits``,
+        ``local_logits`` and, with a global head, ``global_logits``. The per-position evidence behind the local
+        scores is ``self.classifier.evidence(local)``.
 
         Without a global path but with ``pooled_global_head``, the global head reads P(local).
         """
         if global_ is None and self.classifier.global_head is not None:
             global_ = pool(local)
-        return self.classifier(local, global_, return_evidence=return_evidence, return_heads=return_heads)
+        return self.classifier(local, global_)
 
     def forward(self, x: Tensor, return_heads: bool = False):
-        """(N, 3, T, H, W) -> logits (N, K), or a dict of logits per head with ``return_heads``."""
-        local, global_ = self.forward_features(x)
-        return self.forward_head(local, global_, return_heads=return_heads)
+        """(N, 3, T, H, W) -> logits (N, K); with ``return_heads`` the dict of ``forward_head``.
+
+        The flag stays on ``forward`` (not a second method) because training calls the model through
+        DistributedDataParallel, which synchronises gradients only for what runs through ``forward``.
+        """
+        heads = self.forward_head(*self.forward_features(x))
+        return heads if return_heads else heads["logits"]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` classes, with the same kernel, dropout,
+        global head and global weight (fine-tuning on another label set; as timm's ``reset_classifier``)."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        old = self.classifier
+        self.classifier = KernelizedClassifier(self.num_features, num_classes, kernel=old.kernel,
+                                               use_global=old.global_head is not None,
+                                               global_weight=old.global_weight, dropout=old.dropout.p)
+        self.classifier.to(next(old.parameters()).device).train(self.training)      # in the model's mode
+        self.num_classes = num_classes
 
 
 class LGD3D(LGDNet):

@@ -110,7 +110,7 @@ def detach_taps(tap: BlockTaps) -> BlockTaps:
 def collect_taps(model: nn.Module, clip: Tensor, eval_mode: bool = True) -> TapRecord:
     """Run ``clip`` (N, 3, T, H, W) through ``model`` once and keep every block's taps.
 
-    Uses ``forward_features(return_taps=True)`` and ``forward_head(return_evidence=True)``;
+    Uses ``forward_features(return_taps=True)`` and ``forward_head`` with ``classifier.evidence``;
     the model is not changed (with ``eval_mode`` it runs in eval mode and its
     previous mode is restored). Forward hooks on the taps (e.g. ``cut_global_path``)
     act as usual.
@@ -120,7 +120,7 @@ def collect_taps(model: nn.Module, clip: Tensor, eval_mode: bool = True) -> TapR
     ctx = evaluating(model) if eval_mode else contextlib.nullcontext()
     with ctx:
         local, global_, taps = model.forward_features(clip, return_taps=True)
-        logits, evidence = model.forward_head(local, global_, return_evidence=True)
+        logits, evidence = model.forward_head(local, global_)["logits"], model.classifier.evidence(local)
     blocks = [detach_taps(tap) for tap in taps]
     return TapRecord(blocks=blocks, logits=logits.detach(), evidence=evidence.detach(),
                      local=local.detach(), global_=_detach(global_))
