@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .constants import (AMP_MODES, ARCHITECTURES, AVERAGES, BACKENDS, DATASETS, DEVICES, DIFFUSIONS, HEADS, INITS,
+from .constants import (AMP_MODES, ARCHITECTURES, AVERAGES, BACKENDS, DATASETS, DEVICES, DIFFUSIONS, TEST_HEADS, INITS,
                         KERNELS, MODALITIES, SAMPLINGS, SCHEDULES, TEST_CROPS)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -168,7 +168,7 @@ CHOICES = {
     "data.sampling": SAMPLINGS,
     "data.backend": BACKENDS,
     "data.test_crops": TEST_CROPS,
-    "data.test_head": HEADS,
+    "data.test_head": TEST_HEADS,
     "data.test_average": AVERAGES,
     "model.diffusion": DIFFUSIONS,
     "model.kernel": KERNELS,

@@ -7,7 +7,7 @@ the package; the modules that implement a choice import its list from here, so a
 DEVICES = ("auto", "cpu", "cuda")                             # ``utils.resolve_device``
 BACKENDS = ("auto", "decord", "pyav")                         # ``data.video.open_video``
 TEST_CROPS = (1, 3)              # views per clip at test time: a centre crop, or three along the long side
-HEADS = ("combined", "local")    # the scores evaluated: local + global (the reconstruction), or local only
+TEST_HEADS = ("combined", "local")    # the scores evaluated: local + global (the reconstruction), or local only
 AVERAGES = ("softmax", "logits")                              # what is averaged over a video's views
 KERNELS = ("linear", "gaussian")                              # ``models.classifier.KernelizedClassifier``
 DIFFUSIONS = ("both", "local_to_global", "global_to_local", "none")     # ``models.lgd.LGDBlock``

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .config import Config
-from .constants import AVERAGES, HEADS
+from .constants import AVERAGES, TEST_HEADS
 from .data.clips import ClipDataset
 from .utils import progress as progress_bar
 
@@ -53,8 +53,8 @@ def class_names(cfg: Config) -> list[str] | None:
 def view_scores(model, clips: torch.Tensor, head: str = "combined") -> torch.Tensor:
     """Logits of one head for a batch of views (N, C, T, H, W): ``combined`` (what the model returns) or
     ``local`` (the local head alone, as the release scores)."""
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if head not in TEST_HEADS:
+        raise ValueError(f"head must be one of {TEST_HEADS}, got {head!r}")
     if head == "combined":
         return model(clips)
     return model(clips, return_heads=True)["local_logits"]
@@ -73,7 +73,7 @@ def evaluate(model, dataset: ClipDataset, class_names: list[str] | None = None, 
              device="cpu", progress: bool = False, head: str = "combined", average: str = "softmax") -> EvalResult:
     """Multi-view evaluation of ``model`` on a test-mode dataset (items (views, C, T, H, W)).
 
-    ``head`` picks the scores (``HEADS``), ``average`` how a video's views are combined (``AVERAGES``). The
+    ``head`` picks the scores (``TEST_HEADS``), ``average`` how a video's views are combined (``AVERAGES``). The
     release's protocol is ``head="local", average="logits"`` on 3 full-height crops x 20 clips.
     """
     model.eval()

@@ -139,7 +139,7 @@ def flow(args) -> int:
             table = optical_flow.extract(Path(args.root) / name, args.root, args.out, args.method, args.bound,
                                          args.short_side or None, args.workers,
                                          manifest_name=f"flow_{Path(name).stem}.csv")
-            print(f"{name}: {optical_flow.summarize(table)} -> {args.out}/flow_{Path(name).stem}.csv")
+            print(f"{name}: {optical_flow.status_counts(table)} -> {args.out}/flow_{Path(name).stem}.csv")
             for r in table[table["status"] == "failed"].head(20).itertuples():
                 print(f"  failed: {r.path} {r.reason}")
     return _guarded("flow", work)

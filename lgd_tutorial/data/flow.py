@@ -212,6 +212,6 @@ def extract(manifest, root, out, method: str = "tvl1", bound: float = DEFAULT_BO
     return table
 
 
-def summarize(table: pd.DataFrame) -> str:
+def status_counts(table: pd.DataFrame) -> str:
     counts = table["status"].value_counts()
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "skipped", "failed"))

@@ -1,6 +1,6 @@
 """The experiments behind the shipped results; each is a command and writes a folder of CSVs and provenance.
 
-- ``study`` (``lgd study``): the diffusion study on the beacon task; ``reach_study`` (``lgd reach-study``)
+- ``study`` (``lgd study``) and its figure ``study_plots``: the diffusion study on the beacon task; ``reach_study`` (``lgd reach-study``)
   and its figures ``reach_plots``: LGD against the plain network and the other global-context blocks over cue
   distance; ``two_stream`` (``lgd two-stream``); ``precision`` (``lgd precision``);
   ``context_budget`` (``lgd summary --budget``);

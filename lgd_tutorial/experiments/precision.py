@@ -109,7 +109,7 @@ def interleaved_speed(work: Path, overrides=(), steps: int = 20, rounds: int = 1
     return pd.DataFrame(rows)
 
 
-def summarize(runs: pd.DataFrame, pairs: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
+def precision_summary(runs: pd.DataFrame, pairs: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% Student-t interval over seeds of every measure, per precision and paired; the speed-up
     (bf16 / fp32 clips/s) as the median of the interleaved rounds with its distribution-free 95% interval."""
     rows = []
@@ -157,7 +157,7 @@ def run(seeds=(0, 1, 2), out="runs/precision", overrides=(), argv=(), log=print,
     speed = interleaved_speed(work, overrides, steps, rounds)
     runs = pd.DataFrame(rows)
     pairs = paired(runs)
-    summary = summarize(runs, pairs, speed)
+    summary = precision_summary(runs, pairs, speed)
     meta = {**made_by, **machine_choice(), "seconds": time.perf_counter() - started, "seeds": list(seeds),
             "recipe": RECIPE, "overrides": list(overrides), "target": TARGET, "speed_steps": steps,
             "speed_rounds": rounds}

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from ..stats import t_interval
 from ..viz.figcheck import provenance_footer
-from ..viz.study import VARIANT_COLOURS, VARIANT_LABELS
+from ..viz.causal_plots import VARIANT_COLOURS, VARIANT_LABELS
 from .study import CONTEXT_VARIANTS
 
 OFFSETS = {"both": -0.09, "none": -0.06, "global_to_local": -0.03, "local_to_global": 0.0, "se": 0.03,

@@ -479,7 +479,7 @@ def _load_done(out: Path, models: Path, s: ReachSettings) -> dict:
 
 # --------------------------------------------------------------------------- summaries
 
-def summarize(runs: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
+def reach_summary(runs: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
     """Per distance and variant: local-head accuracy (mean, 95% t-interval clipped to [0, 1]), seeds that
     solved the task (>= 0.9) with a Clopper-Pearson interval, steps to 0.9 over the seeds that got there."""
     rows = []
@@ -520,7 +520,7 @@ def write_outputs(out: Path, levels: pd.DataFrame, runs: pd.DataFrame, curves: p
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     tables = {"levels.csv": levels, "runs.csv": runs, "curves.csv": curves, "causal.csv": causal}
     tables = {name: t.drop(columns=list(stamp), errors="ignore") for name, t in tables.items()}
-    summary, pairs = summarize(tables["runs.csv"], tables["levels.csv"]), paired(tables["runs.csv"])
+    summary, pairs = reach_summary(tables["runs.csv"], tables["levels.csv"]), paired(tables["runs.csv"])
     write_results(out, {**tables, "summary.csv": summary, "paired.csv": pairs}, "reach_study.json", meta, indent=2,
                   stamp=stamp)
     save_figure(plot_reach_study(tables["levels.csv"], tables["runs.csv"], tables["causal.csv"], meta),
@@ -770,7 +770,7 @@ def competitor_report(folder: Path) -> str:
 
 def competitor_findings(folder: Path) -> str:
     """What the study shows about the competitors, in sentences computed from its CSVs."""
-    from ..viz.study import VARIANT_LABELS
+    from ..viz.causal_plots import VARIANT_LABELS
 
     t = competitor_tables(folder)
     acc = t["accuracy"].set_index(["end", "variant"])

@@ -61,7 +61,7 @@ CONTEXT_VARIANTS = {
     "nonlocal": {"diffusion": "none", "pooled_global_head": True, "context": "nonlocal"},
     "gc": {"diffusion": "none", "pooled_global_head": True, "context": "gc"},
 }
-HEADS = ("local", "global", "combined")
+MODEL_HEADS = ("local", "global", "combined")
 
 
 @dataclass
@@ -149,7 +149,7 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 @torch.no_grad()
 def head_accuracy(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, batch: int = 64) -> dict:
     """Validation accuracy of the local head, the global head and their sum, in eval mode."""
-    hits = dict.fromkeys(HEADS, 0)
+    hits = dict.fromkeys(MODEL_HEADS, 0)
     with evaluating(model):
         for i in range(0, len(frames), batch):
             out = model(to_clips(frames[i:i + batch]), return_heads=True)
@@ -213,7 +213,7 @@ def steps_to(curve: list[dict], target: float, head: str = "local") -> float:
 
 # --------------------------------------------------------------------------- summary
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def study_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant: parameters, and mean with 95% interval of each head's final accuracy and of steps to target.
 
     The t-interval assumes roughly normal values; seeds that either solve the
@@ -226,7 +226,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     for variant, group in runs.groupby("variant", sort=False):
         row = {"variant": variant, "seeds": len(group), "parameters": int(group["parameters"].iloc[0]),
                "lgd_parameters": int(group["lgd_parameters"].iloc[0])}
-        bounds = {f"acc_{h}": (0.0, 1.0) for h in HEADS} | {"steps_to_target": (0.0, float(group["steps"].max()))}
+        bounds = {f"acc_{h}": (0.0, 1.0) for h in MODEL_HEADS} | {"steps_to_target": (0.0, float(group["steps"].max()))}
         for column, (lowest, highest) in bounds.items():
             mean, low, high = t_interval(group[column])
             row.update({column: mean, f"{column}_low": float(np.clip(low, lowest, highest)),
@@ -292,7 +292,7 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
             t0 = time.perf_counter()
             model, curve = train_variant(s, variant, seed, train, val, log)
             total, lgd = count_parameters(model)
-            final = {f"acc_{h}": curve[-1][f"acc_{h}"] for h in HEADS}
+            final = {f"acc_{h}": curve[-1][f"acc_{h}"] for h in MODEL_HEADS}
             runs.append({"variant": variant, "seed": seed, "data_seed": s.data_seed, "parameters": total,
                          "lgd_parameters": lgd, **final, "steps_to_target": steps_to(curve, s.target),
                          "steps": curve[-1]["step"], "seconds": round(time.perf_counter() - t0, 1)})
@@ -315,11 +315,11 @@ def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dic
     """Summarise and write a finished study: the CSVs (each row naming the command and commit that made it),
     ``study.json`` and ``study.png``. ``lgd study --redraw FOLDER`` calls it again on a finished folder."""
     from ..viz.render import save_figure
-    from ..viz.study import plot_study
+    from .study_plots import plot_study
 
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     runs, curves = runs.drop(columns=list(stamp), errors="ignore"), curves.drop(columns=list(stamp), errors="ignore")
-    summary = summarize(runs)
+    summary = study_summary(runs)
     write_results(out, {"runs.csv": runs, "curves.csv": curves, "summary.csv": summary}, "study.json", meta,
                   indent=2, stamp=stamp)
     save_figure(plot_study(curves, runs, meta), out / "study.png", dpi=120)

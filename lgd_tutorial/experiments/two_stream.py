@@ -63,7 +63,7 @@ def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Traine
     return pd.concat([table.iloc[:1], plain_row, table.iloc[1:]], ignore_index=True)
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def stream_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean top-1 per stream with a 95% Student-t interval over seeds (the whole range of 0..1 when one seed)."""
     rows = []
     for stream, group in runs.groupby("stream", sort=False):
@@ -109,7 +109,7 @@ def run(seeds=(0, 1, 2), out="runs/two_stream", flow_weight: float = 1.5, overri
         if log:
             log(f"seed {seed}: " + ", ".join(f"{r.stream} {r.acc1:.3f}" for r in table.itertuples()), flush=True)
     runs = pd.concat(rows, ignore_index=True)
-    summary = summarize(runs)
+    summary = stream_summary(runs)
     meta = {**made_by, "seconds": time.perf_counter() - started, "autocast": autocast,
             "seeds": list(seeds), "flow_weight": flow_weight, "overrides": list(overrides),
             "recipes": {stream: " ".join([recipe, *STREAM_OVERRIDES.get(stream, [])])

@@ -3,7 +3,7 @@ figures and animations, notebook explorers and training plots.
 
 Submodules: ``taps``, ``diffusion``, ``evidence``, ``gradcam``, ``render``,
 ``widgets``, ``plots``, ``demo``, ``causal`` (counterfactuals, receptive
-fields, probes, path cuts), ``study`` (their figures and the diffusion study's), ``spreading`` (the
+fields, probes, path cuts), ``causal_plots`` (their figures), ``spreading`` (the
 evidence-spreading experiment). The reach study's figures are in ``lgd_tutorial.experiments.reach_plots``.
 Names are imported from them on first use, so ``import lgd_tutorial.viz`` (and ``lgd viz --help``) stays cheap.
 """
@@ -28,6 +28,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "causal": ["Counterfactual", "beacon_counterfactuals", "beacon_region", "counterfactual_change", "cut_paths", "effective_receptive_field", "fix_global_to_local", "linear_probe", "lookup_baseline",
                "mean_global_to_local",
                "object_and_global_features", "object_features", "receptive_field_reach", "swap_beacon"],
-    "study": ["plot_counterfactual", "plot_effective_fields", "plot_probes", "plot_study"],
+    "causal_plots": ["plot_counterfactual", "plot_effective_fields", "plot_probes"],
     "spreading": ["evidence_on_the_square", "one_region_clips", "train_on_one_region_clips"],
 })

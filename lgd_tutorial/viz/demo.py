@@ -58,7 +58,7 @@ def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, t
     from .causal import counterfactual_change, receptive_field_reach, swap_beacon
     from .gradcam import video_gradcam
     from .render import diffusion_grid, gradcam_strip, save_figure
-    from .study import plot_counterfactual
+    from .causal_plots import plot_counterfactual
 
     out = Path(out)
     first = next(iter(models.values()))

@@ -38,8 +38,9 @@ from lgd_tutorial.experiments import study
 from lgd_tutorial.data import (SUBSETS_DIR, ClipDataset, load_spec, make_subset, read_annotations, summarize_manifest,
                                test_transform, validate)
 from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
+from lgd_tutorial.experiments.study_plots import plot_study
 from lgd_tutorial.viz import (plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy,
-                              plot_study, read_metrics)
+                              read_metrics)
 
 inline_figures()                               # the plot helpers return Figures: show them as images
 torch.manual_seed(0)
@@ -416,7 +417,7 @@ study_runs, study_curves = pd.read_csv(study_dir / "runs.csv"), pd.read_csv(stud
 print(study.report(study_dir).split("\n\n")[0])
 print(f"made by: {meta['command']} @ {meta['commit']} ({meta['seconds'] / 60:.0f} min, {meta['machine']})")
 table = pd.DataFrame({"variant": summary["variant"], "seeds": summary["seeds"], "parameters": summary["parameters"]})
-for head in study.HEADS:
+for head in study.MODEL_HEADS:
     table[f"{head} head"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
                              summary[[f"acc_{head}", f"acc_{head}_low", f"acc_{head}_high"]].to_numpy()]
 table[f"steps to {meta['settings']['target']:.0%}"] = [

@@ -78,7 +78,7 @@ manifests = {split: flow.extract(DATA_DIR / f"manifest_{split}.csv", DATA_DIR, F
              for split in (("train", "val") if TRAIN_FLOW else ("val",))}
 extraction_seconds = time.perf_counter() - start
 for split, table in manifests.items():
-    print(f"{split}: {flow.summarize(table)}")
+    print(f"{split}: {flow.status_counts(table)}")
 computed = sum(t.loc[t["status"] == "done", "frames"].sum() - (t["status"] == "done").sum() for t in manifests.values())
 print(f"{extraction_seconds:.1f} s for this cell; {computed:,} flow frames computed now "
       f"({computed / max(extraction_seconds, 1e-9):.0f} frames/s on 2 processes)" if computed else
