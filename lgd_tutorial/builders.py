@@ -16,9 +16,12 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .config import Config, ConfigError, ModelConfig, from_dict
 from .data.clips import ClipDataset
+from .data.flow import extract
+from .data.synthetic import generate
+from .data.transfer import split_manifests
 from .data.transforms import flow_test_transform, flow_train_transform, test_transform, train_transform
 from .models import build_model, inflate_from_2d, model_info
-from .models.release import convert_release_state_dict, is_release_state_dict
+from .models.release import convert_release_state_dict, is_release_state_dict, load_release_checkpoint
 
 log = logging.getLogger("lgd_tutorial.builders")
 
@@ -86,7 +89,6 @@ def model_from_checkpoint(path, device="cpu", recipe: Config | None = None) -> t
         if recipe is None:
             raise ConfigError(f"{path}: a checkpoint of the authors' release; name the recipe it was trained "
                               "with (lgd evaluate --config k400_full)")
-        from .models.release import load_release_checkpoint
 
         try:
             model = load_release_checkpoint(path, recipe.model.arch)
@@ -105,16 +107,13 @@ def manifests(cfg: Config) -> tuple[Path, Path]:
     d = cfg.data
     root = Path(d.root)
     if d.dataset == "synthetic":
-        from .data.synthetic import generate
         generate(root, seed=d.synthetic_seed, videos_per_class=d.synthetic_videos_per_class,
                  val_per_class=d.synthetic_val_per_class, progress=False)
         if cfg.model.modality == "flow":                    # its flow too (DIS: seconds; finished files kept)
-            from .data.flow import extract
             for name in (d.train_manifest, d.val_manifest):
                 extract(root / name, root, root / d.flow_root, "dis", d.flow_bound, workers=2, progress=False,
                         manifest_name=f"flow_{Path(name).stem}.csv")
     elif d.dataset in ("ucf101", "hmdb51"):
-        from .data.transfer import split_manifests
         return split_manifests(d.dataset, root, d.split_dir, d.split)
     return root / d.train_manifest, root / d.val_manifest
 

@@ -21,6 +21,8 @@ import torch
 from .config import Config
 from .constants import AVERAGES, TEST_HEADS
 from .data.clips import ClipDataset
+from .data.flow import frame_mismatch, read_stored
+from .data.video import VideoDecodeError, open_video
 from .utils import progress as progress_bar
 
 
@@ -130,9 +132,6 @@ def evaluate_recipe(model, cfg: Config, dataset: ClipDataset, device="cpu") -> E
 def check_streams(rgb: ClipDataset, flow: ClipDataset) -> None:
     """ValueError naming every video whose RGB and flow streams do not belong together: another video count,
     other labels, or flow computed from a video with another number of frames."""
-    from .data.flow import frame_mismatch, read_stored
-    from .data.video import VideoDecodeError, open_video
-
     if len(rgb) != len(flow) or rgb.labels != flow.labels:
         raise ValueError(f"the RGB and flow datasets differ ({len(rgb)} and {len(flow)} videos, or their labels): "
                          "build both from the same manifest")

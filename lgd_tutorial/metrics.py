@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .distributed import Dist
+from .utils import atomic_path
 
 log = logging.getLogger("lgd_tutorial.metrics")
 METRIC_FIELDS = ["time", "epoch", "step", "global_step", "split", "loss", "acc1", "acc5", "lr",
@@ -86,7 +87,6 @@ class MetricsLog:
             rows = list(csv.DictReader(f))
         keep = [r for r in rows if not r.get("global_step") or int(float(r["global_step"])) <= step]
         if len(keep) < len(rows):
-            from .utils import atomic_path
 
             with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")

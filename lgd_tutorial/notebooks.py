@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .viz.figcheck import write_figure
+
 if TYPE_CHECKING:                     # nbformat takes about a second to import: only where a notebook is run
     import nbformat
 
@@ -75,8 +77,6 @@ def show_figure(fig, path: str | Path | None = None, dpi: int = 100) -> None:
     import io
 
     import matplotlib.pyplot as plt
-
-    from .viz.figcheck import write_figure      # inside: the plumbing module does not import the viz package
 
     buffer = write_figure(fig, io.BytesIO(), dpi=dpi, name=Path(path).name if path is not None else None)
     if path is not None:

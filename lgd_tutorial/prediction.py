@@ -25,11 +25,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .builders import model_from_checkpoint
+from .data import flow as optical_flow
+from .data.cache import CachedVideo
 from .data.clips import load_views
+from .data.flow import METHODS
 from .data.kinetics import VIDEO_EXTENSIONS
 from .data.transforms import flow_test_transform, test_transform
-from .data.video import VideoDecodeError
-from .evaluation import average_views, view_scores
+from .data.video import VideoDecodeError, open_video
+from .evaluation import average_views, class_names, view_scores
+from .models import load_pretrained
 from .utils import evaluating, progress
 
 
@@ -78,9 +83,6 @@ class Prediction:
 
 def from_checkpoint(path, device="cpu", clips: int | None = None, crops: int | None = None) -> Predictor:
     """The model of a checkpoint written by ``lgd train``, reading videos as its recipe's evaluation does."""
-    from .builders import model_from_checkpoint
-    from .evaluation import class_names
-
     model, cfg = model_from_checkpoint(path, device)
     d = cfg.data
     names = class_names(cfg) or [f"class {i}" for i in range(cfg.model.num_classes)]
@@ -92,8 +94,6 @@ def from_checkpoint(path, device="cpu", clips: int | None = None, crops: int | N
 
 def two_stream(rgb: Predictor, flow: Predictor, flow_weight: float = 1.5, flow_method: str = "dis") -> Predictor:
     """``rgb`` with ``flow`` attached: videos are scored by both and fused as rgb + flow_weight x flow."""
-    from .data.flow import METHODS
-
     if rgb.views.modality != "rgb" or flow.views.modality != "flow":
         raise ValueError(f"two streams need an RGB and a flow model, got {rgb.views.modality} and "
                          f"{flow.views.modality}")
@@ -109,8 +109,6 @@ def two_stream(rgb: Predictor, flow: Predictor, flow_weight: float = 1.5, flow_m
 def from_pretrained(name: str, device="cpu", clips: int | None = None, crops: int | None = None) -> Predictor:
     """A shipped teaching model: clips of its training length and frame stride (consecutive frames unless its
     manifest says otherwise), scaled to its size; a flow model reads the video's flow as it was trained on."""
-    from .models import load_pretrained
-
     model, info = load_pretrained(name)
     flow = {"modality": "flow", "flow_bound": info["flow_bound"], "flow_method": info["flow_method"]} \
         if info.get("modality") == "flow" else {}
@@ -154,9 +152,6 @@ def read_views(views: Views, path) -> torch.Tensor:
     if views.modality != "flow":
         return load_views(path, mode, views.num_frames, views.stride, views.clips,
                           test_transform(views.crop_size, views.short_side, views.crops), backend=views.backend)
-    from .data import flow as optical_flow
-    from .data.cache import CachedVideo
-    from .data.video import open_video
 
     with open_video(path, backend=views.backend) as video:
         frames = video.get_frames(range(len(video)))

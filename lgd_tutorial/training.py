@@ -37,7 +37,7 @@ from torch import nn
 from . import distributed
 from .builders import build_datasets, freeze_batchnorm, lr_at, make_optimizer, model_from_config
 from .checkpoint import checkpoints_in, newest_good_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, migrate, save_config
+from .config import Config, ConfigError, load_config, migrate, save_config
 from .data.clips import FailureReport
 from .distributed import Dist, ShardedSampler
 from .evaluation import view_scores
@@ -404,8 +404,6 @@ def train_fresh(recipe: str, overrides, out_dir) -> tuple[Trainer, float]:
     """Train ``recipe`` with ``overrides`` in this process, from scratch in ``out_dir``, without a progress
     bar (the runs that ``lgd two-stream`` and ``lgd precision`` make over seeds): the finished Trainer and the
     seconds its ``fit`` took. Raises ``Stopped`` when a signal stopped the training."""
-    from .config import load_config
-
     cfg = load_config(recipe, [*overrides, f"run.out_dir={out_dir}", "run.resume=false", "run.progress=false"])
     trainer = Trainer.from_config(cfg)
     started = time.perf_counter()

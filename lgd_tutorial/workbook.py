@@ -21,12 +21,12 @@ import os
 import time
 from pathlib import Path
 
+from .models import list_models, model_info
+from .models.summary import format_summary, summarize
 from .notebooks import list_notebooks, repository_root, run_notebooks
 
 
 def print_model_summaries(num_classes: int) -> None:
-    from .models import list_models, model_info
-    from .models.summary import format_summary, summarize
 
     for name in list_models():
         start = time.perf_counter()

@@ -126,3 +126,18 @@ def test_every_registered_name_is_listed_for_the_configuration():
     from lgd_tutorial.models import list_models
 
     assert sorted(ARCHITECTURES) == list_models()
+
+
+def test_outside_the_command_line_no_package_module_is_imported_inside_a_function():
+    """Imports inside functions hide the layers; only ``cli/`` keeps its work's imports inside ``run`` (so that
+    ``lgd --help`` answers at once), and third-party heavy or optional libraries may be imported late."""
+    late = []
+    for name, path in MODULES.items():
+        if _is(name, ("lgd_tutorial.cli",)):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                late += [f"{name}:{inner.lineno}" for inner in ast.walk(node)
+                         if isinstance(inner, ast.ImportFrom) and (inner.level or (inner.module or "").startswith(
+                             "lgd_tutorial"))]
+    assert late == []

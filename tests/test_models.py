@@ -170,9 +170,14 @@ def test_bad_settings_are_rejected_by_name():
         build_model("lgd9d", 4)
 
 
-def test_every_diffusion_setting_builds_an_lgd_block():
+def test_every_diffusion_setting_reaches_every_block_and_the_global_vector_exists_only_with_a_path():
+    x = torch.randn(1, 3, 8, 32, 32)
     for diffusion in DIFFUSIONS:
-        assert all(isinstance(b, LGDBlock) for b in build_model("lgd3d_tiny", 2, diffusion=diffusion).blocks())
+        model = build_model("lgd3d_tiny", 2, diffusion=diffusion).eval()
+        assert model.diffusion == diffusion and {b.diffusion for b in model.blocks()} == {diffusion}
+        with torch.no_grad():
+            _, global_ = model.forward_features(x)
+        assert (global_ is None) == (diffusion == "none")
 
 
 def test_channels_last_3d_gives_the_same_logits():
@@ -229,8 +234,6 @@ def test_registry_entries_carry_their_metadata_and_a_name_registers_once():
         assert [n for n, _ in b.named_parameters()] == [n for n, _ in a.named_parameters()
                                                         if not any(p in n for p in LGD_PARAMETER_NAMES)
                                                         and "global_head" not in n]
-    for name in [n for n in list_models() if n.endswith("_tiny")]:
-        assert isinstance(getattr(build_model(name, 3), model_info(name).classifier), torch.nn.Module)
     with pytest.raises(ValueError, match="already registered"):
         register("lgd3d_tiny")(lambda num_classes, **kw: None)
     with pytest.raises(ValueError, match="unknown model 'lgd9d'"):
@@ -303,3 +306,25 @@ def test_a_block_returns_one_shape_of_result_and_its_taps_come_from_their_own_me
         with_taps = block.forward_with_taps(x.clone(), g, name)
     assert len(plain) == 2 and len(with_taps) == 3 and with_taps[2].name == name
     assert torch.equal(plain[0], with_taps[0]) and torch.equal(plain[1], with_taps[1])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_carries_metadata_that_fits_the_network_it_builds(name):
+    from lgd_tutorial.constants import ARCHITECTURES
+    from lgd_tutorial.models.classifier import KernelizedClassifier
+
+    info = model_info(name)
+    model = build_model(name, 3)
+    assert info.name == name == model.arch and name in ARCHITECTURES
+    assert isinstance(getattr(model, info.classifier), KernelizedClassifier) and model.num_classes == 3
+    assert info.frames % model.temporal_stride == 0 and info.size % 32 == 0      # the clip it is built for fits
+    assert len(info.mean) == len(info.std) == model.in_channels == 3 and all(0 < v < 1 for v in info.std)
+    if info.fixed_diffusion is not None:
+        assert model.diffusion == info.fixed_diffusion
+        with pytest.raises(ValueError):
+            build_model(name, 3, diffusion="both" if info.fixed_diffusion == "none" else "none")
+    if info.plain is not None:
+        plain = model_info(info.plain)
+        assert plain.fixed_diffusion == "none" and (plain.frames, plain.size) == (info.frames, info.size)
+        assert model.diffusion == "both" and build_model(info.plain, 3).diffusion == "none"
+    assert info.description

@@ -151,13 +151,22 @@ def test_normalize_maps_per_frame_and_per_clip():
 # ---------------------------------------------------------------- Grad-CAM
 
 
-def test_package_gradcam_on_a_tap_returns_n_t_h_w():
+def test_the_unmodified_package_gradcam_on_a_tap_explains_the_top_class_with_its_kernel_evidence():
+    """pytorch-grad-cam's own GradCAM on our tap: one (T, H, W) map per clip, min-max scaled over the clip, and
+    (linear kernel, last tap) the top class's positive evidence upsampled to the clip, up to interpolation."""
+    import torch.nn.functional as F
     from pytorch_grad_cam import GradCAM
 
     model, x = tiny(), clip()
     with GradCAM(model, tap_layers(model, "local", [-1])) as cam:
-        maps = cam(x, None)
+        maps = cam(x, None)                                      # None: each clip's top class
     assert maps.shape == (2, *SHAPE)
+    top = model(x).argmax(1)
+    for i in range(2):
+        evidence = class_evidence(model, x[i:i + 1], classes=int(top[i]))[0][0].clamp_min(0)
+        expected = F.interpolate(evidence[None, None], size=SHAPE, mode="trilinear", align_corners=False)
+        assert maps[i].max() == pytest.approx(1.0, abs=1e-5) and maps[i].min() == pytest.approx(0.0, abs=1e-6)
+        assert np.corrcoef(maps[i].ravel(), expected.numpy().ravel())[0, 1] > 0.95
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_frame"])

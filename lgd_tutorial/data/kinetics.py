@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..utils import atomic_path
+from .video import VideoDecodeError, open_video
 
 RESOURCES = Path(__file__).resolve().parent / "resources"       # package data: installed with the package
 CLASS_LISTS = RESOURCES / "kinetics"                              # kinetics{400,600,700}_classes.txt
@@ -302,7 +303,6 @@ def build_manifest(annotations: pd.DataFrame, root, classes: list[str] | None = 
 
 def file_status(path: Path, check: str = "exists", backend: str = "auto") -> tuple[str, str]:
     """(status, reason) of one file: present, missing or unreadable."""
-    from .video import VideoDecodeError, open_video
     if not path.exists():
         return "missing", "no file"
     if not path.is_file():

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..utils import atomic_path
 from ..utils import progress as progress_bar
-from .kinetics import (build_manifest, file_status, parse_clip_filename, read_annotations, save_manifest)
+from .kinetics import VIDEO_EXTENSIONS, build_manifest, file_status, parse_clip_filename, read_annotations, save_manifest
 
 CVDF_BASE = "https://s3.amazonaws.com/kinetics"
 VERSIONS = {"400": "400", "600": "600", "700": "700_2020"}
@@ -121,7 +121,6 @@ class _EncodeFailed(RuntimeError):
 
 def resize(src, dst, short_side: int = 320, workers: int = 2, progress: bool = True) -> dict[str, int]:
     """Resize every video under ``src`` into the same layout under ``dst`` (resumable)."""
-    from .kinetics import VIDEO_EXTENSIONS
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if src == dst or dst in src.parents:
         raise ValueError(f"--dst {dst} must differ from --src {src} and not contain it")

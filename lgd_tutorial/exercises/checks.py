@@ -23,8 +23,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..models import lgd, p3d
+from ..data.transforms import FlowHorizontalFlip
+from ..models import build_model, lgd, p3d
+from ..models.context import GlobalContext
 from ..models.inflate import _inflate_kernel
+from ..viz.causal import cut_paths, fix_global_to_local, mean_global_to_local
+from ..viz.diffusion import global_to_local_ratio
+from ..viz.taps import collect_taps
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
@@ -497,8 +502,6 @@ def check_split_per_class(split) -> bool:
 
 def check_flip_flow(flip_flow) -> bool:
     """``flip_flow(clip (2, T, H, W))``: the horizontal mirror of a centred flow clip (x negated, y kept)."""
-    from ..data.transforms import FlowHorizontalFlip
-
     cases = ((2, 3, 5, 7), (2, 1, 4, 4))
     for i, shape in enumerate(cases):
         with _part(i, len(cases)):
@@ -579,7 +582,6 @@ def check_scaled_lr(scaled_lr) -> bool:
 
 
 def _taps_for_ratio_check():
-    from ..viz.taps import collect_taps
 
     return collect_taps(_trained_looking_tiny(), torch.randn(2, 3, 4, 32, 32, generator=_seeded(1)))
 
@@ -590,8 +592,6 @@ def check_global_to_local_ratio(ratio_map) -> bool:
     ``block_taps`` is one entry of ``collect_taps(model, clip).blocks``, a ``BlockTaps`` (attributes
     ``local``, ``residual``, ``global_to_local``, ...). The norms are taken over the channels.
     """
-    from ..viz.diffusion import global_to_local_ratio
-
     record = _taps_for_ratio_check()
     for taps in record.blocks:
         name = taps.name
@@ -619,8 +619,6 @@ def check_global_to_local_ratio(ratio_map) -> bool:
 
 def _trained_looking_tiny(seed: int = 2):
     """A teaching model whose global-to-local terms differ from clip to clip (W_xg's last weight not zero)."""
-    from ..models import build_model
-
     torch.manual_seed(CASE_SEED)
     model = build_model("lgd3d_tiny", num_classes=3).eval()
     with torch.no_grad():
@@ -632,9 +630,6 @@ def _trained_looking_tiny(seed: int = 2):
 def check_cut_global_to_local(cut) -> bool:
     """``cut(model)`` -> the list of forward-hook handles it registered, one per block with a global-to-local
     term, each making that block's ``tap_global_to_local`` output zeros. Removing the handles restores the model."""
-    from ..models import build_model
-    from ..viz.causal import cut_paths
-
     model = _trained_looking_tiny()
     clip = torch.randn(2, 3, 8, 32, 32, generator=_seeded(1))
     with torch.no_grad():
@@ -700,8 +695,6 @@ def check_outside_reach(outside_max) -> bool:
 def _reference_global_context():
     """A global-context block with every weight drawn (its zero-initialised last layer would hide the term), and
     a map of a case-dependent shape."""
-    from ..models.context import GlobalContext
-
     channels, frames, side = _draw(7, 2, 5, 3)
     channels *= 8
     torch.manual_seed(1000 * CASE_SEED + 7)
@@ -772,8 +765,6 @@ def check_fixed_mean_logits(fixed_mean_logits) -> bool:
     """``fixed_mean_logits(model, train_clips, clips, block)`` -> the local head's logits (N, K) on ``clips`` with
     block ``block``'s (an index into ``model.blocks()``) global-to-local term U(W_xg g) replaced by its mean over
     ``train_clips``; every other block intact, and the model left as it was found."""
-    from ..viz.causal import fix_global_to_local, mean_global_to_local
-
     model = _trained_looking_tiny(seed=4)
     size = 32 + 8 * _draw(11, 0, 2)[0]
     train = torch.randn(6, 3, 8, size, size, generator=_seeded(12))

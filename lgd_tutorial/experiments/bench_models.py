@@ -49,9 +49,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import build_model, diffusion_pairs
+from ..models.lgd import LGDBlock
 from ..models.summary import count_flops
 from ..stats import median_interval
 from ..utils import cpu_native_bf16, resolve_device
+from ..viz.figcheck import write_figure
+from . import bench_data as data_bench
 from .results import provenance, write_results
 
 MODELS = ("lgd3d_r50", "p3d_r50", "lgd3d_tiny", "p3d_tiny", "r2plus1d_18", "r3d_18")
@@ -355,8 +358,6 @@ def diffusion_passes(name: str, frames: int, size: int, batch: int) -> list[dict
       gradient is added into x's gradient (read and write, 2 S_in).
     The linear projections work on (N, C) vectors: their bytes are negligible and not counted.
     """
-    from ..models.lgd import LGDBlock
-
     model = build(name).eval()
     found, stem = [], []
     hooks = [model.stem.register_forward_hook(lambda m, args, out: stem.append(4 * out.numel()))]
@@ -454,8 +455,6 @@ def data_rates(results: pd.DataFrame, smoke: bool, repeats: int) -> pd.DataFrame
     slowest (largest) test video; ``experiments.bench_data`` decodes 16-frame clips and
     crops 112 x 112, so for 224 crops it is an upper bound.
     """
-    from . import bench_data as data_bench
-
     train = results[results["mode"] == "train"]
     decode = data_bench.run(smoke=smoke, target=float(train["clips_per_s"].max()), repeats=repeats)
     decode = decode[decode["test"] == "decode+transform"]
@@ -570,7 +569,6 @@ def plot(results: pd.DataFrame, peaks: dict[str, float], path: Path) -> None:
         for ax in (left, right):
             ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    from ..viz.figcheck import write_figure          # matplotlib is only needed when a figure is drawn
 
     write_figure(fig, path, dpi=120)
     plt.close(fig)

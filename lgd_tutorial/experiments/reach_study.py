@@ -69,12 +69,17 @@ import pandas as pd
 import torch
 
 from ..data import signpost
+from ..models import build_model, load_pretrained
+from ..models.pretrained import save_pretrained
 from ..stats import clopper_pearson, paired_differences, t_interval
-from .study import CONTEXT_VARIANTS, Recipe, count_parameters, head_accuracy, steps_to, to_clips, train_variant
+from ..viz.causal import attention_distances, counterfactual_change, fix_context, fix_global_to_local, linear_probe, lookup_baseline, mean_context_term, mean_global_to_local, object_and_global_features, receptive_field_reach
+from ..viz.causal_plots import VARIANT_LABELS
 from ..viz.render import save_figure
+from ..viz.taps import lgd_blocks
 from .reach_plots import plot_competitors, plot_reach_study
 from .results import provenance as utils_provenance
 from .results import write_results
+from .study import CONTEXT_VARIANTS, Recipe, count_parameters, head_accuracy, steps_to, to_clips, train_variant
 
 FAR_VARIANTS = ("both", "none", "global_to_local", "local_to_global")
 COMPETITORS = tuple(CONTEXT_VARIANTS)           # se, nonlocal, gc: at the near and the far end
@@ -159,10 +164,6 @@ def render_split(s: ReachSettings, distance: int, split: str) -> dict:
 def connecting_blocks(model_or_arch, layout: dict, frames: int) -> list[str]:
     """Blocks of the plain twin that have a position whose theoretical receptive field holds both the sign
     and the object (anywhere on its track)."""
-    from ..models import build_model
-    from ..viz.causal import receptive_field_reach
-    from ..viz.taps import lgd_blocks
-
     model = build_model(model_or_arch, 2) if isinstance(model_or_arch, str) else model_or_arch
     sign = receptive_field_reach(model, signpost.sign_region(layout), frames)
     thing = receptive_field_reach(model, signpost.object_region(layout), frames)
@@ -202,8 +203,6 @@ def additive_ceiling(arrows, motions, labels) -> float:
 
 def level_table(s: ReachSettings, data: dict) -> pd.DataFrame:
     """Per distance: the layout, the blocks that connect the cues, the ceiling and the single-cue lookups."""
-    from ..viz.causal import lookup_baseline
-
     reach = reach_distance(s)
     rows = []
     for d in s.distances:
@@ -230,11 +229,6 @@ def local_accuracy(model, frames: torch.Tensor, labels: torch.Tensor, batch: int
 
 def measure(model, variant: str, s: ReachSettings, distance: int, train: dict, val: dict) -> list[dict]:
     """The causal measurements of one trained model (rows: measure, block, value)."""
-    from ..viz.causal import (attention_distances, counterfactual_change, fix_context, fix_global_to_local,
-                             linear_probe, lookup_baseline, mean_context_term, mean_global_to_local,
-                             object_and_global_features, receptive_field_reach)
-    from ..viz.taps import lgd_blocks
-
     layout = s.layout(distance)
     names = [name for name, _ in lgd_blocks(model)]
     rows = []
@@ -322,8 +316,6 @@ def _init_worker(threads: int) -> None:
 
 def run_job(s: ReachSettings, job: tuple[int, str, int], models: Path, log=print) -> dict:
     """Train one (distance, variant, seed), save its model, measure it; returns its rows."""
-    from ..models.pretrained import save_pretrained
-
     distance, variant, seed = job
     train, val = _DATA[distance]["train"], _DATA[distance]["val"]
     t0 = time.perf_counter()
@@ -360,8 +352,6 @@ def run_study(s: ReachSettings, out: Path, models: Path | None = None, pretraine
     ``remeasure``: measure the runs found in ``out`` again with the current ``measure`` (from their saved
     models), for measurements added after they were trained; nothing is retrained. A run that fails is
     reported by name after the others finish (they are kept; a rerun resumes)."""
-    from ..models import load_pretrained
-
     out.mkdir(parents=True, exist_ok=True)
     models = Path(models or out / "models")
     started = time.perf_counter()
@@ -548,9 +538,6 @@ def select_seed(runs: pd.DataFrame, distance: int, variant: str) -> tuple[int, i
 
 def ship_checkpoints(s: ReachSettings, out: Path, models: Path, pretrained_dir: Path, meta: dict) -> list[str]:
     """Copy the selected near- and far-end ``both`` / ``none`` models into ``pretrained_dir``."""
-    from ..models import load_pretrained
-    from ..models.pretrained import save_pretrained
-
     runs = pd.read_csv(out / "runs.csv")
     shipped = []
     for end, distance in (("near", s.distances[0]), ("far", s.far)):
@@ -770,8 +757,6 @@ def competitor_report(folder: Path) -> str:
 
 def competitor_findings(folder: Path) -> str:
     """What the study shows about the competitors, in sentences computed from its CSVs."""
-    from ..viz.causal_plots import VARIANT_LABELS
-
     t = competitor_tables(folder)
     acc = t["accuracy"].set_index(["end", "variant"])
     present = [v for v in COMPETITORS if ("far", v) in acc.index]

@@ -42,11 +42,14 @@ from torch import nn
 from ..data import synthetic
 from ..data.transforms import flip_randomly, to_clips
 from ..models import build_model
+from ..models.pretrained import save_pretrained
 from ..stats import t_interval
 from ..training import optimizer_step
 from ..utils import evaluating
+from ..viz.render import save_figure
 from .results import provenance as utils_provenance
 from .results import write_results
+from .study_plots import plot_study
 
 VARIANTS = {
     "both": {"diffusion": "both"},
@@ -279,8 +282,6 @@ def provenance(argv: list[str]) -> dict:
 
 def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, argv=(), log=print) -> pd.DataFrame:
     """Train every variant with every seed; write the CSVs, the figure and the provenance to ``out``."""
-    from ..models.pretrained import save_pretrained
-
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     meta = {**provenance(list(argv)), "settings": asdict(s)}
@@ -314,9 +315,6 @@ def run_study(s: StudySettings, out: Path, pretrained_dir: Path | None = None, a
 def write_outputs(out: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Summarise and write a finished study: the CSVs (each row naming the command and commit that made it),
     ``study.json`` and ``study.png``. ``lgd study --redraw FOLDER`` calls it again on a finished folder."""
-    from ..viz.render import save_figure
-    from .study_plots import plot_study
-
     stamp = {"command": meta["command"], "commit": meta["commit"]}
     runs, curves = runs.drop(columns=list(stamp), errors="ignore"), curves.drop(columns=list(stamp), errors="ignore")
     summary = study_summary(runs)

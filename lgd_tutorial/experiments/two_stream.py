@@ -28,6 +28,7 @@ import pandas as pd
 from ..builders import model_from_checkpoint, recipe_test_set
 from ..evaluation import check_streams, class_names, evaluate_recipe, fuse
 from ..metrics import validation_curve
+from ..models.pretrained import save_pretrained
 from ..stats import t_interval
 from ..training import Trainer, train_fresh
 from .results import provenance, write_results
@@ -75,8 +76,6 @@ def stream_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def save_flow_checkpoint(trainer: Trainer, folder, acc1: float, made_by: dict, overrides=()) -> Path:
     """The flow stream's best weights as the teaching checkpoint ``FLOW_CHECKPOINT`` in ``folder``."""
-    from ..models.pretrained import save_pretrained
-
     model, cfg = model_from_checkpoint(trainer.out / "best.pt")
     d = cfg.data
     info = {"classes": class_names(cfg), "frames": d.num_frames, "stride": d.stride, "size": d.crop_size,

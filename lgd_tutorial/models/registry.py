@@ -86,8 +86,16 @@ def diffusion_pairs() -> list[tuple[str, str]]:
 
 
 def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
-    """Build a registered model; ``overrides`` (diffusion, kernel, dropout, ...) go to its constructor."""
-    model = model_info(name).builder(num_classes, **overrides)
+    """Build a registered model; ``overrides`` (diffusion, kernel, dropout, ...) go to its constructor.
+
+    A model with ``fixed_diffusion`` accepts ``diffusion`` only at that value, and refuses any other by name."""
+    info = model_info(name)
+    if info.fixed_diffusion is not None and "diffusion" in overrides:
+        if overrides["diffusion"] != info.fixed_diffusion:
+            raise ValueError(f"{name} has no diffusion to choose: it is built with diffusion="
+                             f"{info.fixed_diffusion!r}, got diffusion={overrides['diffusion']!r}")
+        overrides = {k: v for k, v in overrides.items() if k != "diffusion"}
+    model = info.builder(num_classes, **overrides)
     model.arch = name
     return model
 

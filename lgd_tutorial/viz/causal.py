@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models import build_model
+from ..models.context import NonLocal
 from ..utils import evaluating
 from .taps import collect_taps, lgd_blocks, resolve_block
 
@@ -376,8 +377,6 @@ def attention_distances(model: nn.Module, clips: Tensor, pairs: int = 512, seed:
     GCNet's observation is that the first is small, the maps almost the same for every query, so one
     query-independent context vector would do. ``pairs`` random query pairs per clip; each clip is paired with
     the next for the second number."""
-    from ..models.context import NonLocal
-
     blocks = [(name, block.context) for name, block in lgd_blocks(model) if isinstance(block.context, NonLocal)]
     maps = {name: [] for name, _ in blocks}
     try:

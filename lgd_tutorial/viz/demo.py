@@ -24,7 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .evidence import clip_to_frames
+from ..data import synthetic
+from ..data.clips import load_views
+from ..data.transforms import test_transform, to_clips
+from ..data.video import open_video
+from ..utils import evaluating
+from .causal import counterfactual_change, receptive_field_reach, swap_beacon
+from .causal_plots import plot_counterfactual
+from .evidence import clip_to_frames, evidence_overlay
+from .gradcam import video_gradcam
+from .render import diffusion_grid, export_animation, gradcam_strip, save_figure
 
 VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip.png")
 
@@ -32,8 +41,6 @@ VIZ_FILES = ("viz_counterfactual.png", "viz_cosine_grid.png", "viz_gradcam_strip
 def study_clip(info: dict, number: int):
     """(uint8 frames, beacon side, strip width, object track, object size) of validation clip ``number`` of the
     study that made ``info``."""
-    from ..data import synthetic
-
     recipe = info["recipe"]
     layout = {key: recipe[key] for key in ("size", "frames", "band", "object_size", "gap")}
     job = (number % len(synthetic.CLASSES), recipe["data_seed"], 1, number, layout)      # split 1: validation
@@ -43,8 +50,6 @@ def study_clip(info: dict, number: int):
 
 def checkpoint_clip(cfg, number: int):
     """A synthetic clip at a training checkpoint's clip size (default layout), as ``study_clip`` returns it."""
-    from ..data import synthetic
-
     size, count = cfg.data.crop_size, cfg.data.num_frames
     frames, info = synthetic.render(number % len(synthetic.CLASSES), np.random.default_rng([number, 7]), size, count,
                                     with_info=True)
@@ -54,12 +59,6 @@ def checkpoint_clip(cfg, number: int):
 def render_models(out, models: dict, frames: np.ndarray, side: str, band: int, track, object_size: int,
                   title: str) -> list[Path]:
     """The three figures for ``models`` (name -> model; the first is drawn in the grid and strip) on one clip."""
-    from ..data.transforms import to_clips
-    from .causal import counterfactual_change, receptive_field_reach, swap_beacon
-    from .gradcam import video_gradcam
-    from .render import diffusion_grid, gradcam_strip, save_figure
-    from .causal_plots import plot_counterfactual
-
     out = Path(out)
     first = next(iter(models.values()))
     frames_cf, region = swap_beacon(frames, side, band)
@@ -94,14 +93,6 @@ def render_video(out, predictor, path, class_name: str | None = None) -> list[Pa
     centre clip at that size. ``class_name`` picks the class drawn (default:
     the predicted one). Models without a global path get no diffusion maps.
     """
-    from ..data.clips import load_views
-    from ..data.transforms import test_transform
-    from ..data.video import open_video
-    from ..utils import evaluating
-    from .evidence import evidence_overlay
-    from .gradcam import video_gradcam
-    from .render import diffusion_grid, export_animation, gradcam_strip, save_figure
-
     v, model = predictor.views, predictor.model
     clip = load_views(path, "test", v.num_frames, v.stride, 1, test_transform(v.crop_size, v.short_side, 1),
                       backend=v.backend)[:1]

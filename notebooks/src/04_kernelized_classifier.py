@@ -39,7 +39,7 @@ C, K = 32, 5
 local = torch.randn(2, C, 4, 3, 3)
 global_ = torch.randn(2, C)
 linear = KernelizedClassifier(C, K, kernel="linear").eval()           # eval: no dropout
-heads = linear(local, global_, return_heads=True)
+heads = linear(local, global_)                                        # a dict: logits, local_logits, global_logits
 for name, value in heads.items():
     print(f"{name:<14} {tuple(value.shape)}")
 
@@ -87,7 +87,7 @@ show_figure(fig, figure_path("04_kernels.png"))
 
 gaussian = KernelizedClassifier(C, K, kernel="gaussian").eval()
 print("learned bandwidth starts at sqrt(C) =", f"{gaussian.local_head.log_bandwidth.exp().item():.2f}")
-print("gaussian logits:", tuple(gaussian(local, global_).shape))
+print("gaussian logits:", tuple(gaussian(local, global_)["logits"].shape))
 
 # %% [markdown]
 # ### Exercise 1 (core): the Gaussian kernel
