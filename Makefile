@@ -2,12 +2,13 @@
 #   make        create .venv/, install everything, run the main job
 #   make test   run the whole test suite (also creates .venv/ if needed); CI runs this
 #   make test-fast   the suite without the tests marked slow (for development)
+#   make book   the website of the executed notebooks (student and instructor editions) in build/book/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test test-fast lab clean-venv
+.PHONY: all test test-fast book lab clean-venv
 all: $(STAMP)
 	$(BIN)/lgd workbook
 
@@ -24,6 +25,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+book: $(STAMP)
+	test -f notebooks/executed/09_other_global_context.ipynb || $(BIN)/lgd workbook
+	$(BIN)/lgd book
 
 LAB ?= notebooks/exercises
 lab: $(STAMP)

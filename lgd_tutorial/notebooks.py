@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
 from .viz.figcheck import write_figure
 
 if TYPE_CHECKING:                     # nbformat takes about a second to import: only where a notebook is run
@@ -110,15 +111,43 @@ def inline_figures() -> None:
 
 
 def work_path(name: str) -> Path:
-    """A scratch folder for a notebook's runs: ``$LGD_WORK_DIR/name``, else ``notebooks/executed/work/name``.
+    """A scratch folder for a notebook's runs: ``$LGD_WORK_DIR/name``, else ``notebooks/executed/work/name`` in
+    the repository, else ``lgd_work/name`` in the working folder (a notebook run outside the repository).
 
-    Both are outside the tracked files and outside ``runs/``, which belongs to the user's own experiments.
+    All are outside the tracked files and outside ``runs/``, which belongs to the user's own experiments.
     """
     if os.environ.get("LGD_WORK_DIR"):
         folder = Path(os.environ["LGD_WORK_DIR"])
     else:
-        folder = (repository_root() or Path.cwd()) / "notebooks" / "executed" / "work"
+        root = repository_root()
+        folder = root / "notebooks" / "executed" / "work" if root else Path.cwd() / "lgd_work"
     return folder / name
+
+
+def data_dir() -> Path:
+    """Where a notebook keeps generated datasets: ``$LGD_DATA_DIR``, else ``data/`` of the repository, else
+    ``data/`` in the working folder."""
+    if os.environ.get("LGD_DATA_DIR"):
+        return Path(os.environ["LGD_DATA_DIR"])
+    return (repository_root() or Path.cwd()) / "data"
+
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def shipped_path(relative: str) -> Path:
+    """A shipped result or annotation file by its path in the repository ("figures/reach_study",
+    "data/kinetics/kinetics-400_val.csv"): from the checkout the package runs from, else from the copy the
+    wheel carries in ``lgd_tutorial/shipped/`` (``setup.py`` puts it there), so a notebook reads the same
+    files from an installed package in any folder."""
+    checkout = PACKAGE.parent
+    candidates = [PACKAGE / "shipped" / relative]
+    if (checkout / "pyproject.toml").is_file():
+        candidates.insert(0, checkout / relative)
+    for path in candidates:
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"no shipped {relative!r}: looked in {' and '.join(str(p) for p in candidates)}")
 
 
 @dataclass
@@ -270,43 +299,89 @@ def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def notebook_from_script(text: str, stem: str) -> nbformat.NotebookNode:
-    """Build a notebook from a "percent" script (how the workbook's sources are written).
+    """Build a notebook from a "percent" script (how the workbook's sources are written), with jupytext.
 
-    ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
-    drop their leading "# "; ``# %% tags=["exercise:lgd_block"]`` adds cell
-    tags. Cell ids are ``{stem}-{n}``, so regenerating gives the same file.
+    ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines drop their leading "# ";
+    ``# %% tags=["exercise:lgd_block"]`` adds cell tags. Cell ids are ``{stem}-{n}`` and only the tags are
+    kept as cell metadata, so regenerating gives the same file.
     """
-    import json
-
+    import jupytext
     import nbformat
 
-    cells, kind, tags, lines = [], None, [], []
+    nb = jupytext.reads(text, fmt="py:percent")
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        new = (nbformat.v4.new_markdown_cell(cell.source) if cell.cell_type == "markdown"
+               else nbformat.v4.new_code_cell(cell.source))
+        if cell.metadata.get("tags"):
+            new.metadata["tags"] = list(cell.metadata["tags"])
+        new.id = f"{stem}-{index}"
+        cells.append(new)
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME},
+                    "language_info": {"name": "python"}}
+    return out
 
-    def close():
-        body = "\n".join(lines).strip("\n")
-        if kind == "markdown":
-            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
-            cell = nbformat.v4.new_markdown_cell(body)
-        else:
-            cell = nbformat.v4.new_code_cell(body)
-        if tags:
-            cell.metadata["tags"] = tags
-        cell.id = f"{stem}-{len(cells)}"
-        cells.append(cell)
 
-    for line in text.splitlines():
-        if line.startswith("# %%"):
-            if kind is not None:
-                close()
-            header = line[4:].strip()
-            kind = "markdown" if header.startswith("[markdown]") else "code"
-            tags = json.loads(header.split("tags=", 1)[1]) if "tags=" in header else []
-            lines = []
-        elif kind is not None:
-            lines.append(line)
-    if kind is not None:
-        close()
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME},
-                   "language_info": {"name": "python"}}
+# --------------------------------------------------------------------------- the notebooks' standard header
+
+REPOSITORY = "lgd-tutorial/lgd_tutorial"          # where the workbook is published on GitHub (owner/name)
+TIMINGS = "timings.json"                          # in notebooks/: seconds per notebook, lgd workbook --update-timings
+
+
+def release_tag() -> str:
+    return f"v{__version__}"
+
+
+def launch_links(stem: str) -> dict[str, str]:
+    """Colab and Binder addresses of the student version of notebook ``stem``, at this version's tag."""
+    path = f"notebooks/exercises/{stem}.ipynb"
+    tag = release_tag()
+    return {"colab": f"https://colab.research.google.com/github/{REPOSITORY}/blob/{tag}/{path}",
+            "binder": f"https://mybinder.org/v2/gh/{REPOSITORY}/{tag}?labpath={path.replace('/', '%2F')}"}
+
+
+def install_source() -> str:
+    """The first code cell: install the package at this workbook's version where it cannot be imported."""
+    return ("# Set-up for hosted notebooks (Colab): installs lgd_tutorial at this workbook's version where it is\n"
+            "# missing; where it is installed (make, Binder, pip) this does nothing.\n"
+            "import importlib.util, subprocess, sys\n\n"
+            f"PACKAGE = \"lgd_tutorial @ git+https://github.com/{REPOSITORY}@{release_tag()}\"\n"
+            "if importlib.util.find_spec(\"lgd_tutorial\") is None:\n"
+            "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", PACKAGE], check=True)")
+
+
+def header_markdown(stem: str, timings: dict | None) -> str:
+    """The run line under a notebook's title: its measured time and the launch links."""
+    links = launch_links(stem)
+    seconds = (timings or {}).get("seconds", {}).get(stem)
+    if seconds is None:
+        time = "Its run time has not been measured yet (`lgd workbook --update-timings`)."
+    else:
+        time = (f"It ran in {seconds:.0f} s on {timings['cores']} CPU cores ({timings['cpu']}, "
+                f"CPU profile), the last time `lgd workbook --update-timings` measured it.")
+    return (f"**Run it:** {time} [Open in Colab]({links['colab']}) · [Launch on Binder]({links['binder']}) "
+            "(the student version, without solutions; the hosted services are not tested by this project: "
+            "see the README).")
+
+
+def read_timings(folder: str | Path) -> dict | None:
+    path = Path(folder) / TIMINGS
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def build_notebook(script: str | Path, timings: dict | None = None) -> nbformat.NotebookNode:
+    """The stored notebook for the percent script ``script``: its cells (``notebook_from_script``) with the
+    standard header after the title cell: the run line (time and launch links) and the install cell."""
+    import nbformat
+
+    script = Path(script)
+    nb = notebook_from_script(script.read_text(encoding="utf-8"), script.stem)
+    run_line = nbformat.v4.new_markdown_cell(header_markdown(script.stem, timings))
+    run_line.id = f"{script.stem}-header"
+    install = nbformat.v4.new_code_cell(install_source())
+    install.id = f"{script.stem}-install"
+    nb.cells[1:1] = [run_line, install]
     return nb

@@ -17,13 +17,15 @@ The recipe follows ``LGD_PROFILE``: "cpu" (small sizes, synthetic data) or
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 from .models import list_models, model_info
 from .models.summary import format_summary, summarize
-from .notebooks import list_notebooks, repository_root, run_notebooks
+from .notebooks import TIMINGS, list_notebooks, repository_root, run_notebooks
+from .utils import cpu_name
 
 
 def print_model_summaries(num_classes: int) -> None:
@@ -44,12 +46,26 @@ def default_profile() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def write_timings(folder: Path, runs, profile: str) -> Path:
+    """Merge the seconds of the notebooks that ran into ``folder/timings.json`` (a CPU-profile run only: the
+    headers quote the time on CPU cores)."""
+    path = Path(folder) / TIMINGS
+    timings = json.loads(path.read_text()) if path.is_file() else {"seconds": {}}
+    timings.update({"cpu": cpu_name(), "cores": os.cpu_count(), "profile": profile})
+    timings["seconds"].update({run.path.stem: round(run.seconds, 1) for run in runs if run.ok})
+    timings["seconds"] = dict(sorted(timings["seconds"].items()))
+    path.write_text(json.dumps(timings, indent=1) + "\n")
+    return path
+
+
 def run_workbook(notebooks=None, only: str | None = None, out=None, timeout: float = 900,
                  profile: str | None = None, models: bool = False, num_classes: int = 400,
-                 update_figures: bool = False) -> int:
+                 update_figures: bool = False, update_timings: bool = False) -> int:
     """Run the numbered notebooks of ``notebooks`` (default: the repository's) in order; 1 if any failed.
 
     Figures go to ``out/figures``; with ``update_figures`` to the repository's tracked ``figures/`` instead.
+    With ``update_timings`` the seconds each notebook took (CPU profile only) go to ``notebooks/timings.json``,
+    which the notebooks' headers quote (``notebooks/src/build_notebooks.py`` writes them in).
     """
     folder = Path(notebooks) if notebooks else (repository_root() or Path.cwd()) / "notebooks"
     paths = list_notebooks(folder, only)
@@ -58,6 +74,9 @@ def run_workbook(notebooks=None, only: str | None = None, out=None, timeout: flo
     if models:
         print_model_summaries(num_classes)
     profile = profile or default_profile()
+    if update_timings and profile != "cpu":
+        raise ValueError("--update-timings records the CPU profile's times (the headers quote them): "
+                         "run with --profile cpu")
     out = Path(out) if out else folder / "executed"
     if update_figures:
         root = repository_root(folder)
@@ -73,6 +92,8 @@ def run_workbook(notebooks=None, only: str | None = None, out=None, timeout: flo
     runs = run_notebooks(paths, out_dir=out, timeout=timeout,
                          env={"LGD_PROFILE": profile, "LGD_FIGURES_DIR": str(figures.resolve())})
     failed = [run.path.name for run in runs if not run.ok]
+    if update_timings:
+        print(f"timings: {write_timings(folder, runs, profile)}", flush=True)
     print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.perf_counter() - start:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0

@@ -404,3 +404,130 @@ def test_visualisation_notebook_runs_and_its_explorers_respond_in_chromium(noteb
 
     print(f"{notebook.name}: ran all cells in {run_seconds:.0f} s; screenshots: {', '.join(map(str, shots))}")
     assert digest(notebook) == stored, f"{notebook.name} was modified while the browser had it open"
+
+
+# ---------------------------------------------------------------------------------------------- the book
+
+BOOK_SCREENSHOT = ROOT / "figures" / "book.png"
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """Both editions of the book, built offline with warnings as errors, from a fresh run of notebook 2 (its
+    figure and its equations) and the stored copies of the others (``lgd book --allow-unexecuted``)."""
+    from lgd_tutorial.book import build_book
+    from lgd_tutorial.notebooks import run_notebook
+
+    folder = tmp_path_factory.mktemp("book")
+    run = run_notebook(ROOT / "notebooks" / "02_building_blocks.ipynb", out_dir=folder / "executed", timeout=600,
+                       env={"LGD_FIGURES_DIR": str(folder / "figures"), "LGD_WORK_DIR": str(folder / "work"),
+                            "LGD_PROFILE": "cpu", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    assert run.ok, run.error
+    start = time.perf_counter()
+    built = build_book(folder / "out", executed=folder / "executed", allow_unexecuted=True, log=print)
+    print(f"both editions built in {time.perf_counter() - start:.1f} s")
+    return built
+
+
+class Site:
+    """A built edition served on 127.0.0.1 (a thread of http.server), stopped afterwards."""
+
+    def __init__(self, folder: Path):
+        import functools
+        import http.server
+        import threading
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def only(base: str, outside: list):
+    """A route handler that lets requests to ``base`` through and blocks (and records) every other one."""
+    def handle(route, request=None):
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:                                                   # the network is off for everything else
+            outside.append(route.request.url)
+            route.abort()
+    return handle
+
+
+def test_the_book_loads_shows_figures_typesets_math_and_searches_with_the_network_off(book, chromium,
+                                                                                      sync_playwright, tmp_path):
+    shots = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for edition, html in book.items():
+                with Site(html) as site:
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    outside = []
+
+                    context.route("**/*", only(site.base, outside))
+                    page = context.new_page()
+                    page.goto(site.base + "index.html")
+                    assert "LGD networks" in page.title() and f"{edition} edition" in page.content()
+                    assert page.locator("nav a", has_text="Building blocks").count() >= 1
+
+                    page.goto(site.base + "notebooks/02_building_blocks.html")
+                    page.wait_for_load_state("networkidle")
+                    drawn = page.eval_on_selector_all(
+                        "img", "imgs => imgs.filter(i => i.complete && i.naturalWidth > 100).length")
+                    assert drawn >= 1, "no figure is shown on the executed notebook's page"
+                    page.wait_for_selector("mjx-container", timeout=30_000)      # MathJax typeset the equations
+                    assert page.locator("mjx-container").count() >= 2
+                    text = page.inner_text("main")
+                    if edition == "student":
+                        assert "NotImplementedError" in text and "BEGIN SOLUTION" not in text
+                        assert page.locator("a", has_text="download 02_building_blocks.ipynb").count() == 1
+                        shot = tmp_path / "book_student.png"
+                        page.screenshot(path=str(shot))
+                        shots.append(shot)
+                    else:
+                        assert page.locator("details.hide-input, details.above-input").count() >= 1, \
+                            "the instructor edition folds no solution"
+
+                    page.goto(site.base + "search.html?q=diffusion")
+                    page.wait_for_selector("#search-results li", timeout=30_000)
+                    assert page.locator("#search-results li").count() >= 3
+                    context.close()
+                    assert outside == [], f"the {edition} edition asked for {outside[:5]}"
+        finally:
+            browser.close()
+    if os.environ.get("LGD_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shots[0], BOOK_SCREENSHOT)
+    print(f"screenshot: {shots[0]}")
+
+
+def test_each_edition_treats_the_solutions_as_it_should_and_a_missing_run_is_named(tmp_path):
+    """Without a browser: the student page stubs every solution and drops its output; the instructor page keeps
+    it and folds it; building from a folder without executed copies names what is missing."""
+    import nbformat
+
+    from lgd_tutorial.book import assemble, instructor_page, student_page
+
+    nb = nbformat.read(ROOT / "notebooks" / "02_building_blocks.ipynb", as_version=4)
+    solutions = [i for i, c in enumerate(nb.cells) if "### BEGIN SOLUTION" in c.source]
+    assert solutions
+    for i in solutions:
+        nb.cells[i].outputs = [nbformat.v4.new_output("stream", text="the answer's output\n")]
+    student, instructor = student_page(nb, "02_building_blocks"), instructor_page(nb)
+    assert not any("### BEGIN SOLUTION" in c.source for c in student.cells)
+    assert "the answer's output" not in json.dumps(student)
+    folded = [c for c in instructor.cells if "hide-input" in c.metadata.get("tags", [])]
+    assert len(folded) == len(solutions) and all(c.outputs for c in folded)
+    with pytest.raises(FileNotFoundError, match="02_building_blocks.ipynb"):
+        assemble("student", tmp_path / "src", ROOT, tmp_path / "nothing_ran")

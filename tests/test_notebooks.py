@@ -1,5 +1,6 @@
 """The workbook's notebooks: stored without outputs, generated from their scripts, and they run headless."""
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -8,7 +9,8 @@ import nbformat
 import pytest
 
 from lgd_tutorial.cli import main as lgd
-from lgd_tutorial.notebooks import list_notebooks, notebook_from_script, run_notebook, run_notebooks
+from lgd_tutorial.notebooks import (build_notebook, install_source, launch_links, list_notebooks, read_timings,
+                                    release_tag, run_notebook, run_notebooks)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -41,10 +43,49 @@ def test_stored_notebooks_carry_no_outputs(path):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_notebooks_are_in_sync_with_their_scripts(script):
+    """jupytext's py:percent reading of the script, plus the standard header, is the stored notebook."""
     stored = nbformat.read(NOTEBOOKS / f"{script.stem}.ipynb", as_version=4)
-    generated = notebook_from_script(script.read_text(), script.stem)
-    assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in generated.cells], \
+    generated = build_notebook(script, read_timings(NOTEBOOKS))
+    assert [(c.cell_type, c.source, c.metadata.get("tags")) for c in stored.cells] == \
+        [(c.cell_type, c.source, c.metadata.get("tags")) for c in generated.cells], \
         "run: python notebooks/src/build_notebooks.py"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_every_notebook_opens_with_the_standard_header(script):
+    """Title, then the run line (the measured time, never typed; the launch links of the student version at
+    this version's tag), then the install cell, before any other code."""
+    cells = nbformat.read(NOTEBOOKS / f"{script.stem}.ipynb", as_version=4).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ") \
+        and "**What you will learn**" in cells[0].source
+    run_line, install = cells[1], cells[2]
+    timings = read_timings(NOTEBOOKS)
+    assert timings is not None and script.stem in timings["seconds"], "run: lgd workbook --update-timings"
+    assert f"It ran in {timings['seconds'][script.stem]:.0f} s on {timings['cores']} CPU cores" in run_line.source
+    links = launch_links(script.stem)
+    assert re.fullmatch(rf"https://colab\.research\.google\.com/github/[\w-]+/[\w-]+/blob/{release_tag()}/"
+                        rf"notebooks/exercises/{script.stem}\.ipynb", links["colab"])
+    assert re.fullmatch(rf"https://mybinder\.org/v2/gh/[\w-]+/[\w-]+/{release_tag()}\?labpath="
+                        rf"notebooks%2Fexercises%2F{script.stem}\.ipynb", links["binder"])
+    assert f"]({links['colab']})" in run_line.source and f"]({links['binder']})" in run_line.source
+    assert install.cell_type == "code" and install.source == install_source()
+    assert (NOTEBOOKS / "exercises" / f"{script.stem}.ipynb").is_file()      # what the links open
+
+
+def test_the_install_cell_does_nothing_where_the_package_is_installed_and_pins_the_version_where_not(monkeypatch):
+    import importlib.util
+    import subprocess as sp
+
+    from lgd_tutorial import __version__
+
+    calls = []
+    monkeypatch.setattr(sp, "run", lambda *args, **kwargs: calls.append(args[0]))
+    exec(install_source(), {})
+    assert calls == []                                        # importable here: no pip, nothing else
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    exec(install_source(), {})
+    assert len(calls) == 1 and calls[0][1:5] == ["-m", "pip", "install", "-q"]
+    assert calls[0][-1].endswith(f"@v{__version__}") and calls[0][-1].startswith("lgd_tutorial @ git+https://")
 
 
 def test_every_notebook_is_executed_by_a_test():

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--update-figures", action="store_true",
                    help="write the figures into the repository's tracked figures/ (the ones the README shows), "
                         "to update them on purpose; by default they go next to the executed copies")
+    p.add_argument("--update-timings", action="store_true",
+                   help="record each notebook's run time in notebooks/timings.json (the notebooks' headers quote "
+                        "it; rebuild them with notebooks/src/build_notebooks.py); CPU profile only")
     p.add_argument("--num-classes", type=int, default=400, help="classes for --models (default 400)")
 
 
@@ -31,6 +34,7 @@ def run(args) -> int:
 
     try:
         return run_workbook(args.notebooks, args.only, args.out, args.timeout, args.profile, args.models,
-                            args.num_classes, update_figures=args.update_figures)
-    except FileNotFoundError as e:
+                            args.num_classes, update_figures=args.update_figures,
+                            update_timings=args.update_timings)
+    except (FileNotFoundError, ValueError) as e:
         return fail("workbook", e)

@@ -14,7 +14,7 @@
 # - a first forward pass of the teaching model `lgd3d_tiny`, with the shapes of both paths block by block;
 # - a first training run with the package's real training code (`lgd_tutorial.Trainer`, what `lgd train` runs).
 #
-# **What it needs:** a CPU, about a minute; no GPU; no downloads (the notebook writes a small synthetic
+# **What it needs:** a CPU (the run line above says how long); no GPU; no downloads (the notebook writes a small synthetic
 # dataset to `data/synthetic_tour/`, which git ignores). With `LGD_PROFILE=gpu` the same cells train the
 # teaching model with its full recipe (`tiny_synthetic_cpu` on the full synthetic set in `data/synthetic/`).
 #
@@ -32,19 +32,18 @@ import torch
 
 from lgd_tutorial import Trainer, build_model, load_config
 from lgd_tutorial.data import ClipDataset, synthetic, test_transform
-from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
+from lgd_tutorial.notebooks import data_dir, figure_path, profile, show_figure, work_path
 from lgd_tutorial.viz import lookup_baseline, plot_learning_curves, read_metrics
 
 torch.manual_seed(0)
 GPU = profile() == "gpu"
-ROOT = repository_root()
-print("profile:", profile(), "| repository:", ROOT)
+print("profile:", profile(), "| data folder:", data_dir())
 
 # %% tags=["parameters"]
 VIDEOS_PER_CLASS = 320 if GPU else 16     # training videos per class (the full set has 320)
 VAL_PER_CLASS = 32 if GPU else 8
 EPOCHS = 12 if GPU else 3
-DATA_DIR = "data/synthetic" if GPU else "data/synthetic_tour"
+DATA_DIR = "synthetic" if GPU else "synthetic_tour"       # inside data_dir()
 OBJECT_ONLY_VIDEOS = 600                  # per class, for the object-only ceiling (section 1.2)
 
 # %% [markdown]
@@ -236,11 +235,11 @@ assert abs(accuracy - 0.5) < 0.05, "the object-only ceiling is no longer about 5
 # files when the settings match, so running the cell again costs nothing.
 
 # %%
-data_root = ROOT / DATA_DIR
+data_root = data_dir() / DATA_DIR
 synthetic.generate(data_root, videos_per_class=VIDEOS_PER_CLASS, val_per_class=VAL_PER_CLASS, progress=False)
 manifest_path = data_root / "manifest_train.csv"
 manifest = pd.read_csv(manifest_path)
-print(f"{len(manifest)} training videos in {data_root.relative_to(ROOT)}; statuses:",
+print(f"{len(manifest)} training videos in {data_root}; statuses:",
       manifest["status"].value_counts().to_dict())
 manifest.head()
 

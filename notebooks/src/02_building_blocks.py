@@ -8,7 +8,7 @@
 #   **local-to-global** `g_new = ReLU(W_gx P(x) + W_gg g)` and **global-to-local** `x_new = ReLU(F(x) + S(x) + U(W_xg g_new))`;
 # - what pooling `P` and broadcasting `U` do, in a picture.
 #
-# **What it needs:** a CPU, well under a minute; no GPU, no data (random tensors only).
+# **What it needs:** a CPU; no GPU, no data (random tensors only).
 #
 # **Where the parts come from:** the P3D units and the LGD block equations follow the first author's public
 # PyTorch release (see `notebooks/PAPER.md`); the code is the package's own (`lgd_tutorial/models/p3d.py` and `lgd.py`).
@@ -179,7 +179,9 @@ print(W_gx)
 # %% [markdown]
 # ## 2.7 Local-to-global, step by step
 #
-# `g_new = ReLU(W_gx P(x) + W_gg g)`. The incoming global vector `g` has the block's input width `C_in`;
+# $$g_{\text{new}} = \mathrm{ReLU}\big(W_{gx}\,P(x) + W_{gg}\,g\big)$$
+#
+# In code, `g_new = ReLU(W_gx P(x) + W_gg g)`. The incoming global vector `g` has the block's input width `C_in`;
 # the new one has its output width `C_out`. Note that `P` pools the block's **input** `x`.
 
 # %%
@@ -195,8 +197,10 @@ assert g_new.shape == (N, C_out)
 # %% [markdown]
 # ## 2.8 Global-to-local, step by step
 #
-# `x_new = ReLU(F(x) + S(x) + U(W_xg g_new))`: the **new** global vector is projected, broadcast to every
-# position, and added to the residual sum before the ReLU.
+# $$x_{\text{new}} = \mathrm{ReLU}\big(F(x) + S(x) + U(W_{xg}\,g_{\text{new}})\big)$$
+#
+# In code, `x_new = ReLU(F(x) + S(x) + U(W_xg g_new))`: the **new** global vector is projected, broadcast to
+# every position, and added to the residual sum before the ReLU.
 
 # %%
 term = lgd.broadcast(W_xg(g_new))           # U(W_xg g_new): (N, C_out, 1, 1, 1)

@@ -10,7 +10,7 @@
 #   trustworthy: a static video gives the 2D network's features on every frame;
 # - where the parameters and FLOPs of LGD-3D R50 go, part by part.
 #
-# **What it needs:** a CPU, about half a minute; no GPU, no data. ImageNet weights cannot be downloaded here,
+# **What it needs:** a CPU; no GPU, no data. ImageNet weights cannot be downloaded here,
 # so the inflation uses a *randomly initialised* torchvision ResNet-50: the check is about the mapping of
 # weights, which any weights test as well as trained ones.
 #

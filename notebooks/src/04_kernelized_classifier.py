@@ -12,7 +12,7 @@
 # - the class-evidence map: the per-position terms `k_l(x_i, u_c)` over space-time, on a teaching model
 #   trained for a few seconds on a toy task.
 #
-# **What it needs:** a CPU, about half a minute; no GPU, no data (a toy task is generated in the notebook).
+# **What it needs:** a CPU; no GPU, no data (a toy task is generated in the notebook).
 
 # %%
 import matplotlib.pyplot as plt

@@ -13,7 +13,7 @@
 #
 # **What it needs.** With `LGD_PROFILE=gpu`: one GPU, the Kinetics-400 videos of the subset resized to a
 # 320-pixel short side in `data/videos/k400_320/` (notebook 6 shows how to get them), and hours. With
-# `LGD_PROFILE=cpu` (the default): a CPU and a minute or two (one run of the teaching recipe, cut to
+# `LGD_PROFILE=cpu` (the default): a CPU (one run of the teaching recipe, cut to
 # `CPU_EPOCHS` of its epochs). There
 # are no Kinetics videos then, so the manifest is shown on three clips (reported missing), and training and
 # evaluation run on the built-in synthetic dataset (1,280 training and 128 validation videos, generated in about half a minute if
@@ -37,7 +37,7 @@ from lgd_tutorial import Trainer, evaluate, load_config, model_from_checkpoint
 from lgd_tutorial.experiments import study
 from lgd_tutorial.data import (SUBSETS_DIR, ClipDataset, load_spec, make_subset, read_annotations, summarize_manifest,
                                test_transform, validate)
-from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
+from lgd_tutorial.notebooks import data_dir, figure_path, inline_figures, profile, shipped_path, show_figure, work_path
 from lgd_tutorial.experiments.study_plots import plot_study
 from lgd_tutorial.viz import (plot_ablation, plot_confusion, plot_learning_curves, plot_per_class_accuracy,
                               read_metrics)
@@ -45,17 +45,16 @@ from lgd_tutorial.viz import (plot_ablation, plot_confusion, plot_learning_curve
 inline_figures()                               # the plot helpers return Figures: show them as images
 torch.manual_seed(0)
 GPU = profile() == "gpu"
-ROOT = repository_root()
 print("profile:", profile(), "| CUDA available:", torch.cuda.is_available())
 
 # %% tags=["parameters"]
 RECIPE = "k400_subset_gpu" if GPU else "tiny_synthetic_cpu"
-VIDEO_ROOT = "data/videos/k400_320"            # the resized Kinetics-400 videos (GPU profile)
+VIDEO_ROOT = "videos/k400_320"                 # in data_dir(): the resized Kinetics-400 videos (GPU profile)
 VAL_PER_CLASS = 10                             # of the subset's 40 clips per class, 10 validate, 30 train
 SEEDS = [0]                                    # the seeds this notebook trains (the first one for 5.3 to 5.6)
 TRAIN_TWIN = GPU                               # train the no-diffusion twin here (CPU: read the shipped runs, 5.7)
 CPU_EPOCHS = 10                                # CPU: the recipe's run cut to 10 of its 20 epochs (enough to learn it)
-CPU_OVERRIDES = [f"data.root={ROOT / 'data' / 'synthetic'}", f"optim.epochs={CPU_EPOCHS}", "run.log_every=4",
+CPU_OVERRIDES = [f"data.root={data_dir() / 'synthetic'}", f"optim.epochs={CPU_EPOCHS}", "run.log_every=4",
                  "run.progress=false"]
 
 # %% [markdown]
@@ -75,7 +74,7 @@ CPU_OVERRIDES = [f"data.root={ROOT / 'data' / 'synthetic'}", f"optim.epochs={CPU
 # any machine: we redraw it here and compare with the stored one.
 
 # %%
-official = read_annotations(ROOT / "data" / "kinetics" / "kinetics-400_val.csv")
+official = read_annotations(shipped_path("data/kinetics/kinetics-400_val.csv"))
 spec = load_spec(SUBSETS_DIR / "k400_50classes" / "subset.json")
 subset = make_subset(official, spec.num_classes, spec.clips_per_class, spec.seed, spec.choose)
 stored = pd.read_csv(SUBSETS_DIR / "k400_50classes" / "annotations.csv")
@@ -147,7 +146,7 @@ check_split_per_class(split_per_class)
 # under `work_path("notebook05_manifests")` (in the git-ignored `notebooks/executed/work/`) otherwise.
 
 # %%
-video_root = ROOT / VIDEO_ROOT
+video_root = data_dir() / VIDEO_ROOT
 manifest_dir = video_root if GPU else work_path("notebook05_manifests")
 manifests = {}
 for split, annotations in (("train", train_annotations), ("val", val_annotations)):
@@ -340,7 +339,7 @@ if TRAIN_TWIN:
             curves.append(read_metrics(twin.out / "metrics.csv").query("split == 'val'")
                           .assign(variant=VARIANT_NAMES[variant], seed=seed, source="this notebook"))
 else:
-    shipped_dir = ROOT / "figures" / "two_stream"
+    shipped_dir = shipped_path("figures/two_stream")
     shipped_meta = json.loads((shipped_dir / "two_stream.json").read_text())
     print(f"shipped runs made by: {shipped_meta['command']} @ {shipped_meta['commit']}; recipes: "
           f"{shipped_meta['recipes']['rgb']} | {shipped_meta['recipes']['rgb_none']}")
@@ -410,7 +409,7 @@ plt.show()
 # (it does not retrain) and prints the settings.
 
 # %%
-study_dir = ROOT / "figures" / "diffusion_study"
+study_dir = shipped_path("figures/diffusion_study")
 meta = json.loads((study_dir / "study.json").read_text())
 summary = pd.read_csv(study_dir / "summary.csv")
 study_runs, study_curves = pd.read_csv(study_dir / "runs.csv"), pd.read_csv(study_dir / "curves.csv")
@@ -463,7 +462,7 @@ print(f"the highest mean is {top}'s; its interval lies above "
 # plain network, which network solves it? Its shipped result, in one line per distance:
 
 # %%
-reach_summary = pd.read_csv(ROOT / "figures" / "reach_study" / "summary.csv")
+reach_summary = pd.read_csv(shipped_path("figures/reach_study") / "summary.csv")
 for distance, group in reach_summary.groupby("distance"):
     cells = {v: r for v, r in zip(group["variant"], group.itertuples())}
     print(f"{distance:>4} px ({group['relative_distance'].iloc[0]:.2f} x the plain network's reach): LGD solved "

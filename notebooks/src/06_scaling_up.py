@@ -14,7 +14,7 @@
 # - how the same training script runs under `torchrun` on one node, on many, and under SLURM;
 # - what happens on pre-emption: a signal, a checkpoint, and an exact resume.
 #
-# **What it needs:** a CPU, about two minutes; no GPU, no download (a small local HTTP server stands in for
+# **What it needs:** a CPU; no GPU, no download (a small local HTTP server stands in for
 # the Kinetics mirror, generated videos for YouTube clips). With `LGD_PROFILE=gpu` the throughput benchmark
 # runs at full size and the DDP run uses every local GPU with NCCL.
 #
@@ -48,11 +48,10 @@ from lgd_tutorial import CONFIG_DIR, checkpoints_in, load_checkpoint
 from lgd_tutorial.data import (clip_filename, load_classes, open_video, pattern_frames, prepare, summarize_manifest,
                                synthetic, write_video)
 from lgd_tutorial.experiments import bench_data
-from lgd_tutorial.notebooks import figure_path, profile, repository_root, show_figure, work_path
+from lgd_tutorial.notebooks import figure_path, profile, shipped_path, show_figure, work_path
 from lgd_tutorial.utils import amp_dtype
 
 GPU = profile() == "gpu"
-ROOT = repository_root()
 WORK = work_path("notebook06")                        # git-ignored, not runs/; rebuilt on every run
 shutil.rmtree(WORK, ignore_errors=True)
 WORK.mkdir(parents=True)
@@ -364,7 +363,7 @@ for backend, rate in rates.items():
 # %%
 from lgd_tutorial.experiments import bench_models as model_bench
 
-BENCH_DIR = ROOT / "figures" / "bench"
+BENCH_DIR = shipped_path("figures/bench")
 shipped = {p.stem: pd.read_csv(p) for p in sorted(BENCH_DIR.glob("*.csv"))}
 bench_meta = json.loads((BENCH_DIR / "bench.json").read_text())
 print(f"made by: {bench_meta['command']} @ {bench_meta['commit']} ({bench_meta['seconds'] / 60:.0f} min, "
@@ -461,7 +460,7 @@ check_workers_needed(workers_needed)
 # the verdicts below are computed from them.
 
 # %%
-precision_dir = ROOT / "figures" / "precision"
+precision_dir = shipped_path("figures/precision")
 precision_meta = json.loads((precision_dir / "precision.json").read_text())
 precision_runs = pd.read_csv(precision_dir / "runs.csv")
 precision_summary = pd.read_csv(precision_dir / "summary.csv").set_index("what")
@@ -549,7 +548,7 @@ def torchrun(*overrides, nproc=NPROC) -> subprocess.CompletedProcess:
     print("$ torchrun --standalone --nproc-per-node", nproc, "-m lgd_tutorial train --config tiny_synthetic_cpu",
           " ".join(overrides), "...")
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=WORK, env=ENV, capture_output=True, text=True, timeout=300)
     lines = [line for line in (done.stdout + done.stderr).splitlines()
              if line.startswith(("epoch", "done", "INFO lgd_tutorial.training: resumed"))]
     print("\n".join(lines), f"\n(exit status {done.returncode}, {time.perf_counter() - start:.0f} s)")
@@ -593,7 +592,7 @@ print("global steps logged:", metrics.loc[metrics.split == "train", "global_step
 
 # %%
 sbatch = CONFIG_DIR / "slurm_train.sbatch"
-print(f"# {sbatch.relative_to(ROOT)}\n")
+print(f"# {sbatch.relative_to(CONFIG_DIR.parents[1])}\n")
 print(sbatch.read_text())
 
 # %% [markdown]
@@ -621,7 +620,7 @@ print(sbatch.read_text())
 PREEMPT_DIR = WORK / "preempt"
 command = [sys.executable, "-m", "lgd_tutorial", "train", "--config", "tiny_synthetic_cpu", *SMALL,
            "optim.epochs=12", "data.batch_size=8", f"run.out_dir={PREEMPT_DIR}"]
-job = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+job = subprocess.Popen(command, cwd=WORK, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 log_file = PREEMPT_DIR / "metrics.csv"
 deadline = time.time() + 180
 while time.time() < deadline and job.poll() is None and (
@@ -635,7 +634,7 @@ stopped_at = load_checkpoint(checkpoints_in(PREEMPT_DIR)[0])
 print("checkpoint:", checkpoints_in(PREEMPT_DIR)[0].name, {k: stopped_at[k] for k in ("epoch", "step_in_epoch")})
 
 # %%
-resumed = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+resumed = subprocess.run(command, cwd=WORK, env=ENV, capture_output=True, text=True, timeout=300)
 print("exit status:", resumed.returncode)
 print("\n".join(line for line in resumed.stderr.splitlines() if "resumed" in line))
 print(resumed.stdout.strip().splitlines()[-1])

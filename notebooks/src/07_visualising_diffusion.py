@@ -17,7 +17,9 @@
 #
 # `lgd reach-study` trained LGD and the plain network at several distances, from one where every block has
 # positions that see both cues to one beyond the reach of every receptive field in the network, over several
-# seeds each. You will:
+# seeds each.
+#
+# **What you will learn**
 #
 # 1. see the task and, block by block, which positions can see both cues (7.1);
 # 2. read the dose-response: accuracy against distance, with the plain network's ceiling (7.1);
@@ -28,7 +30,7 @@
 # 5. look at effective receptive fields, the ratio map (a caution), kernel evidence and Grad-CAM with what
 #    each can and cannot show (7.6 to 7.9).
 #
-# **What it needs:** a CPU and about a minute and a half; no GPU, and no earlier notebook. It loads the teaching
+# **What it needs:** a CPU; no GPU, and no earlier notebook. It loads the teaching
 # checkpoints shipped with the package (`lgd_tutorial.models.load_pretrained`) and the study's CSVs in
 # `figures/reach_study/`.
 #
@@ -48,7 +50,7 @@ from IPython.display import Image, display
 
 from lgd_tutorial import ReachSettings, head_accuracy, load_pretrained, to_clips
 from lgd_tutorial.data import signpost
-from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
+from lgd_tutorial.notebooks import figure_path, shipped_path, show_figure
 from lgd_tutorial.experiments.reach_study import additive_ceiling, connecting_blocks, render_split
 from lgd_tutorial.viz import (class_evidence, clip_to_frames, collect_taps, counterfactual_change, cut_paths,
                               diffusion_explorer, diffusion_grid, effective_receptive_field, evidence_explorer,
@@ -182,12 +184,8 @@ print(f"far end: ceiling of the plain network {ceiling:.3f}; the arrow alone {ar
 # rows of the tables.
 
 # %%
-root = repository_root()
-if STUDY_DIR is None and root is None:
-    raise FileNotFoundError("this notebook runs outside the lgd_tutorial repository: set STUDY_DIR to a folder "
-                            "holding the reach study's CSVs (figures/reach_study in the repository, or the --out "
-                            "folder of your own `lgd reach-study` run)")
-study = Path(STUDY_DIR) if STUDY_DIR is not None else root / "figures" / "reach_study"
+# the shipped study (in the repository, or carried by the installed package), or your own run's --out folder
+study = Path(STUDY_DIR) if STUDY_DIR is not None else shipped_path("figures/reach_study")
 levels = pd.read_csv(study / "levels.csv")
 runs = pd.read_csv(study / "runs.csv")
 causal = pd.read_csv(study / "causal.csv")

@@ -10,7 +10,7 @@
 # - late fusion: the two streams' video scores added with a weight, and what each stream and the fusion score
 #   on the teaching task, over seeds.
 #
-# **What it needs:** a CPU and under a minute (the flow of the synthetic set's validation videos, and the shipped
+# **What it needs:** a CPU (the flow of the synthetic set's validation videos, and the shipped
 # flow model evaluated on it; `TRAIN_FLOW = True` also trains a short flow run here); the results over seeds are
 # shipped in `figures/two_stream/` with the command that made them.
 #
@@ -36,15 +36,14 @@ from lgd_tutorial.data import flow, synthetic
 from lgd_tutorial.experiments import bench_flow
 from lgd_tutorial.evaluation import evaluate_recipe
 from lgd_tutorial.experiments.two_stream import FLOW_CHECKPOINT
-from lgd_tutorial.notebooks import figure_path, inline_figures, profile, repository_root, show_figure, work_path
+from lgd_tutorial.notebooks import data_dir, figure_path, inline_figures, profile, shipped_path, show_figure, work_path
 from lgd_tutorial.viz import plot_learning_curves
 
 inline_figures()
-ROOT = repository_root()
 print("profile:", profile())
 
 # %% tags=["parameters"]
-DATA_DIR = ROOT / "data" / "synthetic"        # the teaching set (made on first use); its flow goes in flow_dis/
+DATA_DIR = data_dir() / "synthetic"        # the teaching set (made on first use); its flow goes in flow_dis/
 VIDEOS_PER_CLASS, VAL_PER_CLASS = 320, 32      # the teaching set's size (the recipe's defaults)
 TRAIN_FLOW = profile() == "gpu"               # train a flow run here (else: evaluate the shipped flow model, 8.3)
 FLOW_EPOCHS = 4                               # that run's length (the full recipe over seeds: 8.4)
@@ -250,7 +249,7 @@ else:
     print(f"{flow_info['arch']}, modality {model.modality}: stem weight {tuple(model.stem.conv.weight.shape)}; "
           f"made by {flow_info['command']} @ {flow_info['commit']} (seed {flow_info['seed']}, recipe "
           f"{flow_info['recipe']}, autocast {flow_info['autocast']})")
-    shipped_curves = pd.read_csv(ROOT / "figures" / "two_stream" / "curves.csv")
+    shipped_curves = pd.read_csv(shipped_path("figures/two_stream") / "curves.csv")
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for seed, run in shipped_curves[shipped_curves["stream"] == "flow"].groupby("seed"):
         ax.plot(run["epoch"], run["acc1"], marker="o", ms=3, label=f"flow, seed {seed}")
@@ -267,7 +266,7 @@ show_figure(fig, figure_path("08_flow_curves.png"), dpi=120)
 flow_result = evaluate_recipe(model, cfg, recipe_test_set(cfg))
 print(f"flow stream, {source}:", flow_result.summary())
 if not TRAIN_FLOW:
-    scored_on = pd.read_csv(ROOT / "figures" / "two_stream" / "runs.csv").query("stream == 'flow'")["videos"].iloc[0]
+    scored_on = pd.read_csv(shipped_path("figures/two_stream") / "runs.csv").query("stream == 'flow'")["videos"].iloc[0]
     if flow_result.videos != scored_on:
         print(f"it was scored on {scored_on} validation videos, this set has {flow_result.videos}: no comparison")
     else:
@@ -284,7 +283,7 @@ if not TRAIN_FLOW:
 # this cell reads them and prints how they were made.
 
 # %%
-shipped = ROOT / "figures" / "two_stream"
+shipped = shipped_path("figures/two_stream")
 summary = pd.read_csv(shipped / "summary.csv")
 runs = pd.read_csv(shipped / "runs.csv")
 meta = json.loads((shipped / "two_stream.json").read_text())

@@ -12,7 +12,7 @@
 #   almost the same for every query position, and replaced them with one attention-pooled vector per clip,
 #   transformed and *added* to every position.
 #
-# You will:
+# **What you will learn**
 #
 # 1. write the four blocks side by side as equations and find the one thing only LGD has (9.1);
 # 2. build them, see where each sits in the network, and check that each starts as the identity (9.2);
@@ -22,7 +22,7 @@
 # 5. measure what each block sees on its trained models (9.5);
 # 6. implement the global-context block's forward pass yourself (exercise).
 #
-# **What it needs:** a CPU and well under a minute; no GPU and no earlier notebook (notebook 7 explains the
+# **What it needs:** a CPU; no GPU and no earlier notebook (notebook 7 explains the
 # signpost task). It reads the results shipped in `figures/reach_study/` (`lgd reach-study`) and
 # `figures/context_budget/` (`lgd summary --budget`).
 #
@@ -39,7 +39,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lgd_tutorial.models import build_model, parameter_breakdown
-from lgd_tutorial.notebooks import figure_path, repository_root, show_figure
+from lgd_tutorial.notebooks import figure_path, shipped_path, show_figure
 from lgd_tutorial.experiments.reach_study import COMPETITORS, competitor_tables
 from lgd_tutorial.experiments.reach_plots import plot_competitors
 
@@ -135,12 +135,9 @@ teaching
 # falls on all of them alike; the ratio's interval is distribution-free (from order statistics).
 
 # %%
-root = repository_root()
-if (STUDY_DIR is None or BUDGET_DIR is None) and root is None:
-    raise FileNotFoundError("this notebook runs outside the lgd_tutorial repository: set STUDY_DIR and BUDGET_DIR "
-                            "to folders holding the reach study's CSVs and lgd summary --budget's budget.csv")
-study = Path(STUDY_DIR) if STUDY_DIR is not None else root / "figures" / "reach_study"
-budget_dir = Path(BUDGET_DIR) if BUDGET_DIR is not None else root / "figures" / "context_budget"
+# the shipped results (in the repository, or carried by the installed package), or your own runs' --out folders
+study = Path(STUDY_DIR) if STUDY_DIR is not None else shipped_path("figures/reach_study")
+budget_dir = Path(BUDGET_DIR) if BUDGET_DIR is not None else shipped_path("figures/context_budget")
 budget = pd.read_csv(budget_dir / "budget.csv")
 made = json.loads((budget_dir / "budget.json").read_text())
 print(f"measured by `{made['command']}` at commit {made['commit']} ({made['machine']})")
