@@ -129,6 +129,32 @@ def evaluate_recipe(model, cfg: Config, dataset: ClipDataset, device="cpu") -> E
                     average=cfg.data.test_average)
 
 
+# The authors' test protocol: 20 clips x 3 crops of the full height (crop size = the test short side), the local
+# head's logits averaged over a video's views (``lgd evaluate --protocol release``).
+RELEASE_PROTOCOL = {"test_clips": 20, "test_crops": 3, "test_head": "local", "test_average": "logits"}
+
+
+def use_release_protocol(cfg: Config) -> Config:
+    """``cfg`` with its test views and scores set to the release's protocol (``RELEASE_PROTOCOL``)."""
+    for key, value in RELEASE_PROTOCOL.items():
+        setattr(cfg.data, key, value)
+    cfg.data.test_crop_size = cfg.data.test_short_side
+    return cfg
+
+
+def evaluate_streams(rgb: tuple, flow: tuple, class_names: list[str] | None = None, flow_weight: float = 1.5,
+                     batch_size: int = 8, device="cpu", head: str = "combined", average: str = "softmax",
+                     progress: bool = False) -> tuple[EvalResult, EvalResult, pd.DataFrame]:
+    """Two streams on the same videos: ``rgb`` and ``flow`` are (model, dataset) pairs built from one manifest
+    (``check_streams``); each is evaluated (``evaluate``) and their video scores fused (``fuse``). Returns
+    (RGB result, flow result, the table of both streams and the fusion)."""
+    rgb_data, flow_data = rgb[1], flow[1]
+    check_streams(rgb_data, flow_data)
+    results = [evaluate(model, data, class_names, batch_size, device, progress=progress, head=head, average=average)
+               for model, data in (rgb, flow)]
+    return results[0], results[1], fuse(results[0], results[1], flow_weight)
+
+
 def check_streams(rgb: ClipDataset, flow: ClipDataset) -> None:
     """ValueError naming every video whose RGB and flow streams do not belong together: another video count,
     other labels, or flow computed from a video with another number of frames."""

@@ -41,7 +41,7 @@ def run(args) -> int:
     from ..builders import eval_dataset, model_from_checkpoint
     from ..checkpoint import CheckpointError
     from ..config import ConfigError, load_config
-    from ..evaluation import check_streams, class_names, evaluate, fuse, save
+    from ..evaluation import class_names, evaluate, evaluate_streams, save, use_release_protocol
     from ..utils import resolve_device
     from . import fail
 
@@ -54,8 +54,7 @@ def run(args) -> int:
         if not manifest.exists():
             raise FileNotFoundError(f"no manifest {manifest}; pass --manifest")
         if args.protocol == "release":
-            d.test_clips, d.test_crops, d.test_crop_size = 20, 3, d.test_short_side
-            d.test_head, d.test_average = "local", "logits"
+            use_release_protocol(cfg)
         d.test_crop_size = args.crop_size or d.test_crop_size
         dataset = eval_dataset(cfg, manifest, args.root, args.clips or d.test_clips, args.crops or d.test_crops)
         flow = None
@@ -66,25 +65,29 @@ def run(args) -> int:
                                  f"(got {cfg.model.modality} and {flow_cfg.model.modality})")
             flow_data = eval_dataset(flow_cfg, manifest, args.root if args.root else d.root,
                                      args.clips or d.test_clips, args.crops or d.test_crops)
-            check_streams(dataset, flow_data)
             flow = (flow_model, flow_cfg, flow_data)
     except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
         return fail("evaluate", e)
     head, average = args.head or d.test_head, args.average or d.test_average
     print(f"protocol: {dataset.num_clips} clip(s) x {args.crops or d.test_crops} crop(s) of "
           f"{d.test_crop_size or d.crop_size} px, {head} head, {average} averaged")
-    result = evaluate(model, dataset, class_names(cfg), args.batch_size, device, progress=True, head=head,
-                      average=average)
+    if flow is None:
+        result = evaluate(model, dataset, class_names(cfg), args.batch_size, device, progress=True, head=head,
+                          average=average)
+    else:
+        flow_model, flow_cfg, flow_data = flow
+        try:                                                   # the streams are checked before either is scored
+            result, flow_result, table = evaluate_streams((model, dataset), (flow_model, flow_data),
+                                                          class_names(cfg), args.flow_weight, args.batch_size, device,
+                                                          head, average, progress=True)
+        except ValueError as e:
+            return fail("evaluate", e)
     out = save(result, args.out or Path(args.checkpoint).parent / "eval")
     print(result.summary())
     if result.failed:
         print(f"{len(result.failed)} video(s) failed to decode and were replaced: {', '.join(result.failed)}")
     if flow is not None:
-        flow_model, flow_cfg, flow_data = flow
-        flow_result = evaluate(flow_model, flow_data, class_names(cfg), args.batch_size, device, progress=True,
-                               head=head, average=average)
         save(flow_result, out / "flow")
-        table = fuse(result, flow_result, args.flow_weight)
         table.to_csv(out / "two_stream.csv", index=False)
         print(table.to_string(index=False))
     print(f"written to {out}")

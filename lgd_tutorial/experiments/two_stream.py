@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..builders import model_from_checkpoint, recipe_test_set
-from ..evaluation import check_streams, class_names, evaluate_recipe, fuse
+from ..evaluation import class_names, evaluate_recipe, evaluate_streams
 from ..metrics import validation_curve
 from ..models.pretrained import save_pretrained
 from ..stats import t_interval
@@ -54,12 +54,16 @@ def evaluate_pair(rgb: Trainer, flow: Trainer, flow_weight: float, plain: Traine
             continue
         model, cfg = model_from_checkpoint(trainer.out / "best.pt", trainer.device)
         loaded[name] = (model, cfg, recipe_test_set(cfg), trainer.device)
-    check_streams(loaded["rgb"][2], loaded["flow"][2])
-    results = {name: evaluate_recipe(model, cfg, data, device) for name, (model, cfg, data, device) in loaded.items()}
-    table = fuse(results["rgb"], results["flow"], flow_weight)
-    if "rgb_none" not in results:
+    (rgb_model, rgb_cfg, rgb_data, device), (flow_model, flow_cfg, flow_data, _) = loaded["rgb"], loaded["flow"]
+    if (rgb_cfg.data.test_head, rgb_cfg.data.test_average) != (flow_cfg.data.test_head, flow_cfg.data.test_average):
+        raise ValueError("the two streams' recipes score their views differently (data.test_head, test_average)")
+    *_, table = evaluate_streams((rgb_model, rgb_data), (flow_model, flow_data), class_names(rgb_cfg), flow_weight,
+                                 batch_size=8, device=device, head=rgb_cfg.data.test_head,
+                                 average=rgb_cfg.data.test_average)
+    if "rgb_none" not in loaded:
         return table
-    r = results["rgb_none"]
+    model, cfg, data, device = loaded["rgb_none"]
+    r = evaluate_recipe(model, cfg, data, device)
     plain_row = pd.DataFrame([{"stream": "rgb_none", "videos": r.videos, "acc1": r.video_acc1}])
     return pd.concat([table.iloc[:1], plain_row, table.iloc[1:]], ignore_index=True)
 
