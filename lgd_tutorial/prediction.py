@@ -9,10 +9,12 @@ averaged over the views. A folder is searched recursively for video files. A
 file that cannot be decoded gets a line with its path and the reason, and the
 others go on.
 
-Two streams (``--flow-checkpoint``): the flow of each video is computed on the
-fly (DIS by default, stored and read back in 8 bits exactly as ``lgd prepare
-flow`` stores it), the flow model scores it, and the video scores are fused as
-rgb + w x flow, as ``lgd evaluate`` fuses them.
+Two streams (``--flow-checkpoint`` or ``--flow-pretrained``): the flow of each
+video is computed on the fly (DIS by default, stored and read back in 8 bits
+exactly as ``lgd prepare flow`` stores it), only for the frames the views read
+and at the views' short side (``data.flow.PairwiseFlow``: memory is set by the
+views, not by the video's length or resolution), the flow model scores it, and
+the video scores are fused as rgb + w x flow, as ``lgd evaluate`` fuses them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from torch import nn
 
 from .builders import model_from_checkpoint
 from .data import flow as optical_flow
-from .data.cache import CachedVideo
 from .data.clips import load_views
 from .data.flow import METHODS
 from .data.kinetics import VIDEO_EXTENSIONS
@@ -153,13 +154,14 @@ def read_views(views: Views, path) -> torch.Tensor:
         return load_views(path, mode, views.num_frames, views.stride, views.clips,
                           test_transform(views.crop_size, views.short_side, views.crops), backend=views.backend)
 
-    with open_video(path, backend=views.backend) as video:
-        frames = video.get_frames(range(len(video)))
-    q = optical_flow.quantize(optical_flow.compute_flow(frames, views.flow_method), views.flow_bound)
-    flow = CachedVideo(path, optical_flow.dequantize(q, views.flow_bound))     # 8-bit, as lgd prepare flow stores it
-    return load_views(flow, mode, views.num_frames, views.stride, views.clips,
-                      flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
-                      modality="flow")
+    # Only the frames the views read, decoded at the views' short side; their flow is computed now.
+    with open_video(path, backend=views.backend, short_side=views.short_side) as video:
+        if len(video) < 2:
+            raise ValueError(f"{path}: {len(video)} frame(s); optical flow needs at least 2")
+        return load_views(optical_flow.PairwiseFlow(video, views.flow_method, views.flow_bound), mode,
+                          views.num_frames, views.stride, views.clips,
+                          flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
+                          modality="flow")
 
 
 def video_scores(predictor: Predictor, path) -> tuple[torch.Tensor, int]:

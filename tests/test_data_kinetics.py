@@ -195,3 +195,48 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_labels_and_an_unknown_label_name
     typo = read_annotations(tmp_path / "typo.csv")
     with pytest.raises(AnnotationError, match=r"typo\.csv: line 4: label 'abseilling' \(clip ccc\)"):
         build_manifest(typo[typo["split"] == "val"], tmp_path, ["abseiling", "air drumming"])
+
+
+def _videos(root, names):
+    from lgd_tutorial.data.encode import pattern_frames, write_video
+
+    for i, name in enumerate(names):
+        write_video(root / name, pattern_frames(8, 32, 48, seed=i), fps=8)
+
+
+def test_a_folder_of_class_subfolders_becomes_a_manifest_a_dataset_reads(tmp_path, capsys):
+    from lgd_tutorial.cli import main as lgd
+    from lgd_tutorial.data import ClipDataset, load_manifest, manifest_from_folders
+
+    root = tmp_path / "videos"
+    _videos(root, ["jump/a.mp4", "jump/more/b.mkv", "run/c.mp4"])
+    (root / "run" / "notes.txt").write_text("not a video")
+    table = manifest_from_folders(root)
+    assert list(zip(table["path"], table["label"], table["label_index"], table["status"])) == [
+        ("jump/a.mp4", "jump", 0, "present"), ("jump/more/b.mkv", "jump", 0, "present"), ("run/c.mp4", "run", 1, "present")]
+    assert lgd(["data", "manifest", "--folders", "--root", str(root), "--out", str(tmp_path / "m")]) == 0
+    assert "3 present" in capsys.readouterr().out
+    data = ClipDataset(tmp_path / "m" / "manifest.csv", root, mode="test", num_frames=4, stride=1)
+    assert len(data) == 3 and data.labels == [0, 0, 1]
+    assert len(load_manifest(tmp_path / "m" / "manifest.csv")) == 3
+    (tmp_path / "classes.txt").write_text("run\njump\n")                   # a class list fixes the order
+    assert list(manifest_from_folders(root, ["run", "jump"])["label_index"]) == [1, 1, 0]
+    with pytest.raises(AnnotationError, match="subfolder"):
+        manifest_from_folders(root, ["run"])
+
+
+def test_a_list_file_becomes_a_manifest_with_named_or_numbered_classes(tmp_path):
+    from lgd_tutorial.data import manifest_from_list
+
+    root = tmp_path / "videos"
+    _videos(root, ["x/one clip.mp4", "y/two.mp4"])
+    listing = tmp_path / "train.txt"
+    listing.write_text("x/one clip.mp4 1\ny/two.mp4 0\ny/gone.mp4 0\n")
+    table = manifest_from_list(listing, root)
+    assert list(table["label"]) == ["class 1", "class 0", "class 0"]
+    assert list(table["status"]) == ["present", "present", "missing"]
+    named = manifest_from_list(listing, root, ["walk", "wave"])
+    assert list(named["label"]) == ["wave", "walk", "walk"]
+    listing.write_text("x/one clip.mp4 1 3\n")
+    with pytest.raises(AnnotationError, match="line 1: more than one number"):
+        manifest_from_list(listing, root)

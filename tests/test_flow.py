@@ -163,9 +163,10 @@ def test_prepare_flow_resumes_after_being_killed_and_reports_broken_videos(synth
     manifest = load_manifest(root / "manifest_train.csv")
     (root / manifest["path"][1]).write_bytes(b"not a video" * 50)
     out = tmp_path / "flow"
-    command = [sys.executable, "-m", "lgd_tutorial", "prepare", "flow", "--root", str(root), "--manifest",
-               "manifest_train.csv", "--out", str(out), "--method", "tvl1", "--workers", "1"]
-    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["prepare", "flow", "--root", str(root), "--manifest", "manifest_train.csv", "--out", str(out),
+            "--short-side", "0"]
+    job = subprocess.Popen([sys.executable, "-m", "lgd_tutorial", *args, "--method", "tvl1", "--workers", "1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.rglob("*" + flow.SUFFIX)):
         time.sleep(0.2)
@@ -174,22 +175,52 @@ def test_prepare_flow_resumes_after_being_killed_and_reports_broken_videos(synth
     first = len(list(out.rglob("*" + flow.SUFFIX)))
     assert 1 <= first < len(manifest) - 1 and not (out / "flow_manifest_train.csv").exists()
     assert not list(out.rglob("*.tmp*"))                                     # atomic: no half-written file
-    assert lgd(["prepare", "flow", "--root", str(root), "--manifest", "manifest_train.csv", "--out", str(out),
-                "--method", "dis", "--workers", "2"]) == 0
+    assert lgd([*args, "--method", "tvl1", "--workers", "2"]) == 0
     table = pd.read_csv(out / "flow_manifest_train.csv").set_index("path")
     broken = manifest["path"][1]
     assert table.loc[broken, "status"] == "failed" and "not a video" not in table.loc[broken, "reason"]
     assert (table["status"] == "skipped").sum() == first and (table["status"] == "done").sum() == len(manifest) - 1 - first
-    assert flow.FlowVideo(flow.flow_path(out, manifest["path"][0])).method == "tvl1"    # kept, not recomputed
     kept = next(p for p in table.index if table.loc[p, "status"] == "skipped")
     video = root / kept
     later = flow.flow_path(out, kept).stat().st_mtime + 5
     os.utime(video, (later, later))                                     # the video was written again after its flow
-    assert lgd(["prepare", "flow", "--root", str(root), "--manifest", "manifest_train.csv", "--out", str(out),
-                "--method", "dis", "--workers", "1"]) == 0
+    assert lgd([*args, "--method", "tvl1", "--workers", "1"]) == 0
     again = pd.read_csv(out / "flow_manifest_train.csv").set_index("path")
-    assert again.loc[kept, "status"] == "done" and flow.FlowVideo(flow.flow_path(out, kept)).method == "dis"
+    assert again.loc[kept, "status"] == "done"
     assert (again["status"] == "skipped").sum() == len(manifest) - 2   # every other stored flow kept
+
+
+def test_a_rerun_with_other_flow_settings_recomputes_and_says_why(synth, tmp_path, capsys):
+    out = tmp_path / "flow"
+    args = ["prepare", "flow", "--root", str(synth), "--manifest", "manifest_val.csv", "--out", str(out),
+            "--method", "dis", "--workers", "1"]
+    assert lgd([*args, "--short-side", "0"]) == 0
+    assert "4 done" in capsys.readouterr().out
+    assert lgd([*args, "--short-side", "0"]) == 0
+    assert "0 done, 4 skipped" in capsys.readouterr().out
+    assert lgd([*args, "--short-side", "0", "--bound", "10"]) == 0
+    assert "4 done, 0 skipped, 0 failed (4 recomputed: made with other settings)" in capsys.readouterr().out
+    table = pd.read_csv(out / "flow_manifest_val.csv")
+    assert table["reason"].str.contains("the file held dis, bound 20, short side as decoded; this run asks for "
+                                        "dis, bound 10, short side as decoded").all()
+    stored = flow.FlowVideo(flow.flow_path(out, table["path"][0]))
+    assert stored.bound == 10.0
+    assert lgd(args) == 0                                              # the default: the k400_flow recipe's scale
+    assert "computing at short side 320" in capsys.readouterr().out
+
+
+def test_two_videos_with_one_stem_keep_two_flow_files(tmp_path):
+    from lgd_tutorial.data.encode import pattern_frames, write_video
+
+    root = tmp_path / "videos"
+    write_video(root / "clip.mp4", pattern_frames(6, 32, 48), fps=8)
+    write_video(root / "clip.avi", pattern_frames(8, 32, 48, seed=1), fps=8)
+    pd.DataFrame({"path": ["clip.mp4", "clip.avi"], "label": ["a", "a"], "label_index": [0, 0],
+                  "status": ["present", "present"]}).to_csv(root / "manifest.csv", index=False)
+    table = flow.extract(root / "manifest.csv", root, tmp_path / "flow", "dis", progress=False)
+    assert list(table["status"]) == ["done", "done"]
+    assert {p.name for p in (tmp_path / "flow").glob("*" + flow.SUFFIX)} == {"clip.mp4.flow.npz", "clip.avi.flow.npz"}
+    assert flow.FlowVideo(flow.flow_path(tmp_path / "flow", "clip.avi")).source_frames == 8
 
 
 def test_flow_and_rgb_models_train_and_evaluate_as_two_streams(synth, synth_flow, tmp_path, capsys):
@@ -274,3 +305,36 @@ def test_the_flip_exercise_accepts_a_right_answer_and_names_the_usual_mistakes()
                            (lambda clip: clip.flip(-2) * clip.new_tensor([1.0, -1.0]).view(2, 1, 1, 1), "vertical")):
         with pytest.raises(ExerciseError, match=message):
             check_flip_flow(wrong)
+
+
+def test_flow_for_prediction_decodes_only_the_frames_its_views_read_and_equals_the_whole_video_s(tmp_path):
+    """lgd predict's on-the-fly flow (``flow.PairwiseFlow``): flow frames t need video frames t and t + 1 only,
+    so a long video costs what its views cost; the views equal those from the flow of every frame."""
+    from lgd_tutorial.data.cache import CachedVideo
+    from lgd_tutorial.data.clips import load_views
+    from lgd_tutorial.data.encode import pattern_frames, write_video
+    from lgd_tutorial.data.transforms import flow_test_transform
+    from lgd_tutorial.data.video import open_video
+
+    path = write_video(tmp_path / "long.mp4", pattern_frames(120, 64, 96), fps=25)
+    transform = flow_test_transform(48, 48, 1, bound=20.0)
+    with open_video(path) as video:
+        decoded = []
+        read = video._read
+        video._read = lambda indices: decoded.extend(indices) or read(indices)
+        lazy = load_views(flow.PairwiseFlow(video, "dis", 20.0), "test", 4, 4, 2, transform, modality="flow")
+        read_for_views = set(decoded)
+        everything = video.get_frames(range(len(video)))
+    assert 0 < len(read_for_views) <= 2 * 2 * 4 < 120                  # 2 clips x 4 flow frames, 2 frames each
+    stored = flow.dequantize(flow.quantize(flow.compute_flow(everything, "dis"), 20.0), 20.0)
+    whole = load_views(CachedVideo(path, stored), "test", 4, 4, 2, transform, modality="flow")
+    assert lazy.shape == whole.shape == (2, 2, 4, 48, 48)
+    torch.testing.assert_close(lazy, whole)
+
+
+def test_predict_takes_a_shipped_flow_model_as_the_second_stream(synth, capsys):
+    videos = sorted(synth.rglob("*.mp4"))[:2]
+    assert lgd(["predict", *map(str, videos), "--pretrained", "lgd3d_tiny_beacon_both",
+                "--flow-pretrained", "lgd3d_tiny_synthetic_flow", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 3 and all(v.name in out for v in videos)

@@ -149,3 +149,18 @@ def test_ffmpeg_s_own_log_lines_stay_out_of_the_terminal(tmp_path, capfd):
     out, err = capfd.readouterr()                                       # file descriptors: FFmpeg writes there
     assert "damaged.mp4" in out
     assert " @ 0x" not in err and "Invalid NAL" not in err, err
+
+
+def test_a_label_map_names_the_classes_and_must_match_the_model(tmp_path, synthetic_set, capsys):
+    video = str(sorted(synthetic_set().rglob("*.mp4"))[0])
+    names = tmp_path / "label_map.txt"
+    names.write_text("left beacon\nright beacon\nup beacon\ndown beacon\n")
+    assert lgd(["predict", video, "--pretrained", "lgd3d_tiny_beacon_both", "--label-map", str(names),
+                "--format", "csv", "--top", "4"]) == 0
+    out = capsys.readouterr().out
+    assert sum(name in out for name in ("left beacon", "right beacon", "up beacon", "down beacon")) == 4
+    names.write_text("one\ntwo\nthree\n")
+    assert lgd(["predict", video, "--pretrained", "lgd3d_tiny_beacon_both", "--label-map", str(names)]) == 2
+    assert "names 3 classes; the model has 4" in capsys.readouterr().err
+    assert lgd(["predict", video, "--pretrained", "lgd3d_tiny_beacon_both", "--label-map",
+                str(tmp_path / "none.txt")]) == 2

@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     s.set_defaults(run=synth)
 
-    m = sub.add_parser("manifest", help="list every annotated clip with its status (present, missing, unreadable)")
-    add_manifest_arguments(m, out_required=True)
+    m = sub.add_parser("manifest", help="list every clip of a dataset with its status (present, missing, unreadable): "
+                                        "from Kinetics annotations, class folders or a list file")
+    add_manifest_arguments(m, out_required=True, sources=True)
     m.add_argument("--decode", action="store_true", help="also decode a frame of each (slow; see lgd prepare validate)")
     m.set_defaults(run=manifest)
 
@@ -32,12 +33,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--out", default="runs/bench", help="folder for data.csv (default: runs/bench)")
     b.add_argument("--flow", action="store_true",
                    help="optical flow instead: frames/s per core for TV-L1 and DIS, and Kinetics-400's cost (flow.csv)")
+    b.add_argument("--predict", action="store_true",
+                   help="peak memory and time of lgd predict with the shipped flow model, alone and as the second "
+                        "stream, on a generated panning video (predict.csv)")
+    b.add_argument("--seconds", type=float, default=10.0, help="--predict: the video's length (default 10)")
+    b.add_argument("--height", type=int, default=1080,
+                   help="--predict: the video's height; width is 16:9 (default 1080)")
     b.set_defaults(run=bench)
 
 
-def add_manifest_arguments(p: argparse.ArgumentParser, out_required: bool) -> None:
-    """What every command that writes a manifest takes: the annotations, the videos, the classes, where to write."""
-    p.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
+def add_manifest_arguments(p: argparse.ArgumentParser, out_required: bool, sources: bool = False) -> None:
+    """What every command that writes a manifest takes: the annotations, the videos, the classes, where to write.
+    With ``sources`` the videos may instead be listed by class folders or by a list file."""
+    if sources:
+        source = p.add_mutually_exclusive_group(required=True)
+        source.add_argument("--annotations", help="official Kinetics CSV (or a subset's annotations.csv)")
+        source.add_argument("--folders", action="store_true",
+                            help="ROOT's subfolders are the classes: every video under ROOT/<class>/ is one clip")
+        source.add_argument("--list", default=None,
+                            help="a PySlowFast / MMAction2 list file: 'path label_index' per line, paths under ROOT")
+    else:
+        p.add_argument("--annotations", required=True, help="official CSV (or a subset's annotations.csv)")
     p.add_argument("--root", required=True, help="dataset root")
     p.add_argument("--classes", default=None, help="class list file or kinetics400/600/700")
     p.add_argument("--out", required=out_required, default=None,
@@ -64,14 +80,19 @@ def synth(args) -> int:
 def manifest(args) -> int:
     from pathlib import Path
 
-    from ..data.kinetics import (AnnotationError, build_manifest, load_classes, read_annotations, save_manifest,
-                                 summarize_manifest)
+    from ..data.kinetics import (AnnotationError, build_manifest, load_classes, manifest_from_folders,
+                                 manifest_from_list, read_annotations, save_manifest, summarize_manifest)
     from . import fail
 
     try:
         classes = load_classes(args.classes) if args.classes else None
-        table = build_manifest(read_annotations(args.annotations), args.root, classes,
-                               check="decode" if args.decode else "exists")
+        check = "decode" if args.decode else "exists"
+        if args.folders:
+            table = manifest_from_folders(args.root, classes, check)
+        elif args.list:
+            table = manifest_from_list(args.list, args.root, classes, check)
+        else:
+            table = build_manifest(read_annotations(args.annotations), args.root, classes, check=check)
     except (AnnotationError, ValueError, FileNotFoundError) as e:
         return fail("data manifest", e)
     path = save_manifest(table, Path(args.out) / args.manifest)
@@ -88,12 +109,40 @@ def bench(args) -> int:
 
     if args.flow:
         return flow_bench(args)
+    if args.predict:
+        return predict_bench(args)
     out = Path(args.out) / "data.csv"
     table = measure(args.smoke, args.target, out, args.repeats)
     with pd.option_context("display.width", 120, "display.float_format", "{:.1f}".format):
         print(table.to_string(index=False))
     print(f"16-frame clips (stride 2) decoded at short side 128, cropped to 112; "
           f"workers_for_target = ceil({args.target:g} clips/s / rate). CSV: {out}")
+    return 0
+
+
+def predict_bench(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..experiments.bench_flow import panning_video, predict_cost
+
+    out = Path(args.out)
+    width = int(round(args.height * 16 / 9 / 2)) * 2
+    video = panning_video(out / f"panning_{args.height}p_{args.seconds:g}s.mp4", args.seconds, args.height, width)
+    rows = []
+    for label, models in (("flow model alone", ("lgd3d_tiny_synthetic_flow",)),
+                          ("two streams", ("lgd3d_tiny_beacon_both", "lgd3d_tiny_synthetic_flow"))):
+        cost = predict_cost(video, models)
+        if cost["status"] != 0:
+            print(f"lgd predict failed ({label}): {cost['stderr']}")
+            return 1
+        rows.append({"what": label, "video": video.name, "peak_mb": round(cost["peak_mb"]), "seconds": cost["seconds"]})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "predict.csv", index=False)
+    print(table.to_string(index=False, float_format="{:.1f}".format))
+    print(f"peak: the resident set of the whole lgd predict process (Python, PyTorch, the models and the video); "
+          f"CSV: {out / 'predict.csv'}")
     return 0
 
 

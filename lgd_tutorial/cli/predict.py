@@ -15,11 +15,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by lgd train")
     source.add_argument("--pretrained", help="a shipped teaching model (see lgd_tutorial.list_pretrained())")
-    p.add_argument("--flow-checkpoint", default=None,
-                   help="a flow model's checkpoint: compute each video's flow and fuse the two streams' scores")
+    flow = p.add_mutually_exclusive_group()
+    flow.add_argument("--flow-checkpoint", default=None,
+                      help="a flow model's checkpoint: compute each video's flow and fuse the two streams' scores")
+    flow.add_argument("--flow-pretrained", default=None,
+                      help="a shipped flow model as the second stream (e.g. lgd3d_tiny_synthetic_flow)")
     p.add_argument("--flow-weight", type=float, default=1.5, help="two streams: rgb + weight x flow (default 1.5)")
     p.add_argument("--flow-method", default="dis", choices=["dis", "tvl1"],
                    help="two streams: how the flow is computed (use the method the flow model was trained on)")
+    p.add_argument("--label-map", default=None,
+                   help="class names, one per line in index order (MMAction2's label map format), for a checkpoint "
+                        "that has none or to rename its classes; the count must match the model's")
     p.add_argument("--top", type=int, default=5, help="classes per video (default 5)")
     p.add_argument("--clips", type=int, default=None, help="clips per video (default: the recipe's test clips)")
     p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: the recipe's)")
@@ -39,6 +45,7 @@ def run(args) -> int:
 
     from ..checkpoint import CheckpointError
     from ..models import PretrainedError
+    from ..data.kinetics import AnnotationError, load_classes
     from ..prediction import as_json, as_rows, as_table, from_checkpoint, from_pretrained, predict, two_stream
     from ..utils import resolve_device
     from . import fail
@@ -49,10 +56,17 @@ def run(args) -> int:
         device = resolve_device(args.device)
         load = from_checkpoint if args.checkpoint else from_pretrained
         predictor = load(args.checkpoint or args.pretrained, device, args.clips, args.crops)
-        if args.flow_checkpoint:
-            predictor = two_stream(predictor, from_checkpoint(args.flow_checkpoint, device, args.clips, args.crops),
-                                   args.flow_weight, args.flow_method)
-    except (CheckpointError, PretrainedError, ValueError) as e:
+        if args.flow_checkpoint or args.flow_pretrained:
+            load_flow = from_checkpoint if args.flow_checkpoint else from_pretrained
+            predictor = two_stream(predictor, load_flow(args.flow_checkpoint or args.flow_pretrained, device,
+                                                        args.clips, args.crops), args.flow_weight, args.flow_method)
+        if args.label_map:
+            names = load_classes(args.label_map)
+            if len(names) != predictor.model.num_classes:
+                raise ValueError(f"--label-map {args.label_map} names {len(names)} classes; the model has "
+                                 f"{predictor.model.num_classes}")
+            predictor.classes = names
+    except (AnnotationError, CheckpointError, PretrainedError, ValueError, FileNotFoundError) as e:
         return fail("predict", e)
     import sys
 

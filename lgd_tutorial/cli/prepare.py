@@ -62,7 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--method", default="tvl1", choices=["tvl1", "dis"],
                       help="optical-flow method: tvl1 (what two-stream networks trained on; slow) or dis (fast)")
     f.add_argument("--bound", type=float, default=20.0, help="clip flow to +-bound pixels before 8-bit storage")
-    f.add_argument("--short-side", type=int, default=0, help="compute at this short side (0: as decoded)")
+    f.add_argument("--short-side", type=int, default=None,
+                   help="compute at this short side (0: as decoded; default: the largest short side --config's "
+                        "training scales the clips to)")
+    f.add_argument("--config", default="k400_flow",
+                   help="the flow recipe the flow is for, which sets the default --short-side (default k400_flow)")
     f.add_argument("--workers", type=int, default=2, help="processes that compute flow (default 2)")
     f.set_defaults(run=flow)
 
@@ -133,13 +137,22 @@ def flow(args) -> int:
     def work():
         from pathlib import Path
 
+        from ..config import load_config
         from ..data import flow as optical_flow
 
+        short_side = args.short_side
+        if short_side is None:
+            short_side = max(load_config(args.config).data.scale)
+            print(f"computing at short side {short_side}: the largest training scale of {args.config} "
+                  "(--short-side to change; 0 keeps the decoded size)")
         for name in args.manifest:
             table = optical_flow.extract(Path(args.root) / name, args.root, args.out, args.method, args.bound,
-                                         args.short_side or None, args.workers,
+                                         short_side or None, args.workers,
                                          manifest_name=f"flow_{Path(name).stem}.csv")
-            print(f"{name}: {optical_flow.status_counts(table)} -> {args.out}/flow_{Path(name).stem}.csv")
+            recomputed = table["reason"].astype(str).str.startswith("recomputed").sum()
+            print(f"{name}: {optical_flow.status_counts(table)}"
+                  + (f" ({recomputed} recomputed: made with other settings)" if recomputed else "")
+                  + f" -> {args.out}/flow_{Path(name).stem}.csv")
             for r in table[table["status"] == "failed"].head(20).itertuples():
                 print(f"  failed: {r.path} {r.reason}")
     return _guarded("flow", work)

@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "clips": ["ClipDataset", "FailureReport", "random_clip_indices", "tsn_indices", "uniform_clip_indices"],
     "video": ["VideoDecodeError", "VideoInfo", "open_video", "probe"],
     "kinetics": ["AnnotationError", "build_manifest", "clip_filename", "load_classes", "load_manifest",
-                 "read_annotations", "read_list_file", "save_manifest", "summarize_manifest", "write_annotations"],
+                 "manifest_from_folders", "manifest_from_list", "read_annotations", "read_list_file", "save_manifest", "summarize_manifest", "write_annotations"],
     "subsets": ["SUBSETS_DIR", "SubsetSpec", "load_spec", "make_subset", "write_subset"],
     "transforms": ["IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "test_transform", "train_transform"],
     "encode": ["pattern_frames", "write_video"],

@@ -11,17 +11,21 @@ Methods (OpenCV):
   far DIS lies from TV-L1 (end-point error).
 
 **Storage.** One file per video, ``<out>/<the video's path relative to the
-root>`` with the suffix ``.flow.npz`` (NumPy's zip, deflate-compressed):
+root>`` with ``.flow.npz`` added to its full name (``x.avi.flow.npz``, so
+``x.avi`` and ``x.mp4`` keep one each; NumPy's zip, deflate-compressed):
 
 - ``flow``: uint8 (T - 1, H, W, 2), the x and y displacement in pixels from
   frame t to frame t + 1, clipped to [-bound, bound] and mapped linearly to
   0..255: q = round((f + bound) * 255 / (2 bound)). Reading back gives
   f' = q * 2 bound / 255 - bound, within bound / 255 of the clipped flow (half a
   step). The bound, 20 pixels by default as in TSN, is stored in the file;
-- ``bound``, ``method`` and ``frames`` (the video's frame count, T): a reader
-  checks that the flow still matches the video it came from.
+- ``bound``, ``method``, ``short_side`` (0: as decoded) and ``frames`` (the
+  video's frame count, T): a reader checks that the flow still matches the video
+  it came from, and a rerun keeps a file only when it was made with the same
+  settings (else it computes it again and the manifest says why).
 
-Flow is computed on grey frames at the decode size (``--short-side``); a clip
+Flow is computed on grey frames at the decode size (``--short-side``), a chunk
+of frames at a time (memory does not grow with the video's length); a clip
 of flow has one frame less than the video. Each file is written atomically, so
 a killed run can be started again: finished videos are skipped, and the
 manifest (``flow_manifest.csv``: path, flow_path, status done | skipped |
@@ -42,7 +46,7 @@ from ..utils import atomic_path
 from ..utils import progress as progress_bar
 from .kinetics import load_manifest, safe_join
 from .cache import CachedVideo
-from .video import VideoDecodeError, open_video
+from .video import Video, VideoDecodeError, open_video
 
 METHODS = ("tvl1", "dis")
 DEFAULT_BOUND = 20.0
@@ -89,6 +93,35 @@ def compute_flow(frames: np.ndarray, method: str = "tvl1") -> np.ndarray:
     return np.stack([compute(g[t], g[t + 1]) for t in range(len(g) - 1)]).astype(np.float32)
 
 
+class PairwiseFlow(Video):
+    """The optical flow of an open video, computed only for the flow frames asked for.
+
+    Flow frame t is the flow from video frame t to t + 1, so a video of T frames has T - 1 flow frames.
+    ``get_frames(indices)`` decodes just frames t and t + 1 of each index (at the open video's short side),
+    computes their flow with ``method`` and returns it quantized to 8 bits and back, as ``lgd prepare flow``
+    stores it: memory and time are set by the frames a model's views read, not by the video's length.
+    """
+
+    backend = "flow"
+
+    def __init__(self, video: Video, method: str = "dis", bound: float = DEFAULT_BOUND):
+        super().__init__(video.path, video.short_side, video.info)
+        self.video, self.method, self.bound = video, method, bound
+
+    def __len__(self) -> int:
+        return max(0, len(self.video) - 1)
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        unique = sorted(set(indices))
+        needed = sorted(set(unique) | {t + 1 for t in unique})
+        g = grey(self.video.get_frames(needed))
+        position = {t: k for k, t in enumerate(needed)}
+        compute = estimator(self.method)
+        flows = {t: compute(g[position[t]], g[position[t + 1]]) for t in unique}
+        q = quantize(np.stack([flows[t] for t in indices]).astype(np.float32), self.bound)
+        return dequantize(q, self.bound)
+
+
 def quantize(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """float flow -> uint8: clipped to [-bound, bound], mapped linearly to 0..255 (see the module doc)."""
     if bound <= 0:
@@ -103,15 +136,22 @@ def dequantize(q: np.ndarray, bound: float) -> np.ndarray:
 
 
 def flow_path(flow_root, relative) -> Path:
-    """Where the flow of the video at ``relative`` (relative to the dataset root) is stored."""
+    """Where the flow of the video at ``relative`` (relative to the dataset root) is stored: its full file name
+    plus ``.flow.npz``, so ``x.avi`` and ``x.mp4`` in one folder keep two files."""
     relative = Path(relative)
-    return Path(flow_root) / relative.parent / (relative.stem + SUFFIX)
+    return Path(flow_root) / relative.parent / (relative.name + SUFFIX)
 
 
-def save_flow(path, q: np.ndarray, bound: float, method: str, frames: int) -> None:
-    """Write one video's quantized flow atomically (a killed run leaves no half file)."""
+def save_flow(path, q: np.ndarray, bound: float, method: str, frames: int, short_side: int | None = None) -> None:
+    """Write one video's quantized flow atomically (a killed run leaves no half file), with the settings that
+    made it (``short_side`` 0: computed at the size the video decoded to)."""
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, flow=q, bound=np.float32(bound), method=np.str_(method), frames=np.int32(frames))
+        np.savez_compressed(tmp, flow=q, bound=np.float32(bound), method=np.str_(method), frames=np.int32(frames),
+                            short_side=np.int32(short_side or 0))
+
+
+def settings_text(method: str, bound: float, short_side: int | None) -> str:
+    return f"{method}, bound {bound:g}, " + (f"short side {short_side}" if short_side else "short side as decoded")
 
 
 def frame_mismatch(stored: int, video: int) -> str:
@@ -128,7 +168,7 @@ def read_stored(path, *keys):
         raise VideoDecodeError(path, "no flow file: run `lgd prepare flow` for this dataset") from None
     except (OSError, ValueError, KeyError) as e:
         raise VideoDecodeError(path, f"not a flow file ({type(e).__name__}: {e})") from e
-    kinds = {"bound": float, "method": str, "frames": int}
+    kinds = {"bound": float, "method": str, "frames": int, "short_side": int}
     return [kinds[k](v) if k in kinds else v for k, v in zip(keys, values)]
 
 
@@ -164,25 +204,37 @@ def _newer(target, source) -> bool:
         return False
 
 
+CHUNK = 32             # flow frames computed per decoded chunk of a video (lgd prepare flow)
+
+
 def extract_one(job: tuple) -> dict:
     """Compute and store the flow of one video; a row of the manifest (never raises for a bad video)."""
     source, target, relative, method, bound, short_side = job
     row = {"path": relative, "flow_path": str(target), "status": "done", "reason": "", "frames": 0, "seconds": 0.0}
+    wanted = settings_text(method, bound, short_side)
     if Path(target).exists() and _newer(target, source):      # a video written after its flow: compute it again
         try:
-            row["frames"] = FlowVideo(target).source_frames
-            return {**row, "status": "skipped", "reason": "already extracted"}
+            made = settings_text(*read_stored(target, "method", "bound", "short_side"))
+            if made == wanted:
+                row["frames"] = FlowVideo(target).source_frames
+                return {**row, "status": "skipped", "reason": "already extracted"}
+            row["reason"] = f"recomputed: the file held {made}; this run asks for {wanted}"
         except VideoDecodeError:
-            pass                                            # a damaged file: compute it again
+            row["reason"] = "recomputed: the file was damaged or made by an older version"
     start = time.perf_counter()
     try:
         with open_video(source, short_side=short_side) as video:
-            frames = video.get_frames(range(len(video)))
-        q = quantize(compute_flow(frames, method), bound)
-        save_flow(target, q, bound, method, len(frames))
+            count = len(video)
+            if count < 2:
+                raise ValueError(f"{count} frame(s); optical flow needs at least 2")
+            parts = []                                      # a chunk of frames at a time: memory set by CHUNK
+            for first in range(0, count - 1, CHUNK):
+                frames = video.get_frames(range(first, min(count, first + CHUNK + 1)))
+                parts.append(quantize(compute_flow(frames, method), bound))
+        save_flow(target, np.concatenate(parts), bound, method, count, short_side)
     except (VideoDecodeError, ValueError, OSError) as e:
         return {**row, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
-    return {**row, "frames": len(frames), "seconds": time.perf_counter() - start}
+    return {**row, "frames": count, "seconds": time.perf_counter() - start}
 
 
 def extract(manifest, root, out, method: str = "tvl1", bound: float = DEFAULT_BOUND,

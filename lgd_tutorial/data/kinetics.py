@@ -319,6 +319,50 @@ def file_status(path: Path, check: str = "exists", backend: str = "auto") -> tup
     return "present", ""
 
 
+def _manifest_rows(entries, root: Path, classes: list[str], check: str, backend: str) -> pd.DataFrame:
+    """Manifest rows for (relative path, class index) pairs of videos without Kinetics ids: the file's name
+    stands in for the clip id, and its times are 0."""
+    rows = []
+    for rel, index in entries:
+        status, reason = file_status(root / rel, check, backend)
+        rows.append({"youtube_id": Path(rel).stem, "time_start": 0, "time_end": 0, "label": classes[index],
+                     "label_index": index, "split": "", "path": Path(rel).as_posix(), "status": status,
+                     "reason": reason})
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def manifest_from_folders(root, classes: list[str] | None = None, check: str = "exists",
+                          backend: str = "auto") -> pd.DataFrame:
+    """A manifest of a folder whose subfolders are the classes (as torchvision's ``ImageFolder`` and MMAction2's
+    tools lay videos out): every video file under ``root/<class>/`` (recursively) with its class. ``classes``
+    fixes the class order (default: the subfolders' names, sorted); a subfolder not in it raises
+    ``AnnotationError`` naming it."""
+    root = Path(root)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise AnnotationError(f"{root}: no class subfolders (expected {root}/<class>/<video>)")
+    classes = list(classes) if classes is not None else folders
+    unknown = [f for f in folders if f not in classes]
+    if unknown:
+        raise AnnotationError(f"{root}: subfolder(s) {unknown[:5]} are not in the class list")
+    entries = [(path.relative_to(root), classes.index(folder))
+               for folder in folders for path in sorted((root / folder).rglob("*"))
+               if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS]
+    if not entries:
+        raise AnnotationError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in its class subfolders")
+    return _manifest_rows(entries, root, classes, check, backend)
+
+
+def manifest_from_list(path, root, classes: list[str] | None = None, check: str = "exists",
+                       backend: str = "auto") -> pd.DataFrame:
+    """A manifest from a PySlowFast / MMAction2 list file (``read_list_file``: ``path label_index`` per line);
+    ``classes`` names the indices (default ``class 0``, ``class 1``, ...)."""
+    listed = read_list_file(path, root, len(classes) if classes is not None else None)
+    if classes is None:
+        classes = [f"class {i}" for i in range(int(listed["label_index"].max()) + 1)]
+    return _manifest_rows(zip(listed["path"], listed["label_index"]), Path(root), classes, check, backend)
+
+
 def save_manifest(manifest: pd.DataFrame, path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
