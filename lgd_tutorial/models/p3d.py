@@ -62,12 +62,18 @@ class FactorizedConv3d(nn.Conv3d):
         if self.kernel_size[1:] == (1, 1):                   # time against flattened space
             x = x[:, :, :, ::self.stride[1], ::self.stride[2]]
             h, w = x.shape[3:]
-            out = F.conv2d(x.reshape(n, c, t, h * w), self.weight.flatten(3), self.bias,
+            # -1 for the batch: an exported graph (models.export) keeps the batch size free
+            out = F.conv2d(x.reshape(-1, c, t, h * w), self.weight.flatten(3), self.bias,
                            (self.stride[0], 1), (self.padding[0], 0))
-            return out.unflatten(3, (h, w)).contiguous(memory_format=layout)
-        frames = x.transpose(1, 2).reshape(n * t, c, h, w)  # every frame on its own
+            return _in_layout(out.unflatten(3, (h, w)), layout)
+        frames = x.transpose(1, 2).reshape(-1, c, h, w)     # every frame on its own
         out = F.conv2d(frames, self.weight.squeeze(2), self.bias, self.stride[1:], self.padding[1:])
-        return out.unflatten(0, (n, t)).transpose(1, 2).contiguous(memory_format=layout)
+        return _in_layout(out.unflatten(0, (-1, t)).transpose(1, 2), layout)
+
+
+def _in_layout(x: Tensor, layout) -> Tensor:
+    """``x`` in ``layout`` (the plain contiguous one without naming it: ONNX export knows no memory formats)."""
+    return x.contiguous() if layout == torch.contiguous_format else x.contiguous(memory_format=layout)
 
 
 def spatial_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
@@ -172,7 +178,8 @@ class Stem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.bn(self.conv(x)).relu_()
-        if x.device.type == "cpu" and not x.requires_grad and x.is_contiguous():
+        exporting = torch.onnx.is_in_onnx_export()
+        if x.device.type == "cpu" and not x.requires_grad and x.is_contiguous() and not exporting:
             # PyTorch's CPU max-pool is 4 to 6x faster on channels_last_3d than on a contiguous map (the copies
             # both ways included), with the same maxima; for training, its backward is slower that way.
             return self.pool(x.contiguous(memory_format=torch.channels_last_3d)).contiguous()
