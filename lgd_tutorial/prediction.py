@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +34,7 @@ from .data.clips import load_views
 from .data.flow import METHODS
 from .data.kinetics import VIDEO_EXTENSIONS
 from .data.transforms import flow_test_transform, test_transform
-from .data.video import VideoDecodeError, open_video
+from .data.video import Video, VideoDecodeError, open_video
 from .evaluation import average_views, class_names, view_scores
 from .models import load_pretrained
 from .utils import evaluating, progress
@@ -80,6 +81,8 @@ class Prediction:
     views: int = 0
     seconds: float = 0.0
     error: str | None = None
+    start: float | None = None          # a window of the video (predict_windows): its first and end second
+    end: float | None = None
 
 
 def from_checkpoint(path, device="cpu", clips: int | None = None, crops: int | None = None) -> Predictor:
@@ -147,27 +150,50 @@ def find_videos(inputs, skipped: list | None = None) -> tuple[list[Path], list[P
     return found, errors
 
 
-def read_views(views: Views, path) -> torch.Tensor:
-    """The video's test views for a model that reads ``views.modality`` (flow: computed now, see module doc)."""
+class FrameRange(Video):
+    """Frames [start, end) of an open video, read as a video of their own (a window of a long video)."""
+
+    def __init__(self, video: Video, start: int, end: int):
+        super().__init__(video.path, video.short_side, video.info)
+        if not 0 <= start < end <= len(video):
+            raise ValueError(f"{video.path}: frames {start}..{end} outside 0..{len(video)}")
+        self.video, self.start, self.end = video, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        return self.video.get_frames([self.start + i for i in indices])
+
+
+def read_views(views: Views, path, span: tuple[int, int] | None = None) -> torch.Tensor:
+    """The video's test views for a model that reads ``views.modality`` (flow: computed now, see module doc);
+    with ``span`` = (first frame, end frame), the views of that window only (only its frames are decoded)."""
     mode = "tsn" if views.sampling == "tsn" else "test"
     if views.modality != "flow":
-        return load_views(path, mode, views.num_frames, views.stride, views.clips,
-                          test_transform(views.crop_size, views.short_side, views.crops), backend=views.backend)
+        transform = test_transform(views.crop_size, views.short_side, views.crops)
+        if span is None:
+            return load_views(path, mode, views.num_frames, views.stride, views.clips, transform,
+                              backend=views.backend)
+        with open_video(path, backend=views.backend) as video:
+            return load_views(FrameRange(video, *span), mode, views.num_frames, views.stride, views.clips, transform)
 
     # Only the frames the views read, decoded at the views' short side; their flow is computed now.
     with open_video(path, backend=views.backend, short_side=views.short_side) as video:
-        if len(video) < 2:
-            raise ValueError(f"{path}: {len(video)} frame(s); optical flow needs at least 2")
-        return load_views(optical_flow.PairwiseFlow(video, views.flow_method, views.flow_bound), mode,
+        source = FrameRange(video, *span) if span is not None else video
+        if len(source) < 2:
+            raise ValueError(f"{path}: {len(source)} frame(s); optical flow needs at least 2")
+        return load_views(optical_flow.PairwiseFlow(source, views.flow_method, views.flow_bound), mode,
                           views.num_frames, views.stride, views.clips,
                           flow_test_transform(views.crop_size, views.short_side, views.crops, views.flow_bound),
                           modality="flow")
 
 
-def video_scores(predictor: Predictor, path) -> tuple[torch.Tensor, int]:
-    """(class probabilities of one video, views scored); with a flow stream, rgb + w x flow renormalised."""
+def video_scores(predictor: Predictor, path, span: tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
+    """(class probabilities of one video, or of its frames ``span``; views scored); with a flow stream,
+    rgb + w x flow renormalised."""
     v, model = predictor.views, predictor.model
-    views = read_views(v, path)
+    views = read_views(v, path, span)
     device = next(model.parameters()).device
     with evaluating(model):
         logits = view_scores(model, views.to(device), v.head).float().cpu()
@@ -175,37 +201,70 @@ def video_scores(predictor: Predictor, path) -> tuple[torch.Tensor, int]:
     probs = scores if v.average == "softmax" else scores.softmax(0)     # averaged logits -> probabilities
     count = views.shape[0]
     if predictor.flow is not None:
-        flow_probs, flow_count = video_scores(predictor.flow, path)
+        flow_probs, flow_count = video_scores(predictor.flow, path, span)
         probs = (probs + predictor.flow_weight * flow_probs) / (1 + predictor.flow_weight)
         count += flow_count
     return probs, count
 
 
 @torch.no_grad()
-def predict_video(predictor: Predictor, path, top: int = 5) -> Prediction:
-    """One video's top-``top`` classes; a video that cannot be read gives a Prediction with ``error``."""
+def predict_video(predictor: Predictor, path, top: int = 5, span: tuple[int, int] | None = None,
+                  fps: float | None = None) -> Prediction:
+    """One video's top-``top`` classes (of its frames ``span`` only, given); a video that cannot be read gives a
+    Prediction with ``error``."""
     start = time.perf_counter()
+    seconds = {"start": span[0] / fps, "end": span[1] / fps} if span is not None and fps else {}
     try:
-        probs, count = video_scores(predictor, path)
+        probs, count = video_scores(predictor, path, span)
     except (VideoDecodeError, ValueError, IndexError, OSError) as e:
         reason = e.reason if isinstance(e, VideoDecodeError) else f"{type(e).__name__}: {e}"
-        return Prediction(str(path), error=reason, seconds=time.perf_counter() - start)
+        return Prediction(str(path), error=reason, seconds=time.perf_counter() - start, **seconds)
     k = min(top, probs.numel())
     best = probs.topk(k)
     names = predictor.classes
     classes = [(names[i] if i < len(names) else f"class {i}", float(p)) for p, i in zip(best.values, best.indices)]
-    return Prediction(str(path), classes, count, time.perf_counter() - start)
+    return Prediction(str(path), classes, count, time.perf_counter() - start, **seconds)
+
+
+def windows(frame_count: int, fps: float, window: float, stride: float) -> list[tuple[int, int]]:
+    """Frame spans [start, end) of ``window`` seconds every ``stride`` seconds; a video shorter than one window
+    is one span of all its frames, and the last window ends at the last frame."""
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"--window and --stride must be positive seconds, got {window} and {stride}")
+    size, step = max(2, round(window * fps)), max(1, round(stride * fps))
+    if frame_count <= size:
+        return [(0, frame_count)]
+    starts = list(range(0, frame_count - size + 1, step))
+    if starts[-1] + size < frame_count:
+        starts.append(frame_count - size)
+    return [(s, s + size) for s in starts]
+
+
+def predict_windows(predictor: Predictor, path, window: float, stride: float, top: int = 5) -> list[Prediction]:
+    """Predictions over time: one per window of ``window`` seconds every ``stride`` seconds, each from the
+    model's views inside that window (memory is set by one window's views, whatever the video's length)."""
+    try:
+        with open_video(path, backend=predictor.views.backend) as video:
+            count, fps = len(video), video.fps
+    except (VideoDecodeError, OSError) as e:
+        return [Prediction(str(path), error=e.reason if isinstance(e, VideoDecodeError) else str(e))]
+    return [predict_video(predictor, path, top, span, fps) for span in windows(count, fps, window, stride)]
 
 
 def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True,
-            skipped: list | None = None) -> list[Prediction]:
+            skipped: list | None = None, window: float | None = None, stride: float | None = None
+            ) -> list[Prediction]:
     """Predictions for every video under ``inputs``, in order; missing inputs, folders without videos and broken
-    videos included (as errors). Files in folders that are not videos by extension go to ``skipped``."""
+    videos included (as errors). Files in folders that are not videos by extension go to ``skipped``. With
+    ``window`` (seconds), one prediction per window every ``stride`` seconds (default: the window)."""
     paths, results = find_videos(inputs, skipped)
     bar = progress(paths, show_progress and len(paths) > 1, desc="predict", unit="video", leave=False)
     for path in bar:
-        results.append(predict_video(predictor, path, top))
-    return sorted(results, key=lambda r: r.path)
+        if window:
+            results += predict_windows(predictor, path, window, stride or window, top)
+        else:
+            results.append(predict_video(predictor, path, top))
+    return sorted(results, key=lambda r: (r.path, r.start or 0.0))
 
 
 def as_table(results: list[Prediction]) -> str:
@@ -215,7 +274,8 @@ def as_table(results: list[Prediction]) -> str:
         if r.error:
             lines.append(f"{r.path}: FAILED: {r.error}")
             continue
-        lines.append(f"{r.path}  ({r.views} view{'s' if r.views != 1 else ''}, {r.seconds:.2f} s)")
+        where = f"  {r.start:.1f}-{r.end:.1f} s" if r.start is not None else ""
+        lines.append(f"{r.path}{where}  ({r.views} view{'s' if r.views != 1 else ''}, {r.seconds:.2f} s)")
         lines += [f"  {p:6.1%}  {name}" for name, p in r.top]
     return "\n".join(lines)
 
@@ -224,15 +284,16 @@ def as_rows(results: list[Prediction]) -> list[dict]:
     """Flat rows (one per video and rank; failed videos one row with the error) for CSV."""
     rows = []
     for r in results:
+        where = {"start_s": f"{r.start:.3f}", "end_s": f"{r.end:.3f}"} if r.start is not None else {}
         if r.error:
-            rows.append({"path": r.path, "rank": "", "class": "", "probability": "", "views": 0,
+            rows.append({"path": r.path, **where, "rank": "", "class": "", "probability": "", "views": 0,
                          "seconds": f"{r.seconds:.3f}", "error": r.error})
         for rank, (name, p) in enumerate(r.top, start=1):
-            rows.append({"path": r.path, "rank": rank, "class": name, "probability": f"{p:.6f}",
+            rows.append({"path": r.path, **where, "rank": rank, "class": name, "probability": f"{p:.6f}",
                          "views": r.views, "seconds": f"{r.seconds:.3f}", "error": ""})
     return rows
 
 
 def as_json(results: list[Prediction]) -> str:
-    return json.dumps([{**asdict(r), "top": [{"class": n, "probability": p} for n, p in r.top]} for r in results],
-                      indent=2)
+    return json.dumps([{**{k: v for k, v in asdict(r).items() if not (k in ("start", "end") and v is None)},
+                        "top": [{"class": n, "probability": p} for n, p in r.top]} for r in results], indent=2)

@@ -164,3 +164,25 @@ def test_a_label_map_names_the_classes_and_must_match_the_model(tmp_path, synthe
     assert "names 3 classes; the model has 4" in capsys.readouterr().err
     assert lgd(["predict", video, "--pretrained", "lgd3d_tiny_beacon_both", "--label-map",
                 str(tmp_path / "none.txt")]) == 2
+
+
+def test_a_long_video_gets_one_prediction_per_window_in_csv_and_json(tmp_path, capsys):
+    """A 20 s video (8 fps) in 4 s windows every 4 s: five rows with their times; only a window's frames are read."""
+    from lgd_tutorial.data.encode import pattern_frames
+    from lgd_tutorial.prediction import windows
+
+    video = write_video(tmp_path / "long.mp4", pattern_frames(160, 64, 96), fps=8)
+    assert windows(160, 8.0, 4, 4) == [(0, 32), (32, 64), (64, 96), (96, 128), (128, 160)]
+    assert windows(160, 8.0, 4, 6) == [(0, 32), (48, 80), (96, 128), (128, 160)]      # the last ends at the end
+    assert windows(20, 8.0, 4, 4) == [(0, 20)]                                         # shorter than a window
+    out = tmp_path / "out"
+    assert lgd(["predict", str(video), "--pretrained", "lgd3d_tiny_beacon_both", "--window", "4", "--stride", "4",
+                "--top", "2", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert [float(r["start_s"]) for r in rows if r["rank"] == "1"] == [0.0, 4.0, 8.0, 12.0, 16.0]
+    assert all(float(r["end_s"]) - float(r["start_s"]) == 4.0 for r in rows)
+    listed = json.loads((out / "predictions.json").read_text())
+    assert len(listed) == 5 and listed[-1]["end"] == 20.0 and len(listed[0]["top"]) == 2
+    assert "16.0-20.0 s" in capsys.readouterr().out
+    assert lgd(["predict", str(video), "--pretrained", "lgd3d_tiny_beacon_both", "--stride", "2"]) == 2
+    assert lgd(["predict", str(video), "--pretrained", "lgd3d_tiny_beacon_both", "--window", "0"]) == 2
