@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -297,3 +298,60 @@ def as_rows(results: list[Prediction]) -> list[dict]:
 def as_json(results: list[Prediction]) -> str:
     return json.dumps([{**{k: v for k, v in asdict(r).items() if not (k in ("start", "end") and v is None)},
                         "top": [{"class": n, "probability": p} for n, p in r.top]} for r in results], indent=2)
+
+
+# --------------------------------------------------------------------------- features
+
+@torch.no_grad()
+def video_features(predictor: Predictor, path, block: str | None = None,
+                   span: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """What linear probes and retrieval start from, for one video (or its frames ``span``): ``local``, the block's
+    local map pooled over time and space, and ``global``, its global vector g (absent without a global path),
+    each averaged over the model's views. ``block`` names an LGD block ("layer3.1"; default: the last)."""
+    model = predictor.model
+    views = read_views(predictor.views, path, span).to(next(model.parameters()).device)
+    with evaluating(model):
+        _, _, taps = model.forward_features(views, return_taps=True)
+    names = [tap.name for tap in taps]
+    if block is not None and block not in names:
+        raise ValueError(f"no block {block!r}; the model's blocks: {', '.join(names)}")
+    tap = taps[names.index(block) if block is not None else -1]
+    out = {"local": tap.local.float().mean((2, 3, 4)).mean(0).cpu().numpy()}
+    if tap.global_ is not None:
+        out["global"] = tap.global_.float().mean(0).cpu().numpy()
+    return out
+
+
+def extract_features(predictor: Predictor, inputs, out, block: str | None = None, window: float | None = None,
+                     stride: float | None = None, show_progress: bool = True) -> tuple[Path, list[Prediction]]:
+    """Features of every video under ``inputs`` (or of each window) into ``out/features.npz`` (arrays ``local``
+    and, with a global path, ``global``: one row per video or window) and ``out/index.csv`` (row, path, start_s,
+    end_s). Returns (the npz path, the videos that failed, as Predictions with ``error``)."""
+    paths, failed = find_videos(inputs)
+    rows, arrays = [], {"local": [], "global": []}
+    for path in progress(paths, show_progress and len(paths) > 1, desc="features", unit="video", leave=False):
+        try:
+            if window:
+                with open_video(path, backend=predictor.views.backend) as video:
+                    count, fps = len(video), video.fps
+                spans = [(s, fps) for s in windows(count, fps, window, stride or window)]
+            else:
+                spans = [(None, None)]
+            for span, fps in spans:
+                features = video_features(predictor, path, block, span)
+                for key in arrays:
+                    if key in features:
+                        arrays[key].append(features[key])
+                rows.append({"row": len(rows), "path": str(path),
+                             "start_s": round(span[0] / fps, 3) if span else "",
+                             "end_s": round(span[1] / fps, 3) if span else ""})
+        except (VideoDecodeError, ValueError, IndexError, OSError) as e:
+            if isinstance(e, ValueError) and str(e).startswith("no block"):
+                raise
+            failed.append(Prediction(str(path), error=e.reason if isinstance(e, VideoDecodeError) else str(e)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {key: np.stack(values) for key, values in arrays.items() if values}
+    np.savez(out / "features.npz", **saved)
+    pd.DataFrame(rows, columns=["row", "path", "start_s", "end_s"]).to_csv(out / "index.csv", index=False)
+    return out / "features.npz", failed

@@ -186,3 +186,33 @@ def test_a_long_video_gets_one_prediction_per_window_in_csv_and_json(tmp_path, c
     assert "16.0-20.0 s" in capsys.readouterr().out
     assert lgd(["predict", str(video), "--pretrained", "lgd3d_tiny_beacon_both", "--stride", "2"]) == 2
     assert lgd(["predict", str(video), "--pretrained", "lgd3d_tiny_beacon_both", "--window", "0"]) == 2
+
+
+def test_features_of_a_folder_per_video_and_per_window(tmp_path, synthetic_set, capsys):
+    import shutil
+
+    from lgd_tutorial.data.encode import pattern_frames
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in sorted(synthetic_set().rglob("*.mp4"))[:2]:
+        shutil.copy(video, folder / video.name)
+    out = tmp_path / "features"
+    assert lgd(["features", str(folder), "--pretrained", "lgd3d_tiny_beacon_both", "--out", str(out)]) == 0
+    with np.load(out / "features.npz") as data:
+        assert data["local"].shape[0] == data["global"].shape[0] == 2 and np.isfinite(data["local"]).all()
+        last = data["local"].copy()
+    index = list(csv.DictReader((out / "index.csv").open()))
+    assert [r["row"] for r in index] == ["0", "1"] and index[0]["start_s"] == ""
+    assert lgd(["features", str(folder), "--pretrained", "lgd3d_tiny_beacon_both", "--block", "layer2.0",
+                "--out", str(out)]) == 0
+    with np.load(out / "features.npz") as data:
+        assert data["local"].shape[1] != last.shape[1]                   # an earlier block: fewer channels
+    write_video(folder / "long.mp4", pattern_frames(80, 64, 96), fps=8)
+    assert lgd(["features", str(folder / "long.mp4"), "--pretrained", "lgd3d_tiny_beacon_both", "--window", "5",
+                "--out", str(out)]) == 0
+    index = list(csv.DictReader((out / "index.csv").open()))
+    assert [(r["start_s"], r["end_s"]) for r in index] == [("0.0", "5.0"), ("5.0", "10.0")]
+    assert lgd(["features", str(folder), "--pretrained", "lgd3d_tiny_beacon_both", "--block", "layer9.9",
+                "--out", str(out)]) == 2
+    assert "no block 'layer9.9'" in capsys.readouterr().err
