@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.encode import write_video
 from ..data.flow import METHODS, FlowUnavailable, estimator, grey
 from ..data.synthetic import render
 
@@ -67,8 +68,6 @@ def panning_video(path, seconds: float = 10.0, height: int = 1080, width: int = 
     """An H.264 video of a camera panning ``speed`` pixels a frame across a textured strip: real motion for the
     flow, written from a strided view of one wide image (no frame array is held in memory)."""
     from numpy.lib.stride_tricks import as_strided
-
-    from ..data.encode import write_video
 
     count = int(round(seconds * fps))
     rng = np.random.default_rng(seed)
