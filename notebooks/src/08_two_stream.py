@@ -60,7 +60,10 @@ RATE_PAIRS = 2                                # frame pairs timed per method and
 # bound / 255 of a pixel (the format is in `lgd_tutorial/data/flow.py`). The command for this dataset:
 #
 #     lgd prepare flow --root data/synthetic --manifest manifest_train.csv manifest_val.csv \
-#         --out data/synthetic/flow_dis --method dis
+#         --out data/synthetic/flow_dis --method dis --config tiny_synthetic_flow_cpu
+#
+# (`--config` names the recipe the flow is for: it sets the short side the flow is computed at, the largest
+# scale the recipe trains at, 80 pixels here, which is the synthetic videos' own size.)
 #
 # The cell below does the same from Python, with DIS (the fast method; TV-L1 is many times slower, and 8.2
 # measures by how much), for the validation videos: the shipped flow model is evaluated on them in 8.3. With
