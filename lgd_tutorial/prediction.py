@@ -190,22 +190,80 @@ def read_views(views: Views, path, span: tuple[int, int] | None = None) -> torch
                           modality="flow")
 
 
+def scores_of_views(predictor: Predictor, views_of: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Class probabilities of several videos from their views, in one forward pass per shape of view (videos
+    whose views have one shape share a batch); each video's view scores averaged as ``views.average`` says."""
+    v, model = predictor.views, predictor.model
+    device = next(model.parameters()).device
+    groups: dict[tuple, list[int]] = {}
+    for i, views in enumerate(views_of):
+        groups.setdefault(tuple(views.shape[1:]), []).append(i)
+    probs: list[torch.Tensor | None] = [None] * len(views_of)
+    with evaluating(model):
+        for members in groups.values():
+            logits = view_scores(model, torch.cat([views_of[i] for i in members]).to(device), v.head).float().cpu()
+            for i, part in zip(members, logits.split([len(views_of[i]) for i in members])):
+                scores = average_views(part, 1, len(part), v.average)[0]
+                probs[i] = scores if v.average == "softmax" else scores.softmax(0)   # averaged logits -> probs
+    return probs
+
+
 def video_scores(predictor: Predictor, path, span: tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
     """(class probabilities of one video, or of its frames ``span``; views scored); with a flow stream,
     rgb + w x flow renormalised."""
-    v, model = predictor.views, predictor.model
-    views = read_views(v, path, span)
-    device = next(model.parameters()).device
-    with evaluating(model):
-        logits = view_scores(model, views.to(device), v.head).float().cpu()
-    scores = average_views(logits, 1, logits.shape[0], v.average)[0]
-    probs = scores if v.average == "softmax" else scores.softmax(0)     # averaged logits -> probabilities
-    count = views.shape[0]
+    views = read_views(predictor.views, path, span)
+    probs, count = scores_of_views(predictor, [views])[0], views.shape[0]
     if predictor.flow is not None:
         flow_probs, flow_count = video_scores(predictor.flow, path, span)
         probs = (probs + predictor.flow_weight * flow_probs) / (1 + predictor.flow_weight)
         count += flow_count
     return probs, count
+
+
+def _top(predictor: Predictor, path, probs: torch.Tensor, count: int, top: int, seconds: float,
+         **where) -> Prediction:
+    best = probs.topk(min(top, probs.numel()))
+    names = predictor.classes
+    classes = [(names[i] if i < len(names) else f"class {i}", float(p)) for p, i in zip(best.values, best.indices)]
+    return Prediction(str(path), classes, count, seconds, **where)
+
+
+def _failure(path, error: Exception, seconds: float, **where) -> Prediction:
+    reason = error.reason if isinstance(error, VideoDecodeError) else f"{type(error).__name__}: {error}"
+    return Prediction(str(path), error=reason, seconds=seconds, **where)
+
+
+READ_ERRORS = (VideoDecodeError, ValueError, IndexError, OSError)
+
+
+@torch.no_grad()
+def predict_batch(predictor: Predictor, paths, top: int = 5) -> list[Prediction]:
+    """Several videos scored together: their views are read one video at a time, then the model runs once per
+    shape of view (``scores_of_views``); a video that cannot be read gets its error and the others go on. The
+    time of each Prediction is the batch's, shared out evenly."""
+    start = time.perf_counter()
+    streams = [predictor] + ([predictor.flow] if predictor.flow is not None else [])
+    read, failed = {}, {}
+    for path in paths:
+        try:
+            read[path] = [read_views(stream.views, path) for stream in streams]
+        except READ_ERRORS as e:
+            failed[path] = e
+    done = list(read)
+    scored = [scores_of_views(stream, [read[p][k] for p in done]) if done else [] for k, stream in enumerate(streams)]
+    share = (time.perf_counter() - start) / max(1, len(paths))
+    results = []
+    for path in paths:
+        if path in failed:
+            results.append(_failure(path, failed[path], share))
+            continue
+        i = done.index(path)
+        probs, count = scored[0][i], read[path][0].shape[0]
+        if predictor.flow is not None:
+            probs = (probs + predictor.flow_weight * scored[1][i]) / (1 + predictor.flow_weight)
+            count += read[path][1].shape[0]
+        results.append(_top(predictor, path, probs, count, top, share))
+    return results
 
 
 @torch.no_grad()
@@ -214,17 +272,12 @@ def predict_video(predictor: Predictor, path, top: int = 5, span: tuple[int, int
     """One video's top-``top`` classes (of its frames ``span`` only, given); a video that cannot be read gives a
     Prediction with ``error``."""
     start = time.perf_counter()
-    seconds = {"start": span[0] / fps, "end": span[1] / fps} if span is not None and fps else {}
+    where = {"start": span[0] / fps, "end": span[1] / fps} if span is not None and fps else {}
     try:
         probs, count = video_scores(predictor, path, span)
-    except (VideoDecodeError, ValueError, IndexError, OSError) as e:
-        reason = e.reason if isinstance(e, VideoDecodeError) else f"{type(e).__name__}: {e}"
-        return Prediction(str(path), error=reason, seconds=time.perf_counter() - start, **seconds)
-    k = min(top, probs.numel())
-    best = probs.topk(k)
-    names = predictor.classes
-    classes = [(names[i] if i < len(names) else f"class {i}", float(p)) for p, i in zip(best.values, best.indices)]
-    return Prediction(str(path), classes, count, time.perf_counter() - start, **seconds)
+    except READ_ERRORS as e:
+        return _failure(path, e, time.perf_counter() - start, **where)
+    return _top(predictor, path, probs, count, top, time.perf_counter() - start, **where)
 
 
 def windows(frame_count: int, fps: float, window: float, stride: float) -> list[tuple[int, int]]:
@@ -253,18 +306,23 @@ def predict_windows(predictor: Predictor, path, window: float, stride: float, to
 
 
 def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True,
-            skipped: list | None = None, window: float | None = None, stride: float | None = None
-            ) -> list[Prediction]:
+            skipped: list | None = None, window: float | None = None, stride: float | None = None,
+            batch: int = 1) -> list[Prediction]:
     """Predictions for every video under ``inputs``, in order; missing inputs, folders without videos and broken
     videos included (as errors). Files in folders that are not videos by extension go to ``skipped``. With
-    ``window`` (seconds), one prediction per window every ``stride`` seconds (default: the window)."""
+    ``window`` (seconds), one prediction per window every ``stride`` seconds (default: the window); with
+    ``batch`` > 1, that many videos are scored per forward pass (``predict_batch``)."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     paths, results = find_videos(inputs, skipped)
-    bar = progress(paths, show_progress and len(paths) > 1, desc="predict", unit="video", leave=False)
-    for path in bar:
-        if window:
+    if window:
+        for path in progress(paths, show_progress and len(paths) > 1, desc="predict", unit="video", leave=False):
             results += predict_windows(predictor, path, window, stride or window, top)
-        else:
-            results.append(predict_video(predictor, path, top))
+    else:
+        chunks = [paths[i:i + batch] for i in range(0, len(paths), batch)]
+        for chunk in progress(chunks, show_progress and len(chunks) > 1, desc="predict", unit="batch", leave=False):
+            results += (predict_batch(predictor, chunk, top) if len(chunk) > 1
+                        else [predict_video(predictor, chunk[0], top)])
     return sorted(results, key=lambda r: (r.path, r.start or 0.0))
 
 

@@ -216,3 +216,30 @@ def test_features_of_a_folder_per_video_and_per_window(tmp_path, synthetic_set, 
     assert lgd(["features", str(folder), "--pretrained", "lgd3d_tiny_beacon_both", "--block", "layer9.9",
                 "--out", str(out)]) == 2
     assert "no block 'layer9.9'" in capsys.readouterr().err
+
+
+def test_batched_prediction_equals_one_by_one_and_a_broken_video_in_a_batch_loses_nothing(tmp_path, synthetic_set):
+    import shutil
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in sorted(synthetic_set().rglob("*.mp4"))[:5]:
+        shutil.copy(video, folder / video.name)
+    (folder / "broken.mp4").write_bytes(b"\x00" * 2000)
+    for name, flow in (("lgd3d_tiny_beacon_both", None), ("lgd3d_tiny_beacon_both", "lgd3d_tiny_synthetic_flow")):
+        predictor = from_pretrained(name)
+        if flow:
+            from lgd_tutorial.prediction import two_stream
+
+            predictor = two_stream(predictor, from_pretrained(flow))
+        one = predict(predictor, [folder], top=4, show_progress=False, batch=1)
+        many = predict(predictor, [folder], top=4, show_progress=False, batch=4)
+        assert [r.path for r in one] == [r.path for r in many] and len(one) == 6
+        for a, b in zip(one, many):
+            assert (a.error is None) == (b.error is None) and a.views == b.views
+            if a.error is None:
+                assert [c for c, _ in a.top] == [c for c, _ in b.top]
+                np.testing.assert_allclose([p for _, p in a.top], [p for _, p in b.top], atol=1e-5)
+        assert sum(r.error is not None for r in many) == 1                   # broken.mp4 only
+    with pytest.raises(ValueError, match="batch"):
+        predict(predictor, [folder], batch=0)

@@ -125,7 +125,7 @@ def predict_bench(args) -> int:
 
     import pandas as pd
 
-    from ..experiments.bench_flow import panning_video, predict_cost
+    from ..experiments.bench_predict import batch_rates, panning_video, predict_cost
 
     out = Path(args.out)
     width = int(round(args.height * 16 / 9 / 2)) * 2
@@ -141,6 +141,9 @@ def predict_bench(args) -> int:
     table = pd.DataFrame(rows)
     table.to_csv(out / "predict.csv", index=False)
     print(table.to_string(index=False, float_format="{:.1f}".format))
+    rates = pd.DataFrame(batch_rates(out))
+    rates.to_csv(out / "predict_batch.csv", index=False)
+    print(rates.to_string(index=False, float_format="{:.1f}".format))
     print(f"peak: the resident set of the whole lgd predict process (Python, PyTorch, the models and the video); "
           f"CSV: {out / 'predict.csv'}")
     return 0

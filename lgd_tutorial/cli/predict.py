@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="predictions over time: one per window of SECONDS (a row per window in CSV and JSON)")
     p.add_argument("--stride", type=float, default=None, metavar="SECONDS",
                    help="with --window: seconds from one window's start to the next (default: the window)")
+    p.add_argument("--batch", type=int, default=8,
+                   help="videos scored per forward pass where their views have one shape (default 8; 1: one by one)")
     p.add_argument("--top", type=int, default=5, help="classes per video (default 5)")
     p.add_argument("--clips", type=int, default=None, help="clips per video (default: the recipe's test clips)")
     p.add_argument("--crops", type=int, default=None, choices=[1, 3], help="crops per clip (default: the recipe's)")
@@ -58,6 +60,8 @@ def run(args) -> int:
         return fail("predict", f"--top must be at least 1, got {args.top}")
     if (args.window is not None and args.window <= 0) or (args.stride is not None and args.stride <= 0):
         return fail("predict", f"--window and --stride are positive seconds, got {args.window} and {args.stride}")
+    if args.batch < 1:
+        return fail("predict", f"--batch must be at least 1, got {args.batch}")
     if args.stride is not None and args.window is None:
         return fail("predict", "--stride needs --window")
     try:
@@ -86,7 +90,8 @@ def run(args) -> int:
               f"{len(predictor.classes)} classes ({', '.join(predictor.classes)}) and answers with one of them "
               "whatever the video shows", file=sys.stderr)
     skipped = []
-    results = predict(predictor, args.inputs, args.top, skipped=skipped, window=args.window, stride=args.stride)
+    results = predict(predictor, args.inputs, args.top, skipped=skipped, window=args.window, stride=args.stride,
+                      batch=args.batch)
     rows = as_rows(results)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["path"])

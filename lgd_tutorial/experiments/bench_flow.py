@@ -4,12 +4,10 @@ lies from TV-L1, and what extracting Kinetics-400's flow would take at that rate
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data.encode import write_video
 from ..data.flow import METHODS, FlowUnavailable, estimator, grey
 from ..data.synthetic import render
 
@@ -52,43 +50,3 @@ def kinetics_core_hours(frames_per_s_per_core: float, size: int, target=(340, 25
     frames, scaled by the pixel count (TV-L1's and DIS's work grows about linearly with it)."""
     rate = frames_per_s_per_core * (size * size) / (target[0] * target[1])
     return KINETICS400_VIDEOS * KINETICS_FRAMES_PER_VIDEO / rate / 3600
-
-
-# --------------------------------------------------------------------------- on-the-fly flow in lgd predict
-
-RUN_MEASURED = ("import resource, subprocess, sys, time\n"
-                "start = time.perf_counter()\n"
-                "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - start, "
-                "done.returncode, repr(done.stderr[-400:]))")
-
-
-def panning_video(path, seconds: float = 10.0, height: int = 1080, width: int = 1920, fps: int = 25,
-                  speed: int = 4, seed: int = 0) -> Path:
-    """An H.264 video of a camera panning ``speed`` pixels a frame across a textured strip: real motion for the
-    flow, written from a strided view of one wide image (no frame array is held in memory)."""
-    from numpy.lib.stride_tricks import as_strided
-
-    count = int(round(seconds * fps))
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(height // 8 + 1, (width + speed * count) // 8 + 1, 3), dtype=np.uint8)
-    strip = np.ascontiguousarray(coarse.repeat(8, axis=0).repeat(8, axis=1)[:height, :width + speed * count])
-    frames = as_strided(strip, shape=(count, height, width, 3),
-                        strides=(speed * strip.strides[1], *strip.strides), writeable=False)
-    return write_video(path, frames, fps=fps)
-
-
-def predict_cost(video, models=("lgd3d_tiny_beacon_both", "lgd3d_tiny_synthetic_flow"), python: str | None = None,
-                 env: dict | None = None) -> dict:
-    """Peak memory (resident set of the whole ``lgd predict`` process) and wall time of ``lgd predict`` on
-    ``video`` with shipped teaching models, in a fresh process: ``models`` = (RGB, flow) for two streams, or
-    one model alone (the flow model alone computes flow too). ``python``/``env`` run another interpreter or
-    checkout (to measure a version before a change in the same session)."""
-    import subprocess
-    import sys
-
-    command = [python or sys.executable, "-m", "lgd_tutorial", "predict", "--pretrained", models[0],
-               *(["--flow-pretrained", models[1]] if len(models) > 1 else []), "--device", "cpu", str(video)]
-    out = subprocess.run([python or sys.executable, "-c", RUN_MEASURED, *command], capture_output=True, text=True,
-                         env=env, check=True).stdout.split(maxsplit=3)
-    return {"peak_mb": int(out[0]) / 1024, "seconds": float(out[1]), "status": int(out[2]), "stderr": out[3]}
