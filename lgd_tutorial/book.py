@@ -133,8 +133,9 @@ def assemble(edition: str, src: Path, root: Path, executed: Path, allow_unexecut
     pages = {"notebooks/PAPER.md": "paper.md", "README.md": "readme.md"}
     (src / "readme.md").write_text(_page_markdown((root / "README.md").read_text(encoding="utf-8"), pages),
                                    encoding="utf-8")
-    (src / "paper.md").write_text(_page_markdown((root / "notebooks" / "PAPER.md").read_text(encoding="utf-8"),
-                                                 {"README.md": "readme.md"}), encoding="utf-8")
+    paper = root / "notebooks/PAPER.md"
+    (src / "paper.md").write_text(_page_markdown(paper.read_text(encoding="utf-8"), {"README.md": "readme.md"}),
+                                  encoding="utf-8")
     other = "instructor" if edition == "student" else "student"
     (src / "index.md").write_text(
         f"# {TITLE}\n\n"

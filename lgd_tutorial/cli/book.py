@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "the workbook as a website: the executed notebooks, README and PAPER.md (student and instructor editions)"
+HELP = ("the workbook as a website: the executed notebooks, the README and notebooks/PAPER.md "
+        "(student and instructor editions)")
 EDITIONS = ("student", "instructor")          # as book.EDITIONS (checked by a test)
 
 
