@@ -121,31 +121,36 @@ def bench(args) -> int:
 
 
 def predict_bench(args) -> int:
+    import tempfile
     from pathlib import Path
 
     import pandas as pd
 
     from ..experiments.bench_predict import batch_rates, panning_video, predict_cost
+    from ..experiments.results import provenance, write_results
 
+    made_by = provenance("data", args.argv[1:])            # the code as it was at the start
     out = Path(args.out)
     width = int(round(args.height * 16 / 9 / 2)) * 2
-    video = panning_video(out / f"panning_{args.height}p_{args.seconds:g}s.mp4", args.seconds, args.height, width)
-    rows = []
-    for label, models in (("flow model alone", ("lgd3d_tiny_synthetic_flow",)),
-                          ("two streams", ("lgd3d_tiny_beacon_both", "lgd3d_tiny_synthetic_flow"))):
-        cost = predict_cost(video, models)
-        if cost["status"] != 0:
-            print(f"lgd predict failed ({label}): {cost['stderr']}")
-            return 1
-        rows.append({"what": label, "video": video.name, "peak_mb": round(cost["peak_mb"]), "seconds": cost["seconds"]})
+    with tempfile.TemporaryDirectory() as scratch:          # the generated videos are not kept
+        video = panning_video(Path(scratch) / f"panning_{args.height}p_{args.seconds:g}s.mp4", args.seconds,
+                              args.height, width)
+        rows = []
+        for label, models in (("flow model alone", ("lgd3d_tiny_synthetic_flow",)),
+                              ("two streams", ("lgd3d_tiny_beacon_both", "lgd3d_tiny_synthetic_flow"))):
+            cost = predict_cost(video, models)
+            if cost["status"] != 0:
+                print(f"lgd predict failed ({label}): {cost['stderr']}")
+                return 1
+            rows.append({"what": label, "video": video.name, "peak_mb": round(cost["peak_mb"]),
+                         "seconds": round(cost["seconds"], 2)})
+        rates = pd.DataFrame(batch_rates(scratch))
     table = pd.DataFrame(rows)
-    table.to_csv(out / "predict.csv", index=False)
+    write_results(out, {"predict.csv": table, "predict_batch.csv": rates.round(1)}, "predict_bench.json", made_by)
     print(table.to_string(index=False, float_format="{:.1f}".format))
-    rates = pd.DataFrame(batch_rates(out))
-    rates.to_csv(out / "predict_batch.csv", index=False)
     print(rates.to_string(index=False, float_format="{:.1f}".format))
     print(f"peak: the resident set of the whole lgd predict process (Python, PyTorch, the models and the video); "
-          f"CSV: {out / 'predict.csv'}")
+          f"CSVs in {out}")
     return 0
 
 
