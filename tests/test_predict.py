@@ -243,3 +243,16 @@ def test_batched_prediction_equals_one_by_one_and_a_broken_video_in_a_batch_lose
         assert sum(r.error is not None for r in many) == 1                   # broken.mp4 only
     with pytest.raises(ValueError, match="batch"):
         predict(predictor, [folder], batch=0)
+
+
+def test_the_readme_quotes_the_shipped_predict_benchmark():
+    import textwrap
+    from pathlib import Path
+
+    from lgd_tutorial.experiments.bench_predict import report
+
+    root = Path(__file__).resolve().parents[1]
+    text = report(root / "figures" / "predict_bench")
+    assert "MB" in text and "videos/s" in text
+    assert textwrap.fill(text, 80, break_on_hyphens=False, break_long_words=False) in \
+        (root / "README.md").read_text(encoding="utf-8")

@@ -69,3 +69,30 @@ def batch_rates(folder, model: str = "lgd3d_tiny_beacon_both", batches=(1, 8), r
             times[b].append(time.perf_counter() - start)
     return [{"what": f"{model}, {len(paths)} videos, batch {b}", "videos_per_s": len(paths) / statistics.median(t)}
             for b, t in times.items()]
+
+
+def report(folder) -> str:
+    """The README's paragraph on lgd predict's cost, from a folder ``lgd data bench --predict`` wrote (and the
+    measurement of the code before, ``before.csv``, where there is one)."""
+    import json
+
+    import pandas as pd
+
+    folder = Path(folder)
+    now = pd.read_csv(folder / "predict.csv").set_index("what")
+    rates = pd.read_csv(folder / "predict_batch.csv")
+    meta = json.loads((folder / "predict_bench.json").read_text())
+    alone, both = now.loc["flow model alone"], now.loc["two streams"]
+    _, height, length = Path(alone["video"]).stem.split("_")
+    text = (f"On a generated {height} panning video of {length[:-1]} s, `lgd predict` with the shipped flow model "
+            f"alone peaks at {alone['peak_mb']:,.0f} MB (the whole process) and takes {alone['seconds']:.1f} s; "
+            f"with the RGB model as two streams, {both['peak_mb']:,.0f} MB and {both['seconds']:.1f} s")
+    if (folder / "before.csv").is_file():
+        before = pd.read_csv(folder / "before.csv").iloc[0]
+        text += (f" (the code before, at commit {before['commit']}, decoded every frame at full size and computed "
+                 f"the whole video's flow: {before['peak_mb']:,.0f} MB and {before['seconds']:.1f} s)")
+    one, eight = rates["videos_per_s"].iloc[0], rates["videos_per_s"].iloc[-1]
+    text += (f". Several videos per forward pass: {eight:.1f} videos/s at batch 8 against {one:.1f} one by one "
+             f"({eight / one:.2f}x; {rates['what'].iloc[0].split(',')[1].strip()}, medians of rounds taken in turn). "
+             f"Measured by `{meta['command']}` at commit {meta['commit']} ({meta['machine']}).")
+    return text
