@@ -338,3 +338,23 @@ def test_predict_takes_a_shipped_flow_model_as_the_second_stream(synth, capsys):
                 "--flow-pretrained", "lgd3d_tiny_synthetic_flow", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") >= 3 and all(v.name in out for v in videos)
+
+
+def test_prepare_flow_takes_a_folder_of_videos_and_mirrors_it(tmp_path, capsys):
+    from lgd_tutorial.data.encode import pattern_frames, write_video
+
+    root = tmp_path / "videos"
+    write_video(root / "a.mp4", pattern_frames(6, 32, 48), fps=8)
+    write_video(root / "day two" / "b.avi", pattern_frames(7, 32, 48, seed=1), fps=8)
+    (root / "readme.txt").write_text("not a video")
+    out = tmp_path / "flow"
+    assert lgd(["prepare", "flow", "--root", str(root), "--videos", "--out", str(out), "--method", "dis",
+                "--short-side", "0", "--workers", "1"]) == 0
+    assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert flow.FlowVideo(out / "a.mp4.flow.npz").source_frames == 6
+    assert flow.FlowVideo(out / "day two" / "b.avi.flow.npz").source_frames == 7
+    assert list(pd.read_csv(out / "flow_videos.csv")["path"]) == ["a.mp4", "day two/b.avi"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert lgd(["prepare", "flow", "--root", str(empty), "--videos", "--out", str(out)]) == 2
+    assert "no video files" in capsys.readouterr().err

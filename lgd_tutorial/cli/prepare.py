@@ -54,10 +54,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--out", default=None, help="folder (default: data/subsets/NAME)")
     s.set_defaults(run=subset)
 
-    f = sub.add_parser("flow", help="optical flow of every video of a manifest, stored 8-bit (resumable)")
-    f.add_argument("--root", required=True, help="the dataset root the manifest's paths are relative to")
-    f.add_argument("--manifest", nargs="+", required=True,
-                   help="manifest file(s), relative to --root (e.g. manifest_train.csv manifest_val.csv)")
+    f = sub.add_parser("flow", help="optical flow of every video of a manifest, or of a folder, stored 8-bit "
+                                    "(resumable)")
+    f.add_argument("--root", required=True, help="the dataset root the manifest's paths are relative to, or "
+                                                 "with --videos the folder of videos")
+    source = f.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", nargs="+",
+                        help="manifest file(s), relative to --root (e.g. manifest_train.csv manifest_val.csv)")
+    source.add_argument("--videos", action="store_true",
+                        help="folder in, folder out: every video under --root (recursively); --out mirrors its "
+                             "folders and flow_manifest_videos.csv lists them")
     f.add_argument("--out", required=True, help="folder for the flow files and flow_manifest_*.csv")
     f.add_argument("--method", default="tvl1", choices=["tvl1", "dis"],
                       help="optical-flow method: tvl1 (what two-stream networks trained on; slow) or dis (fast)")
@@ -145,14 +151,16 @@ def flow(args) -> int:
             short_side = max(load_config(args.config).data.scale)
             print(f"computing at short side {short_side}: the largest training scale of {args.config} "
                   "(--short-side to change; 0 keeps the decoded size)")
-        for name in args.manifest:
-            table = optical_flow.extract(Path(args.root) / name, args.root, args.out, args.method, args.bound,
-                                         short_side or None, args.workers,
-                                         manifest_name=f"flow_{Path(name).stem}.csv")
+        sources = ([(Path(args.root) / name, Path(name).stem) for name in args.manifest] if args.manifest
+                   else [(optical_flow.folder_manifest(args.root), "videos")])
+        for manifest, stem in sources:
+            name = manifest if isinstance(manifest, Path) else f"{args.root} (every video)"
+            table = optical_flow.extract(manifest, args.root, args.out, args.method, args.bound,
+                                         short_side or None, args.workers, manifest_name=f"flow_{stem}.csv")
             recomputed = table["reason"].astype(str).str.startswith("recomputed").sum()
             print(f"{name}: {optical_flow.status_counts(table)}"
                   + (f" ({recomputed} recomputed: made with other settings)" if recomputed else "")
-                  + f" -> {args.out}/flow_{Path(name).stem}.csv")
+                  + f" -> {args.out}/flow_{stem}.csv")
             for r in table[table["status"] == "failed"].head(20).itertuples():
                 print(f"  failed: {r.path} {r.reason}")
     return _guarded("flow", work)

@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..utils import atomic_path
 from ..utils import progress as progress_bar
-from .kinetics import load_manifest, safe_join
+from .kinetics import VIDEO_EXTENSIONS, load_manifest, safe_join
 from .cache import CachedVideo
 from .video import Video, VideoDecodeError, open_video
 
@@ -235,6 +235,16 @@ def extract_one(job: tuple) -> dict:
     except (VideoDecodeError, ValueError, OSError) as e:
         return {**row, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
     return {**row, "frames": count, "seconds": time.perf_counter() - start}
+
+
+def folder_manifest(root) -> pd.DataFrame:
+    """Every video file under ``root`` (recursively, by extension) as a manifest of present videos, for
+    ``extract`` (``lgd prepare flow --videos``: folder in, folder out); ValueError when there is none."""
+    root = Path(root)
+    videos = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) under {root}")
+    return pd.DataFrame({"path": [p.relative_to(root).as_posix() for p in videos], "status": "present"})
 
 
 def extract(manifest, root, out, method: str = "tvl1", bound: float = DEFAULT_BOUND,
