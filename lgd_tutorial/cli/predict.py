@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="predictions over time: one per window of SECONDS (a row per window in CSV and JSON)")
     p.add_argument("--stride", type=float, default=None, metavar="SECONDS",
                    help="with --window: seconds from one window's start to the next (default: the window)")
-    p.add_argument("--batch", type=int, default=8,
+    p.add_argument("--batch-size", type=int, default=8,
                    help="videos scored per forward pass where their views have one shape (default 8; 1: one by one)")
     p.add_argument("--top", type=int, default=5, help="classes per video (default 5)")
     p.add_argument("--clips", type=int, default=None, help="clips per video (default: the recipe's test clips)")
@@ -60,8 +60,8 @@ def run(args) -> int:
         return fail("predict", f"--top must be at least 1, got {args.top}")
     if (args.window is not None and args.window <= 0) or (args.stride is not None and args.stride <= 0):
         return fail("predict", f"--window and --stride are positive seconds, got {args.window} and {args.stride}")
-    if args.batch < 1:
-        return fail("predict", f"--batch must be at least 1, got {args.batch}")
+    if args.batch_size < 1:
+        return fail("predict", f"--batch-size must be at least 1, got {args.batch_size}")
     if args.stride is not None and args.window is None:
         return fail("predict", "--stride needs --window")
     try:
@@ -91,7 +91,7 @@ def run(args) -> int:
               "whatever the video shows", file=sys.stderr)
     skipped = []
     results = predict(predictor, args.inputs, args.top, skipped=skipped, window=args.window, stride=args.stride,
-                      batch=args.batch)
+                      batch=args.batch_size)
     rows = as_rows(results)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["path"])
