@@ -20,6 +20,7 @@ Inside a notebook:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from fnmatch import fnmatch
@@ -367,8 +368,6 @@ def header_markdown(stem: str, timings: dict | None) -> str:
 
 def read_timings(folder: str | Path) -> dict | None:
     path = Path(folder) / TIMINGS
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else None
 
 

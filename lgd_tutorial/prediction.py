@@ -208,16 +208,28 @@ def scores_of_views(predictor: Predictor, views_of: list[torch.Tensor]) -> list[
     return probs
 
 
+def _streams(predictor: Predictor) -> list[Predictor]:
+    return [predictor] + ([predictor.flow] if predictor.flow is not None else [])
+
+
+def fused_scores(predictor: Predictor, views_of: list[list[torch.Tensor]]) -> list[tuple[torch.Tensor, int]]:
+    """(class probabilities, views scored) of several videos, from each video's views per stream (``_streams``
+    order): one forward pass per stream and shape of view; with a flow stream, rgb + w x flow renormalised."""
+    streams = _streams(predictor)
+    scored = [scores_of_views(stream, [views[k] for views in views_of]) for k, stream in enumerate(streams)]
+    out = []
+    for i, views in enumerate(views_of):
+        probs = scored[0][i]
+        if predictor.flow is not None:
+            probs = (probs + predictor.flow_weight * scored[1][i]) / (1 + predictor.flow_weight)
+        out.append((probs, sum(v.shape[0] for v in views)))
+    return out
+
+
 def video_scores(predictor: Predictor, path, span: tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
     """(class probabilities of one video, or of its frames ``span``; views scored); with a flow stream,
     rgb + w x flow renormalised."""
-    views = read_views(predictor.views, path, span)
-    probs, count = scores_of_views(predictor, [views])[0], views.shape[0]
-    if predictor.flow is not None:
-        flow_probs, flow_count = video_scores(predictor.flow, path, span)
-        probs = (probs + predictor.flow_weight * flow_probs) / (1 + predictor.flow_weight)
-        count += flow_count
-    return probs, count
+    return fused_scores(predictor, [[read_views(stream.views, path, span) for stream in _streams(predictor)]])[0]
 
 
 def _top(predictor: Predictor, path, probs: torch.Tensor, count: int, top: int, seconds: float,
@@ -242,28 +254,16 @@ def predict_batch(predictor: Predictor, paths, top: int = 5) -> list[Prediction]
     shape of view (``scores_of_views``); a video that cannot be read gets its error and the others go on. The
     time of each Prediction is the batch's, shared out evenly."""
     start = time.perf_counter()
-    streams = [predictor] + ([predictor.flow] if predictor.flow is not None else [])
     read, failed = {}, {}
     for path in paths:
         try:
-            read[path] = [read_views(stream.views, path) for stream in streams]
+            read[path] = [read_views(stream.views, path) for stream in _streams(predictor)]
         except READ_ERRORS as e:
             failed[path] = e
-    done = list(read)
-    scored = [scores_of_views(stream, [read[p][k] for p in done]) if done else [] for k, stream in enumerate(streams)]
+    scored = dict(zip(read, fused_scores(predictor, list(read.values())))) if read else {}
     share = (time.perf_counter() - start) / max(1, len(paths))
-    results = []
-    for path in paths:
-        if path in failed:
-            results.append(_failure(path, failed[path], share))
-            continue
-        i = done.index(path)
-        probs, count = scored[0][i], read[path][0].shape[0]
-        if predictor.flow is not None:
-            probs = (probs + predictor.flow_weight * scored[1][i]) / (1 + predictor.flow_weight)
-            count += read[path][1].shape[0]
-        results.append(_top(predictor, path, probs, count, top, share))
-    return results
+    return [_failure(path, failed[path], share) if path in failed else _top(predictor, path, *scored[path], top, share)
+            for path in paths]
 
 
 @torch.no_grad()
@@ -294,15 +294,21 @@ def windows(frame_count: int, fps: float, window: float, stride: float) -> list[
     return [(s, s + size) for s in starts]
 
 
+def video_windows(path, backend: str, window: float, stride: float) -> tuple[list[tuple[int, int]], float]:
+    """(the frame spans of ``windows``, the video's frame rate): the video is opened for its length only."""
+    with open_video(path, backend=backend) as video:
+        count, fps = len(video), video.fps
+    return windows(count, fps, window, stride), fps
+
+
 def predict_windows(predictor: Predictor, path, window: float, stride: float, top: int = 5) -> list[Prediction]:
     """Predictions over time: one per window of ``window`` seconds every ``stride`` seconds, each from the
     model's views inside that window (memory is set by one window's views, whatever the video's length)."""
     try:
-        with open_video(path, backend=predictor.views.backend) as video:
-            count, fps = len(video), video.fps
+        spans, fps = video_windows(path, predictor.views.backend, window, stride)
     except (VideoDecodeError, OSError) as e:
         return [Prediction(str(path), error=e.reason if isinstance(e, VideoDecodeError) else str(e))]
-    return [predict_video(predictor, path, top, span, fps) for span in windows(count, fps, window, stride)]
+    return [predict_video(predictor, path, top, span, fps) for span in spans]
 
 
 def predict(predictor: Predictor, inputs, top: int = 5, show_progress: bool = True,
@@ -360,6 +366,17 @@ def as_json(results: list[Prediction]) -> str:
 
 # --------------------------------------------------------------------------- features
 
+def block_position(model: nn.Module, block: str | None) -> int:
+    """The index of the LGD block ``block`` ("layer3.1"; None: the last) among the model's blocks; ValueError
+    listing them when there is no such block."""
+    names = [name for name, _ in model.named_lgd_blocks()]
+    if block is None:
+        return len(names) - 1
+    if block not in names:
+        raise ValueError(f"no block {block!r}; the model's blocks: {', '.join(names)}")
+    return names.index(block)
+
+
 @torch.no_grad()
 def video_features(predictor: Predictor, path, block: str | None = None,
                    span: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
@@ -367,13 +384,11 @@ def video_features(predictor: Predictor, path, block: str | None = None,
     local map pooled over time and space, and ``global``, its global vector g (absent without a global path),
     each averaged over the model's views. ``block`` names an LGD block ("layer3.1"; default: the last)."""
     model = predictor.model
+    position = block_position(model, block)
     views = read_views(predictor.views, path, span).to(next(model.parameters()).device)
     with evaluating(model):
         _, _, taps = model.forward_features(views, return_taps=True)
-    names = [tap.name for tap in taps]
-    if block is not None and block not in names:
-        raise ValueError(f"no block {block!r}; the model's blocks: {', '.join(names)}")
-    tap = taps[names.index(block) if block is not None else -1]
+    tap = taps[position]
     out = {"local": tap.local.float().mean((2, 3, 4)).mean(0).cpu().numpy()}
     if tap.global_ is not None:
         out["global"] = tap.global_.float().mean(0).cpu().numpy()
@@ -385,17 +400,14 @@ def extract_features(predictor: Predictor, inputs, out, block: str | None = None
     """Features of every video under ``inputs`` (or of each window) into ``out/features.npz`` (arrays ``local``
     and, with a global path, ``global``: one row per video or window) and ``out/index.csv`` (row, path, start_s,
     end_s). Returns (the npz path, the videos that failed, as Predictions with ``error``)."""
+    block_position(predictor.model, block)                       # a bad block name stops the run before any video
     paths, failed = find_videos(inputs)
     rows, arrays = [], {"local": [], "global": []}
     for path in progress(paths, show_progress and len(paths) > 1, desc="features", unit="video", leave=False):
         try:
-            if window:
-                with open_video(path, backend=predictor.views.backend) as video:
-                    count, fps = len(video), video.fps
-                spans = [(s, fps) for s in windows(count, fps, window, stride or window)]
-            else:
-                spans = [(None, None)]
-            for span, fps in spans:
+            spans, fps = (video_windows(path, predictor.views.backend, window, stride or window) if window
+                          else ([None], None))
+            for span in spans:
                 features = video_features(predictor, path, block, span)
                 for key in arrays:
                     if key in features:
@@ -403,9 +415,7 @@ def extract_features(predictor: Predictor, inputs, out, block: str | None = None
                 rows.append({"row": len(rows), "path": str(path),
                              "start_s": round(span[0] / fps, 3) if span else "",
                              "end_s": round(span[1] / fps, 3) if span else ""})
-        except (VideoDecodeError, ValueError, IndexError, OSError) as e:
-            if isinstance(e, ValueError) and str(e).startswith("no block"):
-                raise
+        except READ_ERRORS as e:
             failed.append(Prediction(str(path), error=e.reason if isinstance(e, VideoDecodeError) else str(e)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,13 @@ on a long high-resolution video, and videos/s with several videos per forward pa
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..data import synthetic
 from ..data.encode import write_video
@@ -74,10 +76,6 @@ def batch_rates(folder, model: str = "lgd3d_tiny_beacon_both", batches=(1, 8), r
 def report(folder) -> str:
     """The README's paragraph on lgd predict's cost, from a folder ``lgd data bench --predict`` wrote (and the
     measurement of the code before, ``before.csv``, where there is one)."""
-    import json
-
-    import pandas as pd
-
     folder = Path(folder)
     now = pd.read_csv(folder / "predict.csv").set_index("what")
     rates = pd.read_csv(folder / "predict_batch.csv")
