@@ -113,6 +113,9 @@ class RunConfig:
     channels_last: bool = True          # channels_last_3d on CUDA
     channels_last_cpu: bool = False     # channels_last_3d on a CPU too (faster for the teaching model, slower for R50)
     compile: bool = False
+    cudnn_benchmark: bool = True        # CUDA: let cuDNN time its convolution algorithms for the run's fixed shapes
+    deterministic: bool = False         # repeatable GPU runs: deterministic cuDNN and PyTorch algorithms (slower);
+                                        # a few CUDA kernels have no deterministic form and warn (max-pool backward)
     sync_bn: bool = False
     checkpoint_every: int = 0           # steps between checkpoints (0: only at epoch ends)
     keep_last: int = 2

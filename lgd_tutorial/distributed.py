@@ -1,9 +1,11 @@
 """Processes: joining a torchrun process group, and the order in which each process sees the data.
 
 ``lgd train`` runs alone or under ``torchrun`` (which sets RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR/PORT). With more than one process, ``setup`` joins
-the group (NCCL on GPUs, gloo on CPU) and ``ShardedSampler`` deals each
-process its share of every epoch.
+LOCAL_RANK, MASTER_ADDR/PORT). Started by ``torchrun``, ``setup`` joins the
+process group (NCCL on GPUs, gloo on CPU), even with one process: the model
+is then wrapped in DistributedDataParallel exactly as with many, so
+``torchrun --nproc-per-node 1`` runs the multi-GPU code path on one GPU.
+``ShardedSampler`` deals each process its share of every epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    joined: bool = False            # in a process group (started by torchrun), even when alone in it
 
     @property
     def main(self) -> bool:
@@ -28,7 +31,8 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        """Whether the model is wrapped in DDP and results are summed over a process group."""
+        return self.joined or self.world > 1
 
     def barrier(self) -> None:
         """Wait for every process (nothing when alone)."""
@@ -45,16 +49,21 @@ class Dist:
         return t.tolist()
 
 
+def launched_by_torchrun() -> bool:
+    """Whether this process was started by torchrun (or another launcher that sets RANK and MASTER_ADDR)."""
+    return "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
 def setup(device_kind: str) -> Dist:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    """Join the process group when started by torchrun (one process or many); alone otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and not launched_by_torchrun():
         return Dist()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device_kind == "cuda":
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return Dist(rank, world, local_rank)
+    return Dist(rank, world, local_rank, joined=True)
 
 
 def cleanup(d: Dist) -> None:

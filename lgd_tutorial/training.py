@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -46,6 +47,17 @@ from .utils import amp_dtype, progress, resolve_device, seed_everything
 
 log = logging.getLogger("lgd_tutorial.training")
 PREEMPTED = 75          # exit status after a pre-emption checkpoint (EX_TEMPFAIL: "run me again")
+
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s is not None)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's start: it ignores the pre-emption signals. ``torchrun`` (and a scheduler that signals a
+    process group) send them to the workers too; a worker that died of one would take the step, and with it the
+    checkpoint the training process is about to write, down with it. The training process stops them itself."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def compute_loss(out: dict, labels: torch.Tensor, cfg: Config) -> torch.Tensor:
@@ -88,6 +100,19 @@ def fill_caches(datasets, dist_info: Dist) -> None:
     dist_info.barrier()
 
 
+def configure_backends(run, device: torch.device) -> None:
+    """The process-wide kernel choices ``run`` asks for. On CUDA, ``run.cudnn_benchmark`` lets cuDNN time its
+    algorithms once per input shape (fast for fixed-size clips). ``run.deterministic`` asks for repeatable results
+    instead: deterministic cuDNN and PyTorch algorithms (``warn_only``: the few CUDA kernels without a
+    deterministic form, such as max-pool backward, warn and still run) and a fixed cuBLAS workspace."""
+    if run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = bool(run.deterministic)
+        torch.backends.cudnn.benchmark = bool(run.cudnn_benchmark) and not run.deterministic
+
+
 def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
     """The device ``run.device`` names; ConfigError (naming the field) when it cannot be had."""
     try:
@@ -97,7 +122,8 @@ def run_device(cfg: Config, local_rank: int = 0) -> torch.device:
 
 
 # settings that change how fast or where a run goes, not what it computes: a resume may change them freely
-RESUME_FREE = {"run.device", "run.channels_last", "run.channels_last_cpu", "run.compile", "run.checkpoint_every",
+RESUME_FREE = {"run.device", "run.channels_last", "run.channels_last_cpu", "run.compile", "run.cudnn_benchmark",
+               "run.deterministic", "run.checkpoint_every",
                "run.keep_last", "run.eval_every", "run.log_every", "run.resume", "run.resume_changed",
                "run.tensorboard", "run.progress", "run.out_dir", "data.workers", "data.backend", "data.decoded_cache"}
 
@@ -140,6 +166,7 @@ class Trainer:
     def __init__(self, cfg: Config, model: nn.Module, train_set, val_set=None, dist_info: Dist | None = None):
         self.cfg, self.dist = cfg, dist_info or Dist()
         self.device = run_device(cfg, self.dist.local_rank)
+        configure_backends(cfg.run, self.device)
         self.out = Path(cfg.run.out_dir)
         self.train_set, self.val_set = train_set, val_set
         if cfg.optim.freeze_bn:
@@ -235,11 +262,22 @@ class Trainer:
         def handler(signum, frame):
             self.stop_requested = signal.Signals(signum).name
         previous = {}
-        for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)):
-            if sig is not None:
-                with contextlib.suppress(ValueError):        # not the main thread (some notebook set-ups)
-                    previous[sig] = signal.signal(sig, handler)
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(ValueError):            # not the main thread (some notebook set-ups)
+                previous[sig] = signal.signal(sig, handler)
         return previous
+
+    def stop_agreed(self) -> bool:
+        """Whether to stop now because a signal reached this process or any other one of the group.
+
+        A scheduler or ``torchrun`` signals the processes one after another, so one may see its signal a step
+        later than another; were each to stop on its own, one would wait forever in the next step's gradient
+        all-reduce. Every process asks at the same points, and they agree through an all-reduce of the flags."""
+        if not self.dist.enabled:
+            return bool(self.stop_requested)
+        if self.dist.all_sum([1.0 if self.stop_requested else 0.0], self.device)[0] > 0:
+            self.stop_requested = self.stop_requested or "another process's signal"
+        return bool(self.stop_requested)
 
     def log_metrics(self, row: dict) -> None:
         if self.dist.main:
@@ -252,6 +290,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.train_set, batch_size=self.cfg.data.batch_size, sampler=self.sampler,
             num_workers=self.cfg.data.workers, pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_stop_signals,
             # Its own generator: creating a loader must not draw from the global RNG (exact resume).
             generator=torch.Generator().manual_seed(self.cfg.run.seed * 1009 + self.epoch))
 
@@ -297,7 +336,7 @@ class Trainer:
         bar = progress(None, cfg.run.progress and self.dist.main, total=self.steps_per_epoch,
                        initial=self.step_in_epoch, desc=f"epoch {self.epoch}", unit="step", leave=False)
         batches = iter(self.loader())
-        while self.step_in_epoch < self.steps_per_epoch and not self.stop_requested:
+        while self.step_in_epoch < self.steps_per_epoch and not self.stop_agreed():
             lr = self.train_step(batches, [epoch, window])
             if lr is None:
                 break
@@ -331,7 +370,8 @@ class Trainer:
         self.net.eval()
         sampler = ShardedSampler(len(self.val_set), False, 0, self.dist.rank, self.dist.world, pad=False)
         loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.cfg.data.batch_size, sampler=sampler,
-                                             num_workers=self.cfg.data.workers, generator=torch.Generator())
+                                             num_workers=self.cfg.data.workers, generator=torch.Generator(),
+                                             worker_init_fn=ignore_stop_signals)
         tally = Tally()
         for clips, labels, _, _ in loader:
             if clips.dim() == 6:                      # (N, views, C, T, H, W): one view in validation
@@ -372,7 +412,7 @@ class Trainer:
         try:
             while self.epoch < self.cfg.optim.epochs:
                 stats = self.train_epoch()
-                if self.stop_requested:
+                if self.stop_agreed():
                     self.save()
                     if self.dist.main:
                         log.warning("%s received: checkpoint written at step %d; stopping",

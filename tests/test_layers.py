@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "lgd_tutorial"
 # Upper layers: nothing below them may import them. The library is everything else.
 APPLICATIONS = ("lgd_tutorial.cli", "lgd_tutorial.exercises", "lgd_tutorial.workbook", "lgd_tutorial.notebooks",
-                "lgd_tutorial.book", "lgd_tutorial.__main__")
+                "lgd_tutorial.book", "lgd_tutorial.gpu_check", "lgd_tutorial.__main__")
 EXPERIMENTS = "lgd_tutorial.experiments"
 LEAVES = ("lgd_tutorial.constants", "lgd_tutorial.stats")           # import nothing from the package
 

@@ -19,7 +19,7 @@ import os
 import sys
 
 COMMANDS = ("models", "summary", "data", "prepare", "train", "evaluate", "predict", "bench", "study", "reach-study", "two-stream",
-            "precision", "viz", "features", "export", "exercises", "workbook", "book")
+            "precision", "viz", "features", "export", "gpu-check", "exercises", "workbook", "book")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
                  "manifest_from_folders", "manifest_from_list", "read_annotations", "read_list_file", "save_manifest", "summarize_manifest", "write_annotations"],
     "subsets": ["SUBSETS_DIR", "SubsetSpec", "load_spec", "make_subset", "write_subset"],
     "transforms": ["IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "test_transform", "train_transform"],
-    "encode": ["pattern_frames", "write_video"],
+    "encode": ["pattern_frames", "write_clip_videos", "write_video"],
     "transfer": ["hmdb51_manifests", "split_manifests", "ucf101_manifests"],
     "prepare": ["DownloadError", "download", "resize", "validate"],
 })

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ..utils import atomic_path
+from .kinetics import clip_filename
 
 
 def write_video(path, frames: np.ndarray, fps: float = 25, codec: str = "libx264",
@@ -96,3 +98,31 @@ def pattern_frames(num_frames: int = 16, height: int = 64, width: int = 96, seed
         x = int((i + 0.5) * width / num_frames)
         out[i, height // 2:, max(0, x - 2): x + 2] = 255
     return out
+
+
+def _write_clip(job) -> Path:
+    path, frames, height, width, fps, seed = job
+    return write_video(path, pattern_frames(frames, height, width, seed=seed), fps=fps)
+
+
+def write_clip_videos(annotations, root, frames: int = 32, height: int = 120, width: int = 160, fps: float = 25,
+                      workers: int = 1) -> list[Path]:
+    """A generated video for every row of ``annotations`` (label, youtube_id, time_start, time_end), written where
+    a Kinetics download puts it, ``root/label/{youtube_id}_{start:06d}_{end:06d}.mp4``: stand-ins that let the
+    real-data path (validation, manifests, decoding, training) run where the videos cannot be fetched. The frames
+    are ``pattern_frames`` (seeded by the row's position): they carry no sign of the label. Files already there
+    are kept. Returns the paths, in the rows' order."""
+    root = Path(root)
+    jobs, paths = [], []
+    for seed, row in enumerate(annotations.itertuples(index=False)):
+        path = root / str(row.label) / clip_filename(row.youtube_id, row.time_start, row.time_end)
+        paths.append(path)
+        if not path.exists():
+            jobs.append((path, frames, height, width, fps, seed))
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_clip, jobs, chunksize=8))
+    else:
+        for job in jobs:
+            _write_clip(job)
+    return paths

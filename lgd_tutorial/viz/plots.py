@@ -147,14 +147,15 @@ def plot_per_class_accuracy(y_true, y_pred, class_names=None, path=None, sort: b
     table = per_class_accuracy(y_true, y_pred, class_names)
     if sort:
         table = table.sort_values("accuracy", ascending=False, na_position="last")
-    fig = _figure(6, 1 + 0.25 * len(table))
+    longest = max((len(str(name)) for name in table["class"]), default=0)
+    fig = _figure(max(6.0, 3.5 + 0.075 * longest), 1.4 + 0.25 * len(table))    # room for long class names
     ax = fig.add_subplot()
     sns.barplot(data=table, y="class", x="accuracy", color="tab:blue", ax=ax)
     mean = table["accuracy"].mean()
     if np.isfinite(mean):
         ax.axvline(mean, color="k", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1.02)                                  # a mean of 1.0 stays visible, off the frame
-    ax.set_title("per-class accuracy" + (f" (dashed: mean over classes, {mean:.3f})" if np.isfinite(mean) else ""),
+    ax.set_title("per-class accuracy" + (f"\n(dashed: mean over classes, {mean:.3f})" if np.isfinite(mean) else ""),
                  fontsize=10)
     return _finish(fig, path)
 
