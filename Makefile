@@ -3,12 +3,13 @@
 #   make test   run the whole test suite (also creates .venv/ if needed); CI runs this
 #   make test-fast   the suite without the tests marked slow (for development)
 #   make book   the website of the executed notebooks (student and instructor editions) in build/book/
+#   make gpu-check   on a GPU machine: measure the CUDA path in about 8 minutes (report in runs/gpu_check/)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test test-fast book lab clean-venv
+.PHONY: all test test-fast book gpu-check lab clean-venv
 all: $(STAMP)
 	$(BIN)/lgd workbook
 
@@ -29,6 +30,9 @@ test-fast: $(STAMP)
 book: $(STAMP)
 	test -f notebooks/executed/09_other_global_context.ipynb || $(BIN)/lgd workbook
 	$(BIN)/lgd book
+
+gpu-check: $(STAMP)
+	$(BIN)/lgd gpu-check --out runs/gpu_check
 
 LAB ?= notebooks/exercises
 lab: $(STAMP)

@@ -104,8 +104,8 @@ class Settings:
     train_per_class: int = 8                      # generated training videos per class
     val_per_class: int = 1
     video: tuple = (40, 120, 160)                 # frames, height, width of a generated video
-    ddp_overrides: tuple = ("data.batch_size=16", "data.workers=8", "optim.epochs=10")
-    ddp_stop_at: int = 120                        # SIGTERM once this step is logged
+    ddp_overrides: tuple = ("data.batch_size=16", "data.workers=8", "optim.epochs=8")     # 25 steps an epoch
+    ddp_stop_at: int = 100                        # SIGTERM once this step is logged (inside the fifth epoch)
     notebooks: tuple = ("05", "07")
     notebook_overrides: tuple = ("optim.epochs=1", "run.max_steps_per_epoch=6", "data.batch_size=16",
                                  "data.workers=8", "data.test_clips=2")
@@ -128,6 +128,51 @@ class Settings:
     def from_dict(cls, data: dict) -> "Settings":
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+
+
+# --------------------------------------------------------------------------- processes
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its children, theirs, ...), read from /proc; empty where there is no /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])      # "pid (name) state ppid ..."
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(job: subprocess.Popen) -> None:
+    """SIGKILL ``job`` and every process below it. ``torchrun`` starts its workers in sessions of their own, so
+    killing a process group would leave them running, and holding the GPU, after their parent is gone."""
+    for pid in [*descendants(job.pid), job.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    job.wait()
+
+
+def run_command(command: list[str], log_path: Path, timeout: float, env: dict | None = None) -> int | None:
+    """Run ``command`` with its output in ``log_path``; its exit status, or None when it was killed (with every
+    process it started) at ``timeout`` seconds."""
+    with open(log_path, "w") as log:
+        job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            return job.wait(timeout=max(1.0, timeout))
+        except subprocess.TimeoutExpired:
+            kill_tree(job)
+            return None
+        finally:
+            if job.poll() is None:
+                kill_tree(job)
 
 
 # --------------------------------------------------------------------------- step 1: the device
@@ -183,8 +228,8 @@ def device_info(settings: Settings) -> dict:
         info["peak_tflops"], info["peak_source"] = listed[0], f"dense bf16, {listed[1]}"
     else:
         info["peak_tflops"] = info["measured_matmul_tflops"]
-        info["peak_source"] = (f"measured {info['matmul_dtype']} {settings.matmul_size}^3 matrix product "
-                               "(no datasheet entry for this device)")
+        info["peak_source"] = (f"measured {info['matmul_dtype']} {settings.matmul_size}^3 matrix product; no "
+                               "datasheet entry for this device")
     return info
 
 
@@ -317,11 +362,25 @@ def throughput_row(name: str, mode: str, batch: int, seconds: list[float], flops
             "mfu": flops * batch / step / 1e12 / peak_tflops, **extra}
 
 
+def measure_group(runners: dict, group: list[str], mode: str, batch: int, frames: int, size: int,
+                  settings: Settings, device: torch.device) -> tuple[dict, dict]:
+    """Per-step seconds of every model of ``group`` at ``batch``, interleaved (A B, B A, ...), after two warm-up
+    steps each (the first, with compilation and cuDNN's autotuning, timed on its own); and per model its first
+    step's seconds and peak memory."""
+    runs, extra = {}, {}
+    for name in group:
+        runs[name] = runners[name].step(batch, frames, size, compiled=mode == "compiled")
+        free_memory(device)
+        reset_peak(device)
+        first = timed(runs[name], device)
+        timed(runs[name], device)
+        extra[name] = {"first_step_s": first, "peak_memory_gib": peak_memory_gib(device)}
+    return interleave(runs, settings.repeats, device), extra
+
+
 def step_throughput(out: Path, settings: Settings, deadline: float) -> None:
     """Largest batch, then eager and compiled training steps, the pair interleaved; CSVs after every stage."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True                  # as the Trainer sets it (run.cudnn_benchmark)
     peak = device_peak(out, settings, device)
     frames, size = parse_size(settings.clip)
     runners = {name: Runner(name, device, settings.compile_backend) for name in settings.models}
@@ -333,10 +392,13 @@ def step_throughput(out: Path, settings: Settings, deadline: float) -> None:
                             "overhead.csv": pd.DataFrame(overheads), "skipped.csv": pd.DataFrame(
                                 skipped, columns=["model", "mode", "reason"])})
 
+    # The search runs with cuDNN's heuristics: autotuning every batch size tried would cost more than the search.
+    torch.backends.cudnn.benchmark = False
     for name, runner in runners.items():
         batches[name], tried = largest_batch(runner, frames, size, settings.max_batch)
         searches.extend(tried)
         save()
+    torch.backends.cudnn.benchmark = device.type == "cuda"        # as the Trainer trains (run.cudnn_benchmark)
     pair = [name for name in settings.pair if name in runners]
     groups = ([pair] if len(pair) == 2 else [[name] for name in pair]) + [[n] for n in runners if n not in pair]
     compile_seconds = []
@@ -352,35 +414,37 @@ def step_throughput(out: Path, settings: Settings, deadline: float) -> None:
                     skipped += [{"model": name, "mode": mode, "reason": f"time: about {needed:.0f} s of "
                                  f"compilation left {deadline - time.time():.0f} s of the step"} for name in group]
                     continue
-            runs, extra = {}, {}
-            try:
-                for name in group:
-                    runs[name] = runners[name].step(batch, frames, size, compiled=mode == "compiled")
+            note = ""
+            for attempt in range(2):
+                try:
+                    times, extra = measure_group(runners, group, mode, batch, frames, size, settings, device)
+                    break
+                except Exception as error:                      # noqa: BLE001 - recorded; the next group runs
                     free_memory(device)
-                    reset_peak(device)
-                    first = timed(runs[name], device)          # compilation (and cuDNN's autotuning) happen here
-                    if mode == "compiled":
-                        compile_seconds.append(first)
-                    timed(runs[name], device)
-                    extra[name] = {"first_step_s": first, "peak_memory_gib": peak_memory_gib(device)}
-                times = interleave(runs, settings.repeats, device)
-            except Exception as error:                          # noqa: BLE001 - recorded, and the next group runs
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
-                skipped += [{"model": name, "mode": mode, "reason": reason} for name in group]
-                runs.clear()
-                free_memory(device)
+                    if attempt == 0 and out_of_memory(error) and batch > 1:
+                        note = f"out of memory at batch {batch} (with cuDNN autotuning), measured at "
+                        batch = max(1, batch * 7 // 8)
+                        note += str(batch)
+                        continue
+                    reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+                    skipped += [{"model": name, "mode": mode, "reason": reason} for name in group]
+                    times = None
+                    break
+            if times is None:
                 save()
                 continue
+            if mode == "compiled":
+                compile_seconds += [extra[name]["first_step_s"] for name in group]
             for name in group:
                 rows.append(throughput_row(name, mode, batch, times[name], flops[name], peak, settings, device,
-                                           runners[name].dtype, largest_batch=batches[name], **extra[name]))
+                                           runners[name].dtype, largest_batch=batches[name], note=note,
+                                           cudnn_benchmark=torch.backends.cudnn.benchmark, **extra[name]))
             if len(group) == 2:
                 lgd, plain = group
                 ratio, low, high = median_interval([a / b for a, b in zip(times[lgd], times[plain])])
                 overheads.append({"mode": mode, "model": lgd, "without_diffusion": plain, "batch": batch,
                                   "time_ratio": ratio, "ratio_low": low, "ratio_high": high,
                                   "overhead_pct": 100 * (ratio - 1), "repeats": len(times[lgd])})
-            runs.clear()
             free_memory(device)
             save()
     save()
@@ -453,12 +517,12 @@ def step_ddp(out: Path, settings: Settings, deadline: float) -> None:
     def left() -> float:
         return max(1.0, deadline - time.time())
 
-    def run(name: str, out_dir: Path) -> int:
+    def run(name: str, out_dir: Path) -> int | None:
         command = torchrun_command(settings, [*common, f"run.out_dir={out_dir}"])
-        with open(work / f"{name}.log", "w") as log:
-            done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=left())
-        result[f"{name}_exit"] = done.returncode
-        return done.returncode
+        result[f"{name}_exit"] = run_command(command, work / f"{name}.log", left(), env)
+        if result[f"{name}_exit"] is None:
+            raise TimeoutError(f"the {name} run did not finish in the step's time (see {work / name}.log)")
+        return result[f"{name}_exit"]
 
     started = time.perf_counter()
     if run("straight", work / "a") != 0:
@@ -479,7 +543,7 @@ def step_ddp(out: Path, settings: Settings, deadline: float) -> None:
             result["interrupted_exit"] = job.wait(timeout=left())
         finally:
             if job.poll() is None:
-                job.kill()
+                kill_tree(job)
     found = checkpoints_in(b)
     if not found:
         raise RuntimeError(f"no checkpoint after SIGTERM: see {work / 'interrupted.log'}")
@@ -606,14 +670,12 @@ def run_step(step: str, out: Path, limit: float) -> dict:
     log_path = out / "logs" / f"{step}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env=launch_env())
+        job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=launch_env())
         try:
             code = job.wait(timeout=limit)
             status = "passed" if code == 0 else "failed"
         except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)              # the step and whatever it started (torchrun, kernels)
-            job.wait()
+            kill_tree(job)                                   # the step and whatever it started (torchrun, kernels)
             status, code = "timeout", None
     tail = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()][-3:]
     error = "" if status == "passed" else (f"no result within {limit:.0f} s" if status == "timeout" else
@@ -714,7 +776,7 @@ def _device_lines(folder: Path) -> list[str]:
     return [f"**Device**: {d['name']}{memory}" + (f", compute capability {d['capability']}, {d['gpus']} GPU(s)"
                                                   if d.get("gpus") else "") + f"; {versions}. "
             f"bf16: {'yes' if d['bf16'] else 'no'}; TF32: {'yes' if d['tf32'] else 'no'}. "
-            f"Peak for the MFU: {d['peak_tflops']:.0f} TFLOP/s ({d['peak_source']}); measured "
+            f"Peak for the MFU: {d['peak_tflops']:.3g} TFLOP/s ({d['peak_source']}); measured "
             f"{d['matmul_dtype']} matrix product: {d['measured_matmul_tflops']:.1f} TFLOP/s.", ""]
 
 
@@ -734,8 +796,12 @@ def _throughput_lines(folder: Path) -> list[str]:
         first = table.iloc[0]
         lines += ["", f"Training steps (forward, backward, SGD) in {first['dtype']} autocast with channels_last_3d; "
                   f"MFU = model FLOPs per step x steps/s / the peak above; {int(first['repeats'])} timed steps "
-                  "per row after two warm-up steps (the first one, with compilation and cuDNN's autotuning, in "
+                  "per row after warm-up steps (the first one, with compilation and cuDNN's autotuning, timed in "
                   "its own column). LGD and its plain twin run at the same batch, interleaved.", ""]
+        notes = table[table["note"].fillna("") != ""] if "note" in table else table.iloc[:0]
+        if len(notes):
+            lines += ["Batch changed: " + "; ".join(f"`{r.model}` {r.mode}: {r.note}" for r in notes.itertuples())
+                      + ".", ""]
     overhead = _read(folder, "overhead.csv")
     if overhead is not None:
         lines.append("Diffusion overhead t(LGD) / t(plain), median [95% interval] over interleaved steps: " +
@@ -770,8 +836,8 @@ def _ddp_lines(folder: Path) -> list[str]:
                    f"{d['max_loss_difference']:.2g}, weights {d['max_weight_difference']:.2g})")
     return [f"**DDP** (`torchrun --nproc-per-node 1`, recipe `{d['recipe']}` on {d['videos']['train']} generated "
             f"videos, {d['classes']} classes): {d['steps']} steps; SIGTERM to torchrun after step {d['stop_at']}, "
-            f"checkpoint at step {d['stopped_at_step']} (exit {d['interrupted_exit']}), resumed (exit "
-            f"{d['resumed_exit']}); every step logged once: {'yes' if d['each_step_once'] else 'NO'}; {verdict}. "
+            f"checkpoint at step {d['stopped_at_step']} (torchrun's exit status {d['interrupted_exit']}), "
+            f"started again: resumed (exit status {d['resumed_exit']}); every step logged once: {'yes' if d['each_step_once'] else 'NO'}; {verdict}. "
             f"Training ran at {d['clips_per_s']:.1f} clips/s (median), waiting for data "
             f"{100 * d['data_wait_frac']:.0f}% of the time.", ""]
 
@@ -793,9 +859,9 @@ def readme_section(folder=None) -> str:
     """What the README shows between its gpu-check markers: the shipped report (``figures/gpu``) when there is
     one from a real device, else a statement that there is none yet."""
     if folder is None or not (Path(folder) / "gpu_check.json").is_file():
-        return ("No report from a real GPU ships yet: every GPU code path above is tested on a CPU only. On a GPU, "
-                "`lgd gpu-check --out figures/gpu` writes one, and this section is made from it by "
-                "`lgd gpu-check --report figures/gpu --update-readme`.")
+        return ("No report from a real GPU ships yet: the CUDA side has not run on a GPU, and only the dry run "
+                "above (on a CPU) is tested. On a GPU, `lgd gpu-check --out figures/gpu` writes the report, and "
+                "`lgd gpu-check --report figures/gpu --update-readme` puts it here.")
     return markdown(folder)
 
 

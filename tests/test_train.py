@@ -1,5 +1,6 @@
 """Training and evaluation: configs, schedule, overfitting, exact resume, checkpoints, signals, DDP."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -296,6 +297,49 @@ def test_sigterm_writes_a_checkpoint_and_the_run_continues(synth, tmp_path):
     resumed = subprocess.run(cmd + ["optim.epochs=30"], env=run_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr and "step 60" in resumed.stdout
+
+
+def direct_children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_signal_that_reaches_one_of_two_processes_stops_both_at_the_same_step(synth, tmp_path):
+    """torchrun (or a scheduler) may signal one process a step before another; each stopping on its own would
+    leave the other waiting forever in the next all-reduce. Only one of two gloo workers gets SIGTERM here."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small(synth, tmp_path / "run", data={"batch_size": 2, "workers": 1},
+                                           optim={"epochs": 30}, run={"eval_every": 0, "amp": "off"})))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               "-m", "lgd_tutorial", "train", "--config", str(config)]
+    job = subprocess.Popen(command, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics, deadline = tmp_path / "run" / "metrics.csv", time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 4):
+        time.sleep(0.1)
+    workers = direct_children(job.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[-1], signal.SIGTERM)
+    try:
+        out, _ = job.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        job.kill()
+        pytest.fail("the process without the signal went on alone and waits in an all-reduce")
+    assert "received: checkpoint written at step" in out, out[-3000:]
+    state = load_checkpoint(checkpoints_in(tmp_path / "run")[0])
+    assert 0 < state["global_step"] < 60 and state["world"] == 2
+    resumed = subprocess.run(command, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert "resumed from" in resumed.stderr, resumed.stderr[-3000:]
+    assert load_checkpoint(checkpoints_in(tmp_path / "run")[0])["global_step"] == 60
 
 
 @pytest.mark.slow
