@@ -6,7 +6,7 @@
 
 GPU time tends to come in short windows, so the check is one command that needs no one at the keyboard and
 fits in one: each step runs in a process of its own with a time limit taken from a total budget (``--budget``,
-480 s), and a step that crashes, hangs or runs out of memory is recorded as such while the next one still runs.
+470 s), and a step that crashes, hangs or runs out of memory is recorded as such while the next one still runs.
 
 1. ``device``: the GPU's name, memory and compute capability; torch, CUDA, cuDNN and driver versions; whether it
    has bf16 and TF32; its dense bf16 peak from ``BF16_PEAK_TFLOPS`` (NVIDIA's datasheets, per device), and a
@@ -22,10 +22,10 @@ fits in one: each step runs in a process of its own with a time limit taken from
    straight through, once stopped by SIGTERM to ``torchrun`` part-way and started again. The resumed run must
    log every step once and end with the straight run's weights; both run with ``run.deterministic=true``, and
    the first step where the two differ (if any) tells GPU non-determinism (before the stop) from a resume bug.
-4. ``notebooks``: notebooks 5 and 7 with ``LGD_PROFILE=gpu``. Notebook 5 runs a *reduced* GPU profile: the
-   same cells and code paths (validation of the whole subset, the recipe on CUDA, multi-view evaluation, the
-   twin without diffusion), on the generated videos, one epoch of a few steps (``Settings.notebook_overrides``).
-   Notebook 7 has no GPU-specific path; it runs as it is.
+4. ``notebooks``: notebook 5 with ``LGD_PROFILE=gpu``, in a *reduced* GPU profile: the same cells and code
+   paths (validation of the whole subset, the recipe on CUDA, multi-view evaluation, the twin without
+   diffusion), on the generated videos, one epoch of a few steps (``Settings.notebook_overrides``). Notebook 7
+   has no GPU-specific path (``notebooks=("05", "07")`` adds it).
 
 ``--dry-run`` (automatic without CUDA) runs the same four steps with tiny models and sizes on whatever device
 there is (``torch.compile`` with the ``aot_eager`` backend, which traces like inductor but generates no
@@ -50,6 +50,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -89,9 +90,9 @@ class Settings:
     """What the check runs; ``Settings.for_run(dry_run)`` gives the real or the dry-run preset."""
 
     dry_run: bool = False
-    budget: float = 480.0                         # seconds for all steps together
-    limits: dict = field(default_factory=lambda: {"device": 60, "throughput": 260, "ddp": 150, "notebooks": 240})
-    reserve: dict = field(default_factory=lambda: {"ddp": 60, "notebooks": 60})   # kept back for later steps
+    budget: float = 470.0                         # seconds for all steps together (the command: about 8 minutes)
+    limits: dict = field(default_factory=lambda: {"device": 30, "throughput": 220, "ddp": 130, "notebooks": 90})
+    reserve: dict = field(default_factory=lambda: {"ddp": 110, "notebooks": 70})  # kept back for later steps
     models: tuple = ("lgd3d_r50", "p3d_r50", "r2plus1d_18")
     pair: tuple = ("lgd3d_r50", "p3d_r50")        # the diffusion overhead: LGD against its backbone without it
     clip: str = "16x224"
@@ -104,11 +105,14 @@ class Settings:
     train_per_class: int = 8                      # generated training videos per class
     val_per_class: int = 1
     video: tuple = (40, 120, 160)                 # frames, height, width of a generated video
-    ddp_overrides: tuple = ("data.batch_size=16", "data.workers=8", "optim.epochs=8")     # 25 steps an epoch
-    ddp_stop_at: int = 100                        # SIGTERM once this step is logged (inside the fifth epoch)
-    notebooks: tuple = ("05", "07")
-    notebook_overrides: tuple = ("optim.epochs=1", "run.max_steps_per_epoch=6", "data.batch_size=16",
-                                 "data.workers=8", "data.test_clips=2")
+    ddp_overrides: tuple = ("data.batch_size=8", "data.workers=8", "optim.epochs=4")      # 50 steps an epoch
+    ddp_stop_at: int = 110                        # SIGTERM once this step is logged: inside an epoch, not at its end
+    # Notebook 7 has no GPU-specific code (its models are the teaching ones, on a CPU): `make test` runs it, and
+    # --notebooks 05 07 adds it here.
+    notebooks: tuple = ("05",)
+    notebook_overrides: tuple = ("optim.epochs=1", "run.max_steps_per_epoch=4", "data.batch_size=16",
+                                 "data.workers=8", "data.test_clips=1", "run.cudnn_benchmark=false",
+                                 "run.progress=false")
 
     @classmethod
     def for_run(cls, dry_run: bool) -> "Settings":
@@ -210,7 +214,9 @@ def device_info(settings: Settings) -> dict:
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     info = {"device": device.type, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if cuda else None, "python": platform.python_version()}
+            "cudnn": torch.backends.cudnn.version() if cuda else None, "python": platform.python_version(),
+            "numpy": np.__version__, "pandas": pd.__version__, "cpus": os.cpu_count(),
+            "shm_gib": shutil.disk_usage("/dev/shm").total / 2 ** 30 if Path("/dev/shm").is_dir() else None}
     if cuda:
         props = torch.cuda.get_device_properties(0)
         capability = (props.major, props.minor)
@@ -275,7 +281,7 @@ class Runner:
         clip = clip.contiguous(memory_format=torch.channels_last_3d)
         labels = torch.randint(0, NUM_CLASSES, (batch,), device=self.device)
         if compiled and self.compiled is None:
-            self.compiled = torch.compile(self.model, backend=self.backend)
+            self.compiled = torch.compile(self.model, backend=self.backend, dynamic=False)
         net = self.compiled if compiled else self.model
 
         def run():
@@ -362,11 +368,16 @@ def throughput_row(name: str, mode: str, batch: int, seconds: list[float], flops
             "mfu": flops * batch / step / 1e12 / peak_tflops, **extra}
 
 
+def alloc_retries(device: torch.device) -> int:
+    """How often the CUDA allocator has had to free its cache and try again (it slows steps near the limit)."""
+    return torch.cuda.memory_stats(device).get("num_alloc_retries", 0) if device.type == "cuda" else 0
+
+
 def measure_group(runners: dict, group: list[str], mode: str, batch: int, frames: int, size: int,
                   settings: Settings, device: torch.device) -> tuple[dict, dict]:
     """Per-step seconds of every model of ``group`` at ``batch``, interleaved (A B, B A, ...), after two warm-up
     steps each (the first, with compilation and cuDNN's autotuning, timed on its own); and per model its first
-    step's seconds and peak memory."""
+    step's seconds, peak memory and the allocator's retries while timed."""
     runs, extra = {}, {}
     for name in group:
         runs[name] = runners[name].step(batch, frames, size, compiled=mode == "compiled")
@@ -375,79 +386,115 @@ def measure_group(runners: dict, group: list[str], mode: str, batch: int, frames
         first = timed(runs[name], device)
         timed(runs[name], device)
         extra[name] = {"first_step_s": first, "peak_memory_gib": peak_memory_gib(device)}
-    return interleave(runs, settings.repeats, device), extra
+    before = alloc_retries(device)
+    times = interleave(runs, settings.repeats, device)
+    for name in group:
+        extra[name]["alloc_retries"] = alloc_retries(device) - before
+    return times, extra
+
+
+COMPILE_GUESS_S = 75.0          # seconds to compile one model's training step before any was measured
 
 
 def step_throughput(out: Path, settings: Settings, deadline: float) -> None:
-    """Largest batch, then eager and compiled training steps, the pair interleaved; CSVs after every stage."""
+    """Largest batch, then training steps: the LGD pair eager and compiled (interleaved), then the peer eager
+    and compiled. Every stage rewrites the CSVs, so a step stopped at its limit keeps what it measured."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak = device_peak(out, settings, device)
     frames, size = parse_size(settings.clip)
-    runners = {name: Runner(name, device, settings.compile_backend) for name in settings.models}
-    flops = {name: train_flops(r.model, frames, size, device) for name, r in runners.items()}
     searches, batches, rows, overheads, skipped = [], {}, [], [], []
+    runners, flops = {}, {}
 
     def save():
         write_results(out, {"batch_search.csv": pd.DataFrame(searches), "throughput.csv": pd.DataFrame(rows),
                             "overhead.csv": pd.DataFrame(overheads), "skipped.csv": pd.DataFrame(
                                 skipped, columns=["model", "mode", "reason"])})
 
+    def skip(names, mode, reason):
+        skipped.extend({"model": name, "mode": mode, "reason": reason} for name in names)
+
+    def unskip(names, mode):
+        skipped[:] = [r for r in skipped if not (r["model"] in names and r["mode"] == mode)]
+
     # The search runs with cuDNN's heuristics: autotuning every batch size tried would cost more than the search.
     torch.backends.cudnn.benchmark = False
-    for name, runner in runners.items():
-        batches[name], tried = largest_batch(runner, frames, size, settings.max_batch)
-        searches.extend(tried)
+    for name in settings.models:
+        try:
+            runners[name] = Runner(name, device, settings.compile_backend)
+            flops[name] = train_flops(runners[name].model, frames, size, device)
+            batches[name], tried = largest_batch(runners[name], frames, size, settings.max_batch)
+            searches.extend(tried)
+        except Exception as error:                              # noqa: BLE001 - recorded; the next model runs
+            runners.pop(name, None)
+            skip([name], "eager", f"{type(error).__name__}: {first_line(error)}")
+            skip([name], "compiled", "not measured eager")
         save()
     torch.backends.cudnn.benchmark = device.type == "cuda"        # as the Trainer trains (run.cudnn_benchmark)
     pair = [name for name in settings.pair if name in runners]
     groups = ([pair] if len(pair) == 2 else [[name] for name in pair]) + [[n] for n in runners if n not in pair]
     compile_seconds = []
-    for mode in ("eager", "compiled"):
-        for group in groups:
+    for group in groups:
+        for mode in ("eager", "compiled"):
             batch = min(batches[name] for name in group)
             if batch == 0:
-                skipped += [{"model": name, "mode": mode, "reason": "not even one clip fits"} for name in group]
+                skip(group, mode, "not even one clip fits")
+                continue
+            if any(r["model"] in group for r in skipped):                   # eager failed: nothing to compare
                 continue
             if mode == "compiled":
-                needed = 1.2 * (max(compile_seconds) if compile_seconds else 60.0) * len(group)
+                needed = 1.2 * (max(compile_seconds) if compile_seconds else COMPILE_GUESS_S) * len(group)
                 if time.time() + needed > deadline:
-                    skipped += [{"model": name, "mode": mode, "reason": f"time: about {needed:.0f} s of "
-                                 f"compilation left {deadline - time.time():.0f} s of the step"} for name in group]
+                    skip(group, mode, f"time: about {needed:.0f} s of compilation, {max(0, deadline - time.time()):.0f}"
+                                      " s left in the step")
+                    save()
                     continue
-            note = ""
+                skip(group, mode, f"compiling when the step ended (started with {deadline - time.time():.0f} s left)")
+                save()
+            note, times = "", None
             for attempt in range(2):
                 try:
                     times, extra = measure_group(runners, group, mode, batch, frames, size, settings, device)
                     break
                 except Exception as error:                      # noqa: BLE001 - recorded; the next group runs
-                    free_memory(device)
-                    if attempt == 0 and out_of_memory(error) and batch > 1:
-                        note = f"out of memory at batch {batch} (with cuDNN autotuning), measured at "
-                        batch = max(1, batch * 7 // 8)
-                        note += str(batch)
-                        continue
-                    reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
-                    skipped += [{"model": name, "mode": mode, "reason": reason} for name in group]
-                    times = None
-                    break
+                    # keep words, not the exception: its traceback would hold the step's tensors
+                    memory, reason = out_of_memory(error), f"{type(error).__name__}: {first_line(error)}"
+                free_memory(device)
+                # a retry at a smaller batch, eager only: a compiled model would compile all over again
+                if attempt == 0 and memory and batch > 1 and mode == "eager":
+                    note = f"out of memory at batch {batch} with cuDNN autotuning; measured at {batch * 7 // 8}"
+                    batch = batch * 7 // 8
+                    continue
+                unskip(group, mode)
+                skip(group, mode, reason)
+                break
+            free_memory(device)
             if times is None:
                 save()
                 continue
+            unskip(group, mode)
             if mode == "compiled":
                 compile_seconds += [extra[name]["first_step_s"] for name in group]
+            else:
+                batches.update({name: batch for name in group})          # compiled runs at what eager ran
             for name in group:
                 rows.append(throughput_row(name, mode, batch, times[name], flops[name], peak, settings, device,
-                                           runners[name].dtype, largest_batch=batches[name], note=note,
-                                           cudnn_benchmark=torch.backends.cudnn.benchmark, **extra[name]))
+                                           runners[name].dtype, largest_batch=max(t["batch"] for t in searches
+                                                                                  if t["model"] == name and t["fits"]),
+                                           note=note, cudnn_benchmark=torch.backends.cudnn.benchmark,
+                                           **extra[name]))
             if len(group) == 2:
                 lgd, plain = group
                 ratio, low, high = median_interval([a / b for a, b in zip(times[lgd], times[plain])])
                 overheads.append({"mode": mode, "model": lgd, "without_diffusion": plain, "batch": batch,
                                   "time_ratio": ratio, "ratio_low": low, "ratio_high": high,
                                   "overhead_pct": 100 * (ratio - 1), "repeats": len(times[lgd])})
-            free_memory(device)
             save()
     save()
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else "no message"
 
 
 def device_peak(out: Path, settings: Settings, device: torch.device) -> float:
@@ -478,6 +525,16 @@ def generated_kinetics(out: Path, settings: Settings) -> tuple[Path, list[str], 
     return root, classes, train, val
 
 
+def logged_step(run: Path) -> int:
+    """The last training step a run's metrics.csv holds so far (0 before the first; the file is read while the
+    run appends to it, so a half-written last line counts as nothing)."""
+    try:
+        steps = train_losses(run)["global_step"]
+        return int(steps.max()) if len(steps) else 0
+    except (OSError, ValueError, KeyError, pd.errors.EmptyDataError, pd.errors.ParserError):
+        return 0
+
+
 def train_losses(run: Path) -> pd.DataFrame:
     """The training rows of a run's metrics.csv: global_step, the loss as written, clips/s and data wait."""
     rows = pd.read_csv(run / "metrics.csv", dtype={"loss": str})
@@ -493,7 +550,12 @@ def launch_env() -> dict:
     """This environment without the variables of an enclosing torchrun (the check may itself run under one)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    return {**env, "PYTHONUNBUFFERED": "1"}
+    # set before any process starts CUDA: a fixed cuBLAS workspace (run.deterministic asks for it), NCCL on the
+    # loopback interface (one machine: nothing to look for), and an allocator that grows its blocks instead of
+    # fragmenting near the memory limit (the largest batch that fits is measured there)
+    defaults = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8", "NCCL_SOCKET_IFNAME": "lo",
+                "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    return {**defaults, **env, "PYTHONUNBUFFERED": "1"}
 
 
 def step_ddp(out: Path, settings: Settings, deadline: float) -> None:
@@ -534,10 +596,7 @@ def step_ddp(out: Path, settings: Settings, deadline: float) -> None:
     with open(work / "interrupted.log", "w") as log:
         job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while job.poll() is None and time.time() < deadline:
-                if (b / "metrics.csv").is_file() and len(train_losses(b)) and \
-                        train_losses(b)["global_step"].max() >= settings.ddp_stop_at:
-                    break
+            while job.poll() is None and time.time() < deadline and logged_step(b) < settings.ddp_stop_at:
                 time.sleep(0.05)
             job.send_signal(signal.SIGTERM)
             result["interrupted_exit"] = job.wait(timeout=left())
@@ -563,8 +622,8 @@ def step_ddp(out: Path, settings: Settings, deadline: float) -> None:
 
 
 def ddp_problems(result: dict) -> list[str]:
-    """What the interrupted run did wrong, in words (empty: it stopped, checkpointed and resumed exactly, or
-    differs from the straight run only where the GPU's non-determinism shows before the stop too)."""
+    """What keeps the DDP run from showing an exact resume, in words (empty: it stopped at the signal with a
+    checkpoint, started again from it, logged every step once and ended bit for bit where the straight run did)."""
     problems = []
     if not result["checkpoint_at_signal"]:
         problems.append(f"no checkpoint written at the signal (newest at step {result['stopped_at_step']}, "
@@ -573,8 +632,16 @@ def ddp_problems(result: dict) -> list[str]:
         problems.append(f"the second start did not resume and finish (exit {result.get('resumed_exit')})")
     if not result["each_step_once"]:
         problems.append("the interrupted run did not log every step exactly once")
-    if not result["exact"] and not result["differs_before_stop"]:
-        problems.append(f"the runs first differ at step {result['first_differing_step']}, after the resume")
+    if not result["exact"]:
+        first = result["first_differing_step"]
+        if first is None:
+            problems.append("the final weights differ while every logged loss agrees (to 6 digits)")
+        elif result["differs_before_stop"]:
+            problems.append(f"inconclusive: the two runs differ from step {first}, before the stop, so this GPU "
+                            "computes the same steps differently even with run.deterministic=true and the resume "
+                            "cannot be told apart from that")
+        else:
+            problems.append(f"the runs first differ at step {first}, after the resume: not an exact resume")
     return problems
 
 
@@ -684,17 +751,19 @@ def run_step(step: str, out: Path, limit: float) -> dict:
             "exit": code, "error": error}
 
 
-def run_check(out, dry_run: bool | None = None, steps=STEPS, budget: float | None = None, argv=None,
-              log=print) -> pd.DataFrame:
+def run_check(out, dry_run: bool | None = None, steps=STEPS, budget: float | None = None, notebooks=None,
+              argv=None, log=print) -> pd.DataFrame:
     """The whole check into ``out``: every step of ``steps`` in order, each in its own process and time limit,
     then ``summary.md``. ``dry_run`` None: a dry run when there is no CUDA. Returns the steps' table."""
-    out = Path(out)
+    out = Path(out).resolve()              # the steps pass paths to processes that run in other folders
     out.mkdir(parents=True, exist_ok=True)
     if dry_run is None:
         dry_run = not torch.cuda.is_available()
     settings = Settings.for_run(dry_run)
     if budget is not None:
         settings.budget = float(budget)
+    if notebooks is not None:
+        settings.notebooks = tuple(notebooks)
     for name in OUTPUTS:                                  # a folder holds one check: nothing of an earlier one
         path = out / name
         if path.is_dir():
@@ -777,7 +846,9 @@ def _device_lines(folder: Path) -> list[str]:
                                                   if d.get("gpus") else "") + f"; {versions}. "
             f"bf16: {'yes' if d['bf16'] else 'no'}; TF32: {'yes' if d['tf32'] else 'no'}. "
             f"Peak for the MFU: {d['peak_tflops']:.3g} TFLOP/s ({d['peak_source']}); measured "
-            f"{d['matmul_dtype']} matrix product: {d['measured_matmul_tflops']:.1f} TFLOP/s.", ""]
+            f"{d['matmul_dtype']} matrix product: {d['measured_matmul_tflops']:.1f} TFLOP/s. Python {d['python']}, "
+            f"numpy {d.get('numpy')}, pandas {d.get('pandas')}, {d.get('cpus')} CPUs"
+            + (f", /dev/shm {d['shm_gib']:.1f} GiB" if d.get("shm_gib") else "") + ".", ""]
 
 
 def _throughput_lines(folder: Path) -> list[str]:
@@ -824,22 +895,17 @@ def _ddp_lines(folder: Path) -> list[str]:
     d = json.loads(path.read_text())
     if "exact" not in d:
         return [f"DDP: incomplete (straight run exit {d.get('straight_exit')}; see `ddp/*.log`).", ""]
-    if d["exact"]:
-        verdict = "the resumed run's losses and final weights equal the straight run's, bit for bit"
-    elif d["differs_before_stop"]:
-        verdict = (f"the runs differ from step {d['first_differing_step']}, before the stop: the GPU's "
-                   f"non-determinism, not the resume (largest loss difference {d['max_loss_difference']:.2g}, "
-                   f"weights {d['max_weight_difference']:.2g})")
-    else:
-        verdict = (f"the runs first differ at step {d['first_differing_step']}, after the resume at step "
-                   f"{d['stopped_at_step']}: NOT an exact resume (largest loss difference "
-                   f"{d['max_loss_difference']:.2g}, weights {d['max_weight_difference']:.2g})")
+    problems = ddp_problems(d)
+    verdict = ("the resumed run's losses and final weights equal the straight run's, bit for bit" if not problems
+               else "; ".join(problems) + f" (largest loss difference {d['max_loss_difference']:.2g}, weights "
+                                          f"{d['max_weight_difference']:.2g})")
     return [f"**DDP** (`torchrun --nproc-per-node 1`, recipe `{d['recipe']}` on {d['videos']['train']} generated "
             f"videos, {d['classes']} classes): {d['steps']} steps; SIGTERM to torchrun after step {d['stop_at']}, "
             f"checkpoint at step {d['stopped_at_step']} (torchrun's exit status {d['interrupted_exit']}), "
-            f"started again: resumed (exit status {d['resumed_exit']}); every step logged once: {'yes' if d['each_step_once'] else 'NO'}; {verdict}. "
-            f"Training ran at {d['clips_per_s']:.1f} clips/s (median), waiting for data "
-            f"{100 * d['data_wait_frac']:.0f}% of the time.", ""]
+            f"started again: resumed (exit status {d['resumed_exit']}); every step logged once: "
+            f"{'yes' if d['each_step_once'] else 'NO'}; {verdict}. The straight run trained at "
+            f"{d['clips_per_s']:.1f} clips/s (median; with run.deterministic=true, so without cuDNN's autotuning, "
+            f"not the recipe's speed), waiting for data {100 * d['data_wait_frac']:.0f}% of the time.", ""]
 
 
 def _notebook_lines(folder: Path) -> list[str]:
@@ -884,7 +950,7 @@ def main(argv=None) -> int:
     parser.add_argument("out")
     parser.add_argument("--deadline", type=float, required=True, help="time.time() by which to be done")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     settings = Settings.from_dict(json.loads((out / "settings.json").read_text()))
     STEP_FUNCTIONS[args.step](out, settings, args.deadline)
     return 0

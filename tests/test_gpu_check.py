@@ -197,9 +197,11 @@ def test_the_ddp_verdict_tells_non_determinism_from_a_bad_resume():
             "first_differing_step": None}
     assert ddp_problems(good) == []
     noisy = {**good, "exact": False, "differs_before_stop": True, "first_differing_step": 12}
-    assert ddp_problems(noisy) == []                              # differs before the stop: the GPU, not the resume
+    assert ddp_problems(noisy)[0].startswith("inconclusive: the two runs differ from step 12, before the stop")
+    weights = {**good, "exact": False, "first_differing_step": None}
+    assert ddp_problems(weights) == ["the final weights differ while every logged loss agrees (to 6 digits)"]
     broken = {**good, "exact": False, "differs_before_stop": False, "first_differing_step": 102}
-    assert ddp_problems(broken) == ["the runs first differ at step 102, after the resume"]
+    assert ddp_problems(broken) == ["the runs first differ at step 102, after the resume: not an exact resume"]
     lost = {**good, "checkpoint_at_signal": False, "signal_logged": False, "stopped_at_step": 75}
     assert "no checkpoint written at the signal" in ddp_problems(lost)[0]
 
@@ -212,3 +214,31 @@ def test_deterministic_runs_ask_for_deterministic_algorithms():
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_the_readme_states_the_check_as_the_settings_run_it():
+    import math
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    s = Settings()
+    batch = int(next(o for o in s.ddp_overrides if o.startswith("data.batch_size=")).split("=")[1])
+    epochs = int(next(o for o in s.ddp_overrides if o.startswith("optim.epochs=")).split("=")[1])
+    steps = math.ceil(s.classes * s.train_per_class / batch) * epochs
+    frames, size = s.clip.split("x")
+    for part in (f"(`--budget`, {s.budget:.0f} s)", f"for {steps} steps", f"after step {s.ddp_stop_at}",
+                 f"{frames} x {size} x {size}", f"notebook {s.notebooks[0].lstrip('0')} with `LGD_PROFILE=gpu`",
+                 "`r2plus1d_18`"):
+        assert part in text, part
+    assert all(name in text for name in s.models)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_the_signal_comes_inside_an_epoch_so_the_resume_starts_mid_epoch(dry_run):
+    import math
+
+    s = Settings.for_run(dry_run)
+    batch = int(next(o for o in s.ddp_overrides if o.startswith("data.batch_size=")).split("=")[1])
+    epochs = int(next(o for o in s.ddp_overrides if o.startswith("optim.epochs=")).split("=")[1])
+    per_epoch = math.ceil(s.classes * s.train_per_class / batch)
+    assert s.ddp_stop_at % per_epoch not in (0, per_epoch - 1)       # not at an epoch's end, nor just before it
+    assert s.ddp_stop_at < per_epoch * epochs - 2

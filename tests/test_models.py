@@ -329,3 +329,20 @@ def test_every_registered_model_carries_metadata_that_fits_the_network_it_builds
         assert plain.fixed_diffusion == "none" and (plain.frames, plain.size) == (info.frames, info.size)
         assert model.diffusion == "both" and build_model(info.plain, 3).diffusion == "none"
     assert info.description
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+def test_the_stem_pool_over_frames_has_the_same_maxima_and_gradients(layout):
+    """run.deterministic on CUDA pools the stem frame by frame in 2D (a backward without atomic adds); it must
+    be the 3D max-pool exactly, forward and backward."""
+    from lgd_tutorial.models.p3d import Stem
+
+    stem = Stem(8, 1)
+    x = torch.randn(2, 8, 3, 17, 18).contiguous(memory_format=layout).requires_grad_()
+    y = x.detach().clone().contiguous(memory_format=layout).requires_grad_()
+    a, b = stem.pool(x), stem.pool_frames(y)
+    assert torch.equal(a, b)
+    grad = torch.randn_like(a)
+    a.backward(grad)
+    b.backward(grad)
+    assert torch.equal(x.grad, y.grad)

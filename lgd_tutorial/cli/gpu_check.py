@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", nargs="+", default=None, metavar="STEP",
                    help="the steps to run, in order (default: device throughput ddp notebooks)")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds for all steps together (default: 480 on a GPU, 900 for a dry run)")
+                   help="seconds for all steps together (default: 470 on a GPU, 900 for a dry run)")
+    p.add_argument("--notebooks", nargs="+", default=None, metavar="NN",
+                   help="the notebooks the last step runs with LGD_PROFILE=gpu (default: 05; 07 has no GPU path)")
     p.add_argument("--report", metavar="FOLDER", default=None,
                    help="measure nothing: print a finished check's folder as Markdown (the README's GPU section)")
     p.add_argument("--update-readme", action="store_true",
@@ -58,7 +60,8 @@ def run(args) -> int:
     if dry_run and out.resolve().parts[-2:] == ("figures", "gpu"):
         return fail("gpu-check", "a dry run never writes figures/gpu/, where the report from a real GPU ships; "
                                  "pick another --out")
-    table = run_check(out, dry_run=dry_run, steps=steps, budget=args.budget, argv=args.argv[1:])
+    table = run_check(out, dry_run=dry_run, steps=steps, budget=args.budget, notebooks=args.notebooks,
+                      argv=args.argv[1:])
     print()
     print(readme_section(out))
     print(f"\nreport: {out / 'summary.md'}")

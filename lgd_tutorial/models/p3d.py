@@ -183,7 +183,18 @@ class Stem(nn.Module):
             # PyTorch's CPU max-pool is 4 to 6x faster on channels_last_3d than on a contiguous map (the copies
             # both ways included), with the same maxima; for training, its backward is slower that way.
             return self.pool(x.contiguous(memory_format=torch.channels_last_3d)).contiguous()
+        if x.is_cuda and torch.are_deterministic_algorithms_enabled():
+            return self.pool_frames(x)
         return self.pool(x)
+
+    def pool_frames(self, x: Tensor) -> Tensor:
+        """The same max-pool as a 2D max-pool over every frame (the kernel is 1 frame deep): the same maxima, and
+        on CUDA a deterministic backward (the 3D one adds overlapping windows' gradients atomically, in no fixed
+        order). Used when deterministic algorithms are asked for (``run.deterministic``)."""
+        n, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)       # a view when x is channels_last_3d
+        out = F.max_pool2d(frames, self.pool.kernel_size[1:], self.pool.stride[1:], self.pool.padding[1:])
+        return out.reshape(n, t, c, *out.shape[-2:]).transpose(1, 2)
 
 
 class Bottleneck(nn.Module):

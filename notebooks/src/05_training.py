@@ -162,8 +162,9 @@ manifests["val"][["label", "path", "status", "reason"]].head()
 # %% [markdown]
 # ## 5.3 Training with mixed precision
 #
-# One variable picks the recipe: `k400_subset_gpu` on a GPU (LGD-3D ResNet-50 from ImageNet, 16 x 112 x 112
-# clips, 40 epochs), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, cut to `CPU_EPOCHS`
+# One variable picks the recipe: `k400_subset_gpu` on a GPU (LGD-3D ResNet-50 from random weights, 16 x 112 x 112
+# clips, 40 epochs; add `model.init=imagenet model.pretrained_2d=FILE` to `GPU_OVERRIDES` to start from an
+# ImageNet ResNet-50), `tiny_synthetic_cpu` on a CPU (the teaching model on synthetic videos, cut to `CPU_EPOCHS`
 # epochs so the notebook stays short; the cell prints how many). Everything after this cell is the same code for
 # both.
 #
