@@ -822,7 +822,7 @@ def markdown(folder) -> str:
                   "Its numbers measure nothing worth keeping.", ""]
     seconds = f", {meta['seconds']:.0f} s in all" if "seconds" in meta else ""
     lines += [f"Made by `{meta['command']}` at commit `{meta['commit']}` on {meta['started']} "
-              f"({meta['machine']}{seconds}; files in `{folder}/`).", ""]
+              f"({meta['machine']}{seconds}).", ""]
     steps = _read(folder, "steps.csv")
     if steps is not None:
         lines += ["| step | status | seconds | limit | error |", "| --- | --- | ---: | ---: | --- |"]

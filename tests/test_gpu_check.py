@@ -20,17 +20,19 @@ from lgd_tutorial.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def lgd(*args, timeout=900):
+def lgd(*args, timeout=900, cwd=None):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
     return subprocess.run([sys.executable, "-m", "lgd_tutorial", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gpu_check") / "check"
-    done = lgd("gpu-check", "--dry-run", "--out", str(out))
-    return out, done
+    """One dry run, started outside the repository with a relative --out (as `lgd gpu-check --out figures/gpu`
+    is typed): every path the steps hand to torchrun and the notebooks must still resolve."""
+    folder = tmp_path_factory.mktemp("gpu_check")
+    done = lgd("gpu-check", "--dry-run", "--out", "check", cwd=folder)
+    return folder / "check", done
 
 
 @pytest.mark.slow
