@@ -32,7 +32,8 @@ there is (``torch.compile`` with the ``aot_eager`` backend, which traces like in
 kernels), to show that every step starts and writes its files; its numbers measure nothing worth keeping.
 
 Everything goes into ``--out``: each step's CSV/JSON, ``steps.csv`` (status, seconds, limit, error of every
-step), ``gpu_check.json`` (provenance and settings) and ``summary.md`` (``markdown``: what ``--report`` prints).
+step), ``gpu_check.json`` (provenance and settings) and the Markdown summary (``SUMMARY``, made by ``markdown``:
+what ``--report`` prints).
 """
 
 from __future__ import annotations
@@ -54,13 +55,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from .checkpoint import checkpoints_in, load_checkpoint
 from .data.encode import write_clip_videos
 from .data.prepare import validate
 from .data.subsets import SUBSETS_DIR
-from .experiments.bench_models import NUM_CLASSES, build, interleave, parse_size, timed
+from .experiments.bench_models import NUM_CLASSES, build, interleave, kernel_rate, parse_size, timed, training_flops
 from .experiments.results import provenance, write_results
 from .notebooks import list_notebooks, repository_root, run_notebook
 from .stats import median_interval
@@ -189,16 +189,6 @@ def peak_from_table(name: str) -> tuple[float, str] | None:
     return None
 
 
-def measured_matmul_tflops(device: torch.device, size: int, dtype=torch.bfloat16, repeats: int = 5) -> float:
-    """The best rate of a square ``size`` matrix product over ``repeats`` (after a warm-up), in TFLOP/s."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    with torch.inference_mode():
-        timed(lambda: a @ b, device)
-        seconds = min(timed(lambda: a @ b, device) for _ in range(repeats))
-    return 2 * size ** 3 / seconds / 1e12
-
-
 def driver_version() -> str | None:
     """The NVIDIA driver's version as nvidia-smi reports it; None without nvidia-smi."""
     try:
@@ -228,7 +218,8 @@ def device_info(settings: Settings) -> dict:
                     bf16=cpu_native_bf16(), tf32=False, driver=None)
     dtype = torch.bfloat16 if info["bf16"] else torch.float16 if cuda else torch.float32
     info["matmul_dtype"] = str(dtype).replace("torch.", "")
-    info["measured_matmul_tflops"] = measured_matmul_tflops(device, settings.matmul_size, dtype)
+    n = settings.matmul_size
+    info["measured_matmul_tflops"] = kernel_rate("matmul", (n, n, n), dtype, device, repeats=5)[1] / 1e3
     listed = peak_from_table(info["name"]) if cuda else None
     if listed:
         info["peak_tflops"], info["peak_source"] = listed[0], f"dense bf16, {listed[1]}"
@@ -250,17 +241,6 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
-
-
-def train_flops(model: nn.Module, frames: int, size: int, device: torch.device) -> int:
-    """Model FLOPs of one training step on one clip: forward and backward, as PyTorch's FLOP counter counts
-    them (a multiply-add is 2), in float32 (the count does not depend on the dtype)."""
-    clip = torch.zeros(1, 3, frames, size, size, device=device)
-    model.train()
-    with FlopCounterMode(display=False) as counter:
-        model(clip).sum().backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
 
 
 class Runner:
@@ -421,7 +401,7 @@ def step_throughput(out: Path, settings: Settings, deadline: float) -> None:
     for name in settings.models:
         try:
             runners[name] = Runner(name, device, settings.compile_backend)
-            flops[name] = train_flops(runners[name].model, frames, size, device)
+            flops[name] = training_flops(runners[name].model, frames, size, device)
             batches[name], tried = largest_batch(runners[name], frames, size, settings.max_batch)
             searches.extend(tried)
         except Exception as error:                              # noqa: BLE001 - recorded; the next model runs
@@ -711,7 +691,8 @@ def step_notebooks(out: Path, settings: Settings, deadline: float) -> None:
 
 
 # what a check writes into its folder (the generated videos, ``videos/``, are kept: they are the same every time)
-OUTPUTS = ("settings.json", "gpu_check.json", "steps.csv", "summary.md", "logs", "device.json", "batch_search.csv",
+SUMMARY = "summary.md"
+OUTPUTS = ("settings.json", "gpu_check.json", "steps.csv", SUMMARY, "logs", "device.json", "batch_search.csv",
            "throughput.csv", "overhead.csv", "skipped.csv", "ddp", "ddp.json", "ddp_losses.csv", "notebooks",
            "notebooks.csv")
 
@@ -736,14 +717,8 @@ def run_step(step: str, out: Path, limit: float) -> dict:
     start = time.perf_counter()
     log_path = out / "logs" / f"{step}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=launch_env())
-        try:
-            code = job.wait(timeout=limit)
-            status = "passed" if code == 0 else "failed"
-        except subprocess.TimeoutExpired:
-            kill_tree(job)                                   # the step and whatever it started (torchrun, kernels)
-            status, code = "timeout", None
+    code = run_command(command, log_path, limit, launch_env())     # killed with what it started (torchrun, kernels)
+    status = "timeout" if code is None else "passed" if code == 0 else "failed"
     tail = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()][-3:]
     error = "" if status == "passed" else (f"no result within {limit:.0f} s" if status == "timeout" else
                                            " | ".join(tail)[-600:])
@@ -754,7 +729,8 @@ def run_step(step: str, out: Path, limit: float) -> dict:
 def run_check(out, dry_run: bool | None = None, steps=STEPS, budget: float | None = None, notebooks=None,
               argv=None, log=print) -> pd.DataFrame:
     """The whole check into ``out``: every step of ``steps`` in order, each in its own process and time limit,
-    then ``summary.md``. ``dry_run`` None: a dry run when there is no CUDA. Returns the steps' table."""
+    then the Markdown summary (``SUMMARY``). ``dry_run`` None: a dry run when there is no CUDA. Returns the steps'
+    table."""
     out = Path(out).resolve()              # the steps pass paths to processes that run in other folders
     out.mkdir(parents=True, exist_ok=True)
     if dry_run is None:
@@ -790,7 +766,7 @@ def run_check(out, dry_run: bool | None = None, steps=STEPS, budget: float | Non
         write_results(out, {"steps.csv": pd.DataFrame(rows)})
     meta["seconds"] = time.time() - start
     write_results(out, {"steps.csv": pd.DataFrame(rows)}, "gpu_check.json", meta)
-    (out / "summary.md").write_text(markdown(out) + "\n")
+    (out / SUMMARY).write_text(markdown(out) + "\n")
     return pd.DataFrame(rows)
 
 

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..gpu_check import STEPS, readme_section, run_check, update_readme
+    from ..gpu_check import STEPS, SUMMARY, readme_section, run_check, update_readme
     from . import fail
 
     if args.report:
@@ -64,5 +64,5 @@ def run(args) -> int:
                       argv=args.argv[1:])
     print()
     print(readme_section(out))
-    print(f"\nreport: {out / 'summary.md'}")
+    print(f"\nreport: {out / SUMMARY}")
     return 0 if (table["status"] == "passed").all() else 1

@@ -80,9 +80,10 @@ def build(name: str) -> nn.Module:
     return build_model(name, NUM_CLASSES)
 
 
-def training_flops(model: nn.Module, frames: int, size: int) -> int:
-    """FLOPs of one forward+backward pass on one clip (about 3x the forward FLOPs)."""
-    clip = torch.zeros(1, 3, frames, size, size)
+def training_flops(model: nn.Module, frames: int, size: int, device: torch.device | None = None) -> int:
+    """FLOPs of one forward+backward pass on one clip (about 3x the forward FLOPs), counted on ``device`` (the
+    model's; default the CPU) in float32: the count does not depend on the dtype."""
+    clip = torch.zeros(1, 3, frames, size, size, device=device)
     model.train()
     with FlopCounterMode(display=False) as counter:
         model(clip).sum().backward()
